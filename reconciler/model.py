@@ -1,0 +1,336 @@
+"""Value objects shared by every layer: the desired state (a validated Serve config), the observed
+state (replicas as the engine reports them) and the status vocabulary of Ray Serve.
+
+Everything here is a frozen dataclass or an enum; this module does no I/O and imports only the
+standard library.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+JSONValue = Any
+"""A value JSON can carry (dict, list, str, int, float, bool, None)."""
+
+
+def canonical_json(value: JSONValue) -> str:
+    """The one JSON encoding used for hashing and comparing user values."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def short_hash(*parts: str) -> str:
+    """A 12-hex-digit SHA-256 digest of the parts (the form used in labels and names)."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()[:12]
+
+
+# --- Serve's status vocabulary -------------------------------------------------------------
+
+
+class ApplicationStatus(enum.StrEnum):
+    NOT_STARTED = "NOT_STARTED"
+    DEPLOYING = "DEPLOYING"
+    RUNNING = "RUNNING"
+    DEPLOY_FAILED = "DEPLOY_FAILED"
+    UNHEALTHY = "UNHEALTHY"
+    DELETING = "DELETING"
+
+
+class DeploymentStatus(enum.StrEnum):
+    UPDATING = "UPDATING"
+    HEALTHY = "HEALTHY"
+    UNHEALTHY = "UNHEALTHY"
+
+
+class ReplicaState(enum.StrEnum):
+    """What the engine says about one replica container."""
+
+    STARTING = "STARTING"  # running, not yet confirmed ready
+    RUNNING = "RUNNING"  # running and ready (or Docker health says healthy)
+    UNHEALTHY = "UNHEALTHY"  # Docker's health check failed 3 times in a row
+    STOPPING = "STOPPING"  # out of rotation, draining (renamed with a drain marker)
+    FAILED = "FAILED"  # exited or dead: crashed, or failed to start
+    STALE = "STALE"  # created but never started (a pass died between create and start)
+
+
+# --- Desired state: a validated config ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Resources:
+    """`ray_actor_options` as Docker limits. `memory` is in bytes; 0 CPUs means no CPU quota."""
+
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    memory: int | None = None
+    custom: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class AutoscalingConfig:
+    """Serve's autoscaling bounds. The reconciler runs `initial_replicas` (else `min_replicas`)."""
+
+    min_replicas: int = 1
+    max_replicas: int = 1
+    initial_replicas: int | None = None
+    target_ongoing_requests: float = 2.0
+    extra: tuple[tuple[str, str], ...] = ()  # other fields, canonical JSON values
+
+    @property
+    def start_replicas(self) -> int:
+        return self.initial_replicas if self.initial_replicas is not None else self.min_replicas
+
+
+@dataclass(frozen=True)
+class CodeTree:
+    """The files a deployment runs: repository-relative path -> SHA-256 of the content.
+
+    `root` is the absolute directory on this machine that holds the files at the applied commit
+    (a per-commit export, never a moving work tree); `dirs` are the repository-relative
+    directories (working_dir first, then py_modules) that get copied into the replica.
+    """
+
+    root: str
+    dirs: tuple[str, ...]
+    files: tuple[tuple[str, str], ...]
+
+    @property
+    def digest(self) -> str:
+        return short_hash(*(f"{path}={sha}" for path, sha in self.files), *self.dirs)
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """One deployment with every field resolved (config > code > Serve default)."""
+
+    app: str
+    name: str
+    import_path: str  # the application's import path, "module:attr" or "module.attr"
+    num_replicas: int  # the target replica count
+    route_prefix: str | None  # only set on the application's ingress deployment
+    is_ingress: bool
+    max_ongoing_requests: int = 5
+    user_config: JSONValue = None
+    autoscaling_config: AutoscalingConfig | None = None
+    graceful_shutdown_wait_loop_s: float = 2.0
+    graceful_shutdown_timeout_s: float = 20.0
+    health_check_period_s: float = 10.0
+    health_check_timeout_s: float = 30.0
+    resources: Resources = field(default_factory=Resources)
+    image: str | None = None  # runtime_env.image_uri; None means the reconciler's default image
+    env: tuple[tuple[str, str], ...] = ()  # merged env_vars, sorted by name
+    secret_env: frozenset[str] = frozenset()  # names of env vars to redact in /config
+    code: CodeTree | None = None
+    args: str = "{}"  # the application's args, canonical JSON
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.app, self.name)
+
+    @property
+    def user_config_hash(self) -> str:
+        return short_hash(canonical_json(self.user_config))
+
+    @property
+    def version(self) -> str:
+        """Hash of everything whose change needs a restart (Serve's heavyweight fields)."""
+        return short_hash(
+            self.import_path,
+            self.image or "",
+            canonical_json(self.env),
+            canonical_json(
+                [
+                    self.resources.num_cpus,
+                    self.resources.num_gpus,
+                    self.resources.memory,
+                    self.resources.custom,
+                ]
+            ),
+            self.code.digest if self.code else "",
+            self.args,
+        )
+
+
+@dataclass(frozen=True)
+class ApplicationSpec:
+    name: str
+    route_prefix: str | None
+    import_path: str
+    ingress: str  # name of the ingress deployment
+    deployments: tuple[DeploymentSpec, ...]
+
+    def deployment(self, name: str) -> DeploymentSpec | None:
+        return next((d for d in self.deployments if d.name == name), None)
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    host: str = "0.0.0.0"
+    port: int = 8000
+    root_path: str = ""
+    request_timeout_s: float | None = None
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """A validated config. `document` is the config exactly as the user wrote it (for /config)."""
+
+    shape: str  # "single" or "multi"
+    http: HttpOptions
+    applications: tuple[ApplicationSpec, ...]
+    document: Mapping[str, JSONValue] = field(default_factory=dict, compare=False)
+    source_file: str = ""  # repository-relative path of the config file
+
+    def deployments(self) -> Iterator[DeploymentSpec]:
+        for app in self.applications:
+            yield from app.deployments
+
+    def application(self, name: str) -> ApplicationSpec | None:
+        return next((a for a in self.applications if a.name == name), None)
+
+
+# --- Observed state: what the engine reports ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ObservedReplica:
+    """One replica container as seen on this pass (a snapshot, never trusted across passes)."""
+
+    container_id: str
+    name: str
+    app: str
+    deployment: str
+    index: int
+    version: str
+    state: ReplicaState
+    user_config_hash: str | None = None  # what the replica reports it runs; None if unknown
+    control_url: str | None = None  # http://127.0.0.1:PORT, the replica's published port
+    network_ip: str | None = None  # address on the reconciler's network (for the ingress)
+    created_at: float = 0.0
+    drain_deadline: float | None = None  # for STOPPING replicas: when to force-kill
+    error: str | None = None  # for FAILED/UNHEALTHY: the user's own error text
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.app, self.deployment)
+
+
+@dataclass(frozen=True)
+class FailureRecord:
+    """Consecutive start failures of one deployment at one version (soft state, for backoff)."""
+
+    version: str
+    count: int
+    last_error: str
+    retry_at: float  # monotonic-free wall time (time.time()) before which no replica is started
+
+
+# --- The plan: what one pass will do (computed before any side effect) ----------------------
+
+
+@dataclass(frozen=True)
+class StartReplica:
+    """Create and start a replica of `spec` with this index (its name is derived from it)."""
+
+    spec: DeploymentSpec
+    index: int
+
+
+@dataclass(frozen=True)
+class ReconfigureReplica:
+    """Hand `spec.user_config` to a running replica's `reconfigure()`; no restart."""
+
+    replica: ObservedReplica
+    spec: DeploymentSpec
+
+
+@dataclass(frozen=True)
+class DrainReplica:
+    """Take a replica out of rotation, ask it to stop (SIGTERM) and give it `timeout_s` to drain."""
+
+    replica: ObservedReplica
+    timeout_s: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class RemoveReplica:
+    """Remove a container now: failed, never started, or past its drain deadline."""
+
+    replica: ObservedReplica
+    reason: str
+
+
+Action = StartReplica | ReconfigureReplica | DrainReplica | RemoveReplica
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The actions of one pass, and what the routing set should be once they are applied.
+
+    `routable` holds the container ids the ingress should send traffic to (healthy replicas that
+    this plan does not drain). `settled` is False while a rollout, scale or drain is still in
+    progress, so the caller schedules the next pass soon instead of waiting a full interval.
+    """
+
+    actions: tuple[Action, ...]
+    routable: frozenset[str]
+    settled: bool
+
+
+# --- Status: what /status reports --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeploymentStatusInfo:
+    name: str
+    status: DeploymentStatus
+    message: str = ""
+    target_replicas: int = 0
+    replica_states: tuple[tuple[str, int], ...] = ()  # (ReplicaState value, count), sorted
+
+
+@dataclass(frozen=True)
+class ApplicationStatusInfo:
+    name: str
+    status: ApplicationStatus
+    message: str = ""
+    deployment_timestamp: float = 0.0
+    route_prefix: str | None = None
+    deployments: tuple[DeploymentStatusInfo, ...] = ()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the HTTP API shows, written once at the end of each pass."""
+
+    shape: str | None = None  # "single" / "multi" of the applied config; None before any deploy
+    applications: tuple[ApplicationStatusInfo, ...] = ()
+    applied_commit: str | None = None
+    applied_document: Mapping[str, JSONValue] | None = None  # redacted config of applied commit
+    applied_at: float = 0.0  # deployment_timestamp of the applied commit
+    latest_commit: str | None = None  # branch head last seen
+    attempted_commit: str | None = None
+    attempt_outcome: str | None = None  # "applied", "invalid", "error"
+    attempt_errors: tuple[str, ...] = ()  # "file:line:col: message" for an invalid commit
+    source_error: str | None = None  # remote unreachable etc., credentials scrubbed
+    engine_error: str | None = None
+    last_pass_at: float = 0.0
+    last_pass_duration_s: float = 0.0
+    passes: int = 0
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    commit: str
+    received_at: float
+    outcome: str  # "applied", "invalid", "error"
+    message: str = ""

@@ -1,0 +1,55 @@
+"""The seams between the reconcile pass and the outside world, as structural protocols.
+
+The concrete classes (`runtime.docker_engine.DockerEngine`, `source.GitSource`,
+`state.StateStore`) satisfy these without importing this module; tests may pass behavioural fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from reconciler.model import (
+    DeploymentSpec,
+    HttpOptions,
+    ObservedReplica,
+)
+
+
+class Engine(Protocol):
+    """One container engine, seen through the replicas this reconciler instance owns."""
+
+    def observe(self) -> list[ObservedReplica]:
+        """Every replica container this instance owns, with state, version and user_config hash.
+        Raises EngineUnavailable when the engine cannot be reached."""
+        ...
+
+    def start_replica(self, spec: DeploymentSpec, index: int) -> None: ...
+
+    def reconfigure(self, replica: ObservedReplica, spec: DeploymentSpec) -> None: ...
+
+    def drain(self, replica: ObservedReplica, timeout_s: float) -> None: ...
+
+    def remove(self, replica: ObservedReplica) -> None: ...
+
+    def apply_ingress(self, http: HttpOptions | None, haproxy_cfg: str | None) -> None:
+        """Make the ingress container serve this HAProxy config (None removes the ingress)."""
+        ...
+
+    def remove_all(self) -> None:
+        """Remove every container and network this instance owns (used by `up` on exit)."""
+        ...
+
+
+class Source(Protocol):
+    """One branch of one git repository."""
+
+    def head(self) -> str:
+        """The commit id the remote branch points at now. Raises SourceUnavailable."""
+        ...
+
+    def checkout(self, commit: str) -> str:
+        """An immutable directory holding the tree of `commit` (fetching it if needed)."""
+        ...
+
+    def changed_files(self, base: str, head: str) -> Sequence[str]: ...
