@@ -1,0 +1,1 @@
+"""The container runtime: Docker, seen as the replicas this reconciler instance owns."""

@@ -1,0 +1,15 @@
+"""Label keys on every container, network and volume the reconciler creates.
+
+`docker ps --filter label=io.serve-reconciler.owner=NAME` lists one instance's containers.
+"""
+
+PREFIX = "io.serve-reconciler"
+MANAGED = f"{PREFIX}.managed"  # always "true"
+OWNER = f"{PREFIX}.owner"  # the reconciler instance name
+ROLE = f"{PREFIX}.role"  # "replica" or "ingress"
+APP = f"{PREFIX}.app"
+DEPLOYMENT = f"{PREFIX}.deployment"
+REPLICA = f"{PREFIX}.replica"  # the replica index, as a decimal string
+VERSION = f"{PREFIX}.version"  # DeploymentSpec.version
+USER_CONFIG = f"{PREFIX}.user-config"  # user_config hash the replica was created with
+TEST = f"{PREFIX}.test"  # set by the test suite on anything it creates outside an instance
