@@ -7,6 +7,7 @@ The concrete classes (`runtime.docker_engine.DockerEngine`, `source.GitSource`,
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 from reconciler.model import (
@@ -48,8 +49,50 @@ class Source(Protocol):
         """The commit id the remote branch points at now. Raises SourceUnavailable."""
         ...
 
-    def checkout(self, commit: str) -> str:
+    def checkout(self, commit: str) -> Path:
         """An immutable directory holding the tree of `commit` (fetching it if needed)."""
         ...
 
-    def changed_files(self, base: str, head: str) -> Sequence[str]: ...
+
+class AppliedRecord(Protocol):
+    @property
+    def commit(self) -> str: ...
+
+    @property
+    def config_path(self) -> str: ...
+
+    @property
+    def document_json(self) -> str: ...
+
+    @property
+    def received_at(self) -> float: ...
+
+
+class AttemptRecord(Protocol):
+    @property
+    def commit(self) -> str: ...
+
+    @property
+    def outcome(self) -> str: ...
+
+    @property
+    def errors(self) -> tuple[str, ...]: ...
+
+    @property
+    def at(self) -> float: ...
+
+
+class Store(Protocol):
+    """Durable daemon state (SQLite in the state directory): what was applied and attempted."""
+
+    def applied(self) -> AppliedRecord | None: ...
+
+    def set_applied(
+        self, commit: str, config_path: str, document_json: str, received_at: float
+    ) -> None: ...
+
+    def last_attempt(self) -> AttemptRecord | None: ...
+
+    def record_attempt(
+        self, commit: str, outcome: str, errors: Sequence[str], at: float, message: str = ""
+    ) -> None: ...
