@@ -15,6 +15,7 @@ from reconciler import __version__
 
 # Order is the order of `reconciler --help`.
 SUBCOMMANDS = ("run", "up", "validate", "diff", "build", "status", "config")
+# `up_cmd` also registers `down`.
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

@@ -22,5 +22,6 @@ _Dumper.add_representer(str, _str_presenter)
 
 def dump_yaml(value: Any) -> str:
     """Render a JSON-like value as YAML."""
-    return yaml.dump(value, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
-                     allow_unicode=True)
+    return yaml.dump(
+        value, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True
+    )

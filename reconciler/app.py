@@ -1,0 +1,220 @@
+"""The one place that wires concrete classes together: the daemon's core (state store, git
+target, engine, reconciler, metrics) for `reconciler run`, and `reconciler up` / `down`.
+
+The driving adapters (the HTTP API and the scheduler) sit above this module: `cli.run_cmd` builds a
+`Daemon` here and hands its parts to them. Nothing here decides anything about replicas.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler import spec
+from reconciler.metrics import Metrics
+from reconciler.model import ApplicationStatus, ServeConfig, Snapshot
+from reconciler.reconcile import GitTarget, Reconciler, WorkTreeTarget
+from reconciler.runtime.docker_engine import DockerEngine
+from reconciler.source import GitSource
+from reconciler.state import StateStore
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_INVALID, EXIT_UNAVAILABLE, EXIT_NOT_CONVERGED = 0, 1, 3, 4
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    instance: str = "default"
+    default_image: str = "serve-reconciler/python:bookworm"
+    publish_host: str = "127.0.0.1"
+    allowed_images: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    repo: str
+    branch: str = "main"
+    config_path: str = "serve_config.yaml"
+    poll_interval_s: float = 15.0
+    state_dir: Path = Path(".reconciler-state")
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8265
+    webhook_secret: str | None = None
+    git_timeout_s: float = 60.0
+    engine: EngineSettings = EngineSettings()
+
+
+def make_engine(settings: EngineSettings) -> DockerEngine:
+    return DockerEngine(
+        instance=settings.instance,
+        default_image=settings.default_image,
+        publish_host=settings.publish_host,
+        image_allowlist=settings.allowed_images,
+    )
+
+
+def _load_with_environ(tree: Path, config_path: str) -> ServeConfig:
+    return spec.load_config(tree, config_path, environ=os.environ)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    stop = threading.Event()
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@dataclass
+class Daemon:
+    """The parts of a running daemon that the API and the scheduler need."""
+
+    reconciler: Reconciler
+    store: StateStore
+    metrics: Metrics
+    settings: DaemonSettings
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def build_daemon(settings: DaemonSettings) -> Daemon:
+    """Open the state directory (refusing a second daemon on it) and build the reconciler."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    store = StateStore(settings.state_dir)
+    try:
+        source = GitSource(
+            settings.repo,
+            settings.branch,
+            settings.state_dir / "git",
+            timeout_s=settings.git_timeout_s,
+        )
+        target = GitTarget(
+            source=source, store=store, config_path=settings.config_path, load=_load_with_environ
+        )
+        metrics = Metrics()
+        reconciler = Reconciler(
+            target=target,
+            engine=make_engine(settings.engine),
+            redact=spec.redacted_document,
+            interval_s=settings.poll_interval_s,
+            metrics=metrics,
+        )
+    except BaseException:
+        store.close()
+        raise
+    return Daemon(reconciler, store, metrics, settings)
+
+
+def converge_once(daemon: Daemon, timeout_s: float = 600.0) -> int:
+    """`run --once`: passes until the target has converged (or cannot), then an exit code."""
+    return _converge_once(daemon.reconciler, timeout_s, daemon.settings.poll_interval_s)
+
+
+def _converge_once(reconciler: Reconciler, timeout_s: float, interval_s: float) -> int:
+    """`run --once`: passes until the target has converged (or cannot), then an exit code."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        delay = reconciler.run_pass()
+        snap = reconciler.snapshot
+        if snap.attempt_outcome == "invalid":
+            return EXIT_INVALID
+        if snap.source_error or snap.engine_error:
+            if time.monotonic() + (delay or interval_s) > deadline:
+                return EXIT_UNAVAILABLE
+        elif reconciler.last_settled:
+            return EXIT_OK if _all_running(snap) else EXIT_NOT_CONVERGED
+        if time.monotonic() > deadline:
+            return EXIT_NOT_CONVERGED
+        time.sleep(delay if delay is not None else min(interval_s, 1.0))
+
+
+def _all_running(snap: Snapshot) -> bool:
+    return bool(snap.applications) and all(
+        a.status == ApplicationStatus.RUNNING for a in snap.applications
+    )
+
+
+def run_up(
+    root: Path,
+    config_path: str,
+    engine_settings: EngineSettings,
+    *,
+    detach: bool = False,
+    timeout_s: float = 300.0,
+    echo: Callable[[str], None] = print,
+) -> int:
+    """`reconciler up`: apply a working tree; follow it until Ctrl-C, then remove what it started.
+    With `detach`, return once every application is RUNNING and leave the replicas running."""
+    engine = make_engine(engine_settings)
+    engine.ping()
+    target = WorkTreeTarget(root=root, config_path=config_path, load=_load_with_environ)
+    reconciler = Reconciler(
+        target=target, engine=engine, redact=spec.redacted_document, interval_s=1.0
+    )
+    printer = _StatusPrinter(echo)
+    deadline = time.monotonic() + timeout_s
+    with stop_on_signals() as stop:
+        try:
+            while not stop.is_set():
+                delay = reconciler.run_pass()
+                snap = reconciler.snapshot
+                printer.show(snap)
+                if detach and reconciler.last_settled and _all_running(snap):
+                    return EXIT_OK
+                if detach and time.monotonic() > deadline:
+                    echo(f"not RUNNING after {timeout_s:.0f}s; see the status above")
+                    return EXIT_NOT_CONVERGED
+                stop.wait(delay if delay is not None else 1.0)
+        finally:
+            if not detach:
+                echo("removing the replicas and the ingress this run started...")
+                engine.remove_all()
+                echo("done")
+    return EXIT_OK
+
+
+def run_down(engine_settings: EngineSettings, echo: Callable[[str], None] = print) -> int:
+    """Remove every container and network an instance owns (after `up --detach`)."""
+    make_engine(engine_settings).remove_all()
+    echo(f"removed everything owned by instance '{engine_settings.instance}'")
+    return EXIT_OK
+
+
+class _StatusPrinter:
+    """Prints a status line each time an application or deployment status changes."""
+
+    def __init__(self, echo: Callable[[str], None]) -> None:
+        self._echo = echo
+        self._last: dict[str, str] = {}
+
+    def show(self, snap: Snapshot) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        for app in snap.applications:
+            self._line(app.name, f"{stamp} {app.name}: {app.status.value} {app.message}".rstrip())
+            for dep in app.deployments:
+                key = f"{app.name}/{dep.name}"
+                text = f"{stamp}   {dep.name}: {dep.status.value} {dep.message}".rstrip()
+                self._line(key, text)
+        for error in (snap.engine_error, snap.source_error):
+            if error:
+                self._line("error", f"{stamp} error: {error}")
+
+    def _line(self, key: str, text: str) -> None:
+        body = text.split(" ", 1)[1]
+        if self._last.get(key) != body:
+            self._last[key] = body
+            self._echo(text)

@@ -1,0 +1,198 @@
+"""`reconciler run`: the daemon that makes a Docker host follow one branch of a git repository."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from reconciler.cli.common import (
+    add_engine_flags,
+    add_logging_flag,
+    engine_settings,
+    env_default,
+    fail,
+    setup_logging,
+)
+
+MIN_INTERVAL_S = 1.0
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "run",
+        help="watch a git branch and keep Docker in step with it (the daemon)",
+        description=(
+            "Watch one branch of a git repository and make the Docker host run what its Serve "
+            "config says. A pushed commit is the deploy; an invalid commit is refused while the "
+            "last good one keeps running. Stops on SIGTERM/Ctrl-C; replicas keep running and a "
+            "restarted daemon adopts them."
+        ),
+    )
+    p.add_argument(
+        "--repo",
+        default=env_default("REPO"),
+        help="repository URL: a path, file://, ssh:// or https:// (credentials from "
+        "RECONCILER_GIT_* variables, never in the URL) [RECONCILER_REPO]",
+    )
+    p.add_argument(
+        "--branch",
+        default=env_default("BRANCH", "main"),
+        help="[RECONCILER_BRANCH, default: %(default)s]",
+    )
+    p.add_argument(
+        "--config",
+        default=env_default("CONFIG", "serve_config.yaml"),
+        help="path of the Serve config inside the repository "
+        "[RECONCILER_CONFIG, default: %(default)s]",
+    )
+    p.add_argument(
+        "--poll-interval",
+        type=float,
+        default=float(env_default("POLL_INTERVAL", "15") or 15),
+        metavar="SECONDS",
+        help="seconds between polls (minimum 1; a webhook triggers a pass at once) "
+        "[RECONCILER_POLL_INTERVAL, default: %(default)s]",
+    )
+    p.add_argument(
+        "--state-dir",
+        default=env_default("STATE_DIR"),
+        help="where the clone and the state database live "
+        "[RECONCILER_STATE_DIR, default: ~/.local/state/serve-reconciler/INSTANCE]",
+    )
+    p.add_argument(
+        "--listen",
+        default=env_default("LISTEN", "127.0.0.1:8265"),
+        metavar="HOST:PORT",
+        help="address of the HTTP API [RECONCILER_LISTEN, default: %(default)s]",
+    )
+    p.add_argument(
+        "--webhook-secret-file",
+        default=env_default("WEBHOOK_SECRET_FILE"),
+        metavar="PATH",
+        help="file holding the webhook's shared secret (or set RECONCILER_WEBHOOK_SECRET); "
+        "without one POST /webhook is off",
+    )
+    p.add_argument(
+        "--git-timeout",
+        type=float,
+        default=float(env_default("GIT_TIMEOUT", "60") or 60),
+        metavar="SECONDS",
+        help="bound on every git network operation [RECONCILER_GIT_TIMEOUT, default: %(default)s]",
+    )
+    p.add_argument(
+        "--once",
+        action="store_true",
+        help="reconcile until converged, then exit: 0 running, 1 invalid config, "
+        "3 git or Docker unreachable, 4 not converged in time (for cron and CI)",
+    )
+    p.add_argument(
+        "--once-timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="give up --once after this long (default: %(default)s)",
+    )
+    add_engine_flags(p)
+    add_logging_flag(p)
+    p.set_defaults(handler=run)
+
+
+def _listen(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"--listen must be HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def _webhook_secret(path: str | None) -> str | None:
+    if path:
+        secret = Path(path).read_text(encoding="utf-8").strip()
+        return secret or None
+    return os.environ.get("RECONCILER_WEBHOOK_SECRET") or None
+
+
+def run(args: argparse.Namespace) -> int:
+    from reconciler.app import DaemonSettings, build_daemon, converge_once
+    from reconciler.errors import ReconcilerError
+
+    setup_logging(args.log_level)
+    if not args.repo:
+        return fail("no repository: pass --repo URL or set RECONCILER_REPO")
+    if args.poll_interval < MIN_INTERVAL_S:
+        return fail(f"--poll-interval must be at least {MIN_INTERVAL_S:g} second")
+    try:
+        host, port = _listen(args.listen)
+        secret = _webhook_secret(args.webhook_secret_file)
+    except (ValueError, OSError) as exc:
+        return fail(str(exc))
+    state_dir = Path(
+        args.state_dir or Path.home() / ".local/state/serve-reconciler" / args.instance
+    )
+    settings = DaemonSettings(
+        repo=args.repo,
+        branch=args.branch,
+        config_path=args.config,
+        poll_interval_s=args.poll_interval,
+        state_dir=state_dir,
+        listen_host=host,
+        listen_port=port,
+        webhook_secret=secret,
+        git_timeout_s=args.git_timeout,
+        engine=engine_settings(args),
+    )
+    try:
+        daemon = build_daemon(settings)
+    except ReconcilerError as exc:
+        return fail(str(exc), 1)
+    try:
+        if args.once:
+            return converge_once(daemon, args.once_timeout)
+        return _serve(daemon)
+    finally:
+        daemon.close()
+
+
+def _serve(daemon: Any) -> int:
+    import logging
+
+    from reconciler.api import ApiServer, create_app
+    from reconciler.app import stop_on_signals
+    from reconciler.scheduler import PassScheduler
+
+    log = logging.getLogger("reconciler.run")
+    settings = daemon.settings
+    scheduler = PassScheduler(daemon.reconciler.run_pass, interval_s=settings.poll_interval_s)
+    app = create_app(
+        snapshot=lambda: daemon.reconciler.snapshot,
+        history=daemon.store.history,
+        trigger=scheduler.trigger,
+        health=scheduler.health,
+        metrics=daemon.metrics,
+        branch=settings.branch,
+        webhook_secret=settings.webhook_secret,
+    )
+    server = ApiServer(app, settings.listen_host, settings.listen_port)
+    with stop_on_signals() as stop:
+        server.start()
+        log.info("API on http://%s:%d  (GET /status, /config)", settings.listen_host, server.port)
+        log.info(
+            "watching %s branch %s, every %gs",
+            _safe(settings.repo),
+            settings.branch,
+            settings.poll_interval_s,
+        )
+        scheduler.start()
+        scheduler.trigger()
+        stop.wait()
+        log.info("stopping; replicas keep running and a restarted daemon adopts them")
+        scheduler.shutdown(wait=True)
+        server.stop()
+    return 0
+
+
+def _safe(url: str) -> str:
+    from reconciler.source import scrub
+
+    return scrub(url)

@@ -1,0 +1,88 @@
+"""Carry out a plan through the engine, in the order that keeps traffic flowing:
+
+1. remove what is dead (failed, never started, past its drain deadline);
+2. start new replicas and reconfigure running ones (in parallel);
+3. point the ingress at the routable set, so a replica leaves the routing set before it stops;
+4. drain what the plan takes away (SIGTERM; the replica finishes in-flight requests and exits).
+
+Each action's failure is collected, never raised: one bad replica does not stop the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+from reconciler.errors import EngineUnavailable, ReconcilerError
+from reconciler.model import (
+    Action,
+    DrainReplica,
+    ObservedReplica,
+    Plan,
+    ReconfigureReplica,
+    RemoveReplica,
+    ServeConfig,
+    StartReplica,
+)
+from reconciler.ports import Engine
+
+log = logging.getLogger(__name__)
+
+A = TypeVar("A", bound=Action)
+
+IngressRenderer = Callable[[ServeConfig, Sequence[ObservedReplica], frozenset[str]], str]
+
+
+@dataclass(frozen=True)
+class ActionError:
+    action: Action
+    message: str
+
+
+def apply_plan(
+    engine: Engine,
+    plan: Plan,
+    *,
+    config: ServeConfig,
+    observed: Sequence[ObservedReplica],
+    render_ingress: IngressRenderer,
+    workers: int = 8,
+) -> list[ActionError]:
+    """Apply `plan`; return what failed. EngineUnavailable propagates: nothing else can work."""
+    errors: list[ActionError] = []
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:
+
+        def run(kind: type[A], fn: Callable[[A], None]) -> None:
+            batch = [a for a in plan.actions if isinstance(a, kind)]
+            errors.extend(e for e in pool.map(lambda a: _attempt(fn, a), batch) if e)
+
+        run(RemoveReplica, lambda a: engine.remove(a.replica))
+        run(StartReplica, lambda a: engine.start_replica(a.spec, a.index))
+        run(ReconfigureReplica, lambda a: engine.reconfigure(a.replica, a.spec))
+        engine.apply_ingress(config.http, render_ingress(config, observed, plan.routable))
+        run(DrainReplica, lambda a: engine.drain(a.replica, a.timeout_s))
+    for error in errors:
+        log.warning("%s failed: %s", _describe(error.action), error.message)
+    return errors
+
+
+def _attempt(fn: Callable[[A], None], action: A) -> ActionError | None:
+    try:
+        fn(action)
+    except EngineUnavailable:
+        raise
+    except ReconcilerError as exc:
+        return ActionError(action, str(exc))
+    except Exception as exc:  # an engine bug must not take the other actions down
+        log.exception("unexpected error in %s", _describe(action))
+        return ActionError(action, f"{type(exc).__name__}: {exc}")
+    return None
+
+
+def _describe(action: Action) -> str:
+    if isinstance(action, StartReplica):
+        return f"start {action.spec.app}/{action.spec.name}#{action.index}"
+    return f"{type(action).__name__} {action.replica.name}"
