@@ -33,7 +33,6 @@ def docker_client():  # type: ignore[no-untyped-def]
 @pytest.fixture
 def instance_name(docker_client) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """A fresh reconciler instance name; everything owned by it is removed afterwards."""
-    from reconciler.runtime import labels
 
     name = f"t{uuid.uuid4().hex[:8]}"
     yield name
