@@ -4,6 +4,7 @@ a per-test instance name and is removed at teardown."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -43,12 +44,8 @@ def remove_owned(client, owner: str) -> None:  # type: ignore[no-untyped-def]
     from reconciler.runtime import labels
 
     for c in client.containers.list(all=True, filters={"label": f"{labels.OWNER}={owner}"}):
-        try:
+        with contextlib.suppress(Exception):
             c.remove(force=True)
-        except Exception:
-            pass
     for n in client.networks.list(filters={"label": f"{labels.OWNER}={owner}"}):
-        try:
+        with contextlib.suppress(Exception):
             n.remove()
-        except Exception:
-            pass
