@@ -1,0 +1,230 @@
+"""The Flask app factory. Handlers only read: a snapshot the reconcile loop wrote at the end of
+its last pass, the deploy history, the health verdict and the metrics. None of them calls git or
+Docker, so a slow engine never slows `/status`. The one action, `POST /webhook`, only asks the
+loop to poll now.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from importlib import resources
+from typing import Any
+
+from flask import Flask, Response, request
+from flask.json.provider import DefaultJSONProvider
+from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed
+
+from reconciler.api import shapes
+from reconciler.metrics import Metrics
+from reconciler.model import HistoryEntry, Snapshot
+from reconciler.spec.yamlout import dump_yaml
+from reconciler.webhook import WebhookVerdict, verify_and_parse
+
+log = logging.getLogger(__name__)
+
+JSON_TYPE = "application/json"
+YAML_TYPE = "application/yaml"
+_YAML_TYPES = (YAML_TYPE, "text/yaml", "application/x-yaml")
+DEFAULT_HISTORY, MAX_HISTORY = 20, 1000
+ENDPOINTS = ("/status", "/config", "/history", "/healthz", "/metrics", "/webhook", "/openapi.json")
+
+
+class _JSON(DefaultJSONProvider):
+    sort_keys = False  # keep Serve's field order: name, app_status, deployment_statuses, ...
+
+
+class _App(Flask):
+    json_provider_class = _JSON
+
+
+def create_app(
+    *,
+    snapshot: Callable[[], Snapshot],
+    history: Callable[[int], list[HistoryEntry]],
+    trigger: Callable[[], None],
+    health: Callable[[], tuple[bool, str]],
+    metrics: Metrics,
+    branch: str,
+    webhook_secret: str | None,
+    max_webhook_bytes: int = 1 << 20,
+) -> Flask:
+    """Build the API app around read-only views of the daemon's state."""
+    app = _App("reconciler.api")
+    app.config["MAX_WEBHOOK_BYTES"] = max_webhook_bytes
+    handlers = _Handlers(snapshot=snapshot, history=history, trigger=trigger, health=health,
+                         metrics=metrics, branch=branch, secret=webhook_secret or None,
+                         max_bytes=max_webhook_bytes, openapi=load_openapi())
+    for path, view, method in handlers.routes():
+        app.add_url_rule(path, endpoint=path, view_func=view, methods=[method],
+                         provide_automatic_options=False)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _internal_error)
+    return app
+
+
+def load_openapi() -> dict[str, Any]:
+    """The OpenAPI document shipped beside the package."""
+    text = resources.files("reconciler").joinpath("openapi.json").read_text(encoding="utf-8")
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+class _Handlers:
+    """The views, holding the read-only callables they are given (no globals)."""
+
+    def __init__(self, *, snapshot: Callable[[], Snapshot],
+                 history: Callable[[int], list[HistoryEntry]], trigger: Callable[[], None],
+                 health: Callable[[], tuple[bool, str]], metrics: Metrics, branch: str,
+                 secret: str | None, max_bytes: int, openapi: dict[str, Any]) -> None:
+        self._snapshot, self._history, self._trigger = snapshot, history, trigger
+        self._health, self._metrics, self._branch = health, metrics, branch
+        self._secret, self._max_bytes, self._openapi = secret, max_bytes, openapi
+
+    def routes(self) -> list[tuple[str, Callable[[], Response], str]]:
+        return [
+            ("/status", self.status, "GET"),
+            ("/config", self.config, "GET"),
+            ("/history", self.history, "GET"),
+            ("/healthz", self.healthz, "GET"),
+            ("/metrics", self.metrics, "GET"),
+            ("/webhook", self.webhook, "POST"),
+            ("/openapi.json", self.openapi, "GET"),
+        ]
+
+    def status(self) -> Response:
+        fmt = wanted_format()
+        return render(shapes.status_body(self._snapshot()), fmt)
+
+    def config(self) -> Response:
+        fmt = wanted_format()
+        snap = self._snapshot()
+        if snap.applied_commit is None or snap.applied_document is None:
+            return json_response(shapes.not_applied_body(snap), 404)
+        headers = {"X-Serve-Commit": snap.applied_commit}
+        document = shapes.plain(snap.applied_document)
+        if fmt == "yaml":
+            text = f"# commit {snap.applied_commit}\n" + dump_yaml(document)
+            return Response(text, content_type=YAML_TYPE, headers=headers)
+        body = {"commit": snap.applied_commit, "config": document}
+        response = json_response(body)
+        response.headers.update(headers)
+        return response
+
+    def history(self) -> Response:
+        fmt = wanted_format()
+        limit = _history_limit()
+        return render(shapes.history_body(self._history(limit)[:limit]), fmt)
+
+    def healthz(self) -> Response:
+        try:
+            ok, message = self._health()
+        except Exception as exc:  # a broken health probe means unhealthy, not a 500
+            log.exception("health check raised")
+            ok, message = False, f"health check failed: {type(exc).__name__}"
+        if ok:
+            return json_response({"status": "ok", "message": message})
+        return json_response({"status": "unhealthy", "message": message}, 503)
+
+    def metrics(self) -> Response:
+        body, content_type = self._metrics.render()
+        return Response(body, content_type=content_type)
+
+    def openapi(self) -> Response:
+        return json_response(self._openapi)
+
+    def webhook(self) -> Response:
+        if self._secret is None:
+            return error_response(404, "the webhook is not configured: start the reconciler "
+                                  "with a webhook secret to enable it")
+        body = _capped_body(self._max_bytes)
+        if body is None:
+            self._metrics.webhook("too_large")
+            return error_response(413, f"the body is larger than {self._max_bytes} bytes")
+        verdict = verify_and_parse(dict(request.headers.items()), body, secret=self._secret,
+                                   branch=self._branch)
+        if verdict.status == 401:
+            log.warning("webhook refused from %s: %s", request.remote_addr, verdict.message)
+        if verdict.trigger:
+            self._trigger()
+        self._metrics.webhook(_webhook_result(verdict))
+        return _verdict_response(verdict)
+
+
+def _capped_body(max_bytes: int) -> bytes | None:
+    """The request body, or None when it is larger than `max_bytes` (read no further then)."""
+    declared = request.content_length
+    if declared is not None and declared > max_bytes:
+        return None
+    body = request.stream.read(max_bytes + 1)
+    return None if len(body) > max_bytes else body
+
+
+def _webhook_result(verdict: WebhookVerdict) -> str:
+    if verdict.trigger:
+        return "triggered"
+    return {200: "ping", 202: "ignored", 401: "rejected"}.get(verdict.status, "malformed")
+
+
+def _verdict_response(verdict: WebhookVerdict) -> Response:
+    if verdict.status >= 400:
+        return error_response(verdict.status, verdict.message)
+    status = "triggered" if verdict.trigger else ("ignored" if verdict.status == 202 else "ok")
+    return json_response({"status": status, "message": verdict.message}, verdict.status)
+
+
+def wanted_format() -> str:
+    """"json" or "yaml", from `?format=` first, else the Accept header (JSON by default)."""
+    fmt = request.args.get("format")
+    if fmt is not None:
+        if fmt.lower() not in ("json", "yaml"):
+            raise BadRequest(f"format must be json or yaml, not {fmt[:40]!r}")
+        return fmt.lower()
+    best = request.accept_mimetypes.best_match((JSON_TYPE, *_YAML_TYPES), default=JSON_TYPE)
+    return "yaml" if best in _YAML_TYPES else "json"
+
+
+def _history_limit() -> int:
+    raw = request.args.get("limit")
+    if raw is None:
+        return DEFAULT_HISTORY
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_HISTORY:
+        raise BadRequest(f"limit must be a whole number from 1 to {MAX_HISTORY}")
+    return int(raw)
+
+
+def render(value: Any, fmt: str, status: int = 200) -> Response:
+    if fmt == "yaml":
+        return Response(dump_yaml(value), status=status, content_type=YAML_TYPE)
+    return json_response(value, status)
+
+
+def json_response(value: Any, status: int = 200) -> Response:
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False) + "\n"
+    return Response(text, status=status, content_type=JSON_TYPE)
+
+
+def error_response(status: int, message: str, **more: Any) -> Response:
+    return json_response({"error": message, **more}, status)
+
+
+def _http_error(exc: HTTPException) -> Response:
+    code = exc.code or 500
+    if code == 404:
+        response = error_response(404, f"no such endpoint: {request.path[:200]}",
+                                  endpoints=list(ENDPOINTS))
+    elif isinstance(exc, MethodNotAllowed):
+        allowed = sorted(exc.valid_methods or [])
+        response = error_response(405, f"method {request.method} is not allowed on "
+                                  f"{request.path[:200]}", allowed=allowed)
+        response.headers["Allow"] = ", ".join(allowed)
+    else:
+        response = error_response(code, exc.description or exc.name)
+    return response
+
+
+def _internal_error(exc: Exception) -> Response:
+    # Last resort: log the traceback here, never send it.
+    log.exception("unhandled error in %s %s", request.method, request.path[:200])
+    return error_response(500, "internal error; see the reconciler's log")
