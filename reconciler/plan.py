@@ -1,0 +1,395 @@
+"""The planner: from the desired state (a ServeConfig) and the observed replicas, the actions of one
+pass. Pure: no I/O, standard library only. `diff`, dry runs and the reconcile pass all use it.
+
+The rules are Serve's (ray-serve.md section 3), with start-before-stop in rolling updates, like
+Compose's and Swarm's start-first: a new replica is up and RUNNING before an old one is drained.
+Replica indexes start at 0.
+
+Call `next_failures` first and hand its result to `plan`, so that a replica that failed on this
+pass already counts towards the backoff (each FAILED replica is counted once: `plan` removes it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from reconciler.model import (
+    Action,
+    DeploymentSpec,
+    DrainReplica,
+    FailureRecord,
+    ObservedReplica,
+    Plan,
+    ReconfigureReplica,
+    RemoveReplica,
+    ReplicaState,
+    ServeConfig,
+    StartReplica,
+)
+
+__all__ = [
+    "DEFAULT_DRAIN_TIMEOUT_S",
+    "MAX_BACKOFF_S",
+    "DeploymentChange",
+    "classify",
+    "diff_configs",
+    "next_failures",
+    "plan",
+    "rollout_batch",
+]
+
+Key = tuple[str, str]
+
+MAX_BACKOFF_S = 64
+# A deployment gone from the config has no graceful_shutdown_timeout_s any more: Serve's default.
+DEFAULT_DRAIN_TIMEOUT_S = 20.0
+GENERIC_FAILURE = "the replica container exited without reporting an error"
+
+_LIVE = (ReplicaState.STARTING, ReplicaState.RUNNING)
+_ACTION_ORDER = {RemoveReplica: 0, DrainReplica: 1, ReconfigureReplica: 2, StartReplica: 3}
+
+
+def rollout_batch(target: int) -> int:
+    """How many new-version replicas may be starting at once in a rolling update (Serve: 20%)."""
+    return max(1, int(0.2 * target))
+
+
+def _group(observed: Iterable[ObservedReplica]) -> dict[Key, list[ObservedReplica]]:
+    groups: dict[Key, list[ObservedReplica]] = {}
+    for replica in sorted(observed, key=lambda r: (r.key, r.index, r.name, r.container_id)):
+        groups.setdefault(replica.key, []).append(replica)
+    return groups
+
+
+def _in_backoff(spec: DeploymentSpec, failures: Mapping[Key, FailureRecord], now: float) -> bool:
+    record = failures.get(spec.key)
+    return record is not None and record.version == spec.version and now < record.retry_at
+
+
+@dataclass
+class _Pass:
+    """The working state of planning one deployment: what it drains, removes and starts."""
+
+    actions: list[Action]
+    gone: set[str]  # container ids drained or removed on this pass
+
+    def remove(self, replica: ObservedReplica, reason: str) -> None:
+        self.actions.append(RemoveReplica(replica=replica, reason=reason))
+        self.gone.add(replica.container_id)
+
+    def drain(self, replica: ObservedReplica, timeout_s: float, reason: str) -> None:
+        # A replica that never served traffic has nothing to drain (Serve kills it at once).
+        timeout = 0.0 if replica.state is ReplicaState.STARTING else timeout_s
+        self.actions.append(DrainReplica(replica=replica, timeout_s=timeout, reason=reason))
+        self.gone.add(replica.container_id)
+
+
+def _clean_up(replicas: Sequence[ObservedReplica], drain_s: float, now: float, p: _Pass) -> None:
+    """Failed, never-started, overdue and unhealthy replicas, whatever the desired state."""
+    for r in replicas:
+        if r.state is ReplicaState.FAILED:
+            p.remove(r, f"failed: {r.error}" if r.error else "failed")
+        elif r.state is ReplicaState.STALE:
+            p.remove(r, "created but never started")
+        elif r.state is ReplicaState.STOPPING:
+            if r.drain_deadline is not None and r.drain_deadline <= now:
+                p.remove(r, "drain timed out")
+        elif r.state is ReplicaState.UNHEALTHY:
+            p.drain(r, drain_s, "health check failed")
+
+
+def _drain_order(spec: DeploymentSpec) -> Callable[[ObservedReplica], tuple[bool, bool, int]]:
+    """Sort key: the replicas to give up first come first: not yet serving, then those that would
+    need a reconfigure, then the highest index."""
+
+    def key(replica: ObservedReplica) -> tuple[bool, bool, int]:
+        in_sync = replica.user_config_hash == spec.user_config_hash
+        return (replica.state is not ReplicaState.STARTING, in_sync, -replica.index)
+
+    return key
+
+
+def _scale_down(current: list[ObservedReplica], spec: DeploymentSpec, p: _Pass) -> None:
+    excess = len(current) - spec.num_replicas
+    for r in sorted(current, key=_drain_order(spec))[: max(0, excess)]:
+        p.drain(r, spec.graceful_shutdown_timeout_s, "scale down")
+
+
+def _retire_old(old: list[ObservedReplica], spec: DeploymentSpec, running: int, p: _Pass) -> None:
+    """Drain old-version replicas beyond what the RUNNING new-version ones do not yet replace."""
+    keep = max(0, spec.num_replicas - running)
+    for r in sorted(old, key=_drain_order(spec))[: max(0, len(old) - keep)]:
+        p.drain(r, spec.graceful_shutdown_timeout_s, "replaced by the new version")
+
+
+def _to_start(spec: DeploymentSpec, current: list[ObservedReplica], rolling: bool) -> int:
+    missing = spec.num_replicas - len(current)
+    if not rolling:
+        return max(0, missing)
+    starting = sum(1 for r in current if r.state is ReplicaState.STARTING)
+    return max(0, min(missing, rollout_batch(spec.num_replicas) - starting))
+
+
+def _free_indexes(replicas: Sequence[ObservedReplica], count: int) -> list[int]:
+    """The lowest indexes not held by a replica (a STOPPING one was renamed: its index is free)."""
+    held = {r.index for r in replicas if r.state is not ReplicaState.STOPPING}
+    free: list[int] = []
+    candidate = 0
+    while len(free) < count:
+        if candidate not in held:
+            free.append(candidate)
+        candidate += 1
+    return free
+
+
+def _plan_deployment(
+    spec: DeploymentSpec,
+    replicas: Sequence[ObservedReplica],
+    failures: Mapping[Key, FailureRecord],
+    now: float,
+    p: _Pass,
+) -> None:
+    _clean_up(replicas, spec.graceful_shutdown_timeout_s, now, p)
+    live = [r for r in replicas if r.state in _LIVE]
+    current = [r for r in live if r.version == spec.version]
+    old = [r for r in live if r.version != spec.version]
+    running = sum(1 for r in current if r.state is ReplicaState.RUNNING)
+    if old:
+        _retire_old(old, spec, running, p)
+    else:
+        _scale_down(current, spec, p)
+    for r in current:
+        stale_config = r.user_config_hash != spec.user_config_hash
+        if r.state is ReplicaState.RUNNING and stale_config and r.container_id not in p.gone:
+            p.actions.append(ReconfigureReplica(replica=r, spec=spec))
+    if not _in_backoff(spec, failures, now):
+        for index in _free_indexes(replicas, _to_start(spec, current, bool(old))):
+            p.actions.append(StartReplica(spec=spec, index=index))
+
+
+def _plan_removed(replicas: Sequence[ObservedReplica], now: float, p: _Pass) -> None:
+    """A deployment (or a whole application) no longer in the config: drain everything."""
+    _clean_up(replicas, DEFAULT_DRAIN_TIMEOUT_S, now, p)
+    for r in replicas:
+        if r.state in _LIVE:
+            p.drain(r, DEFAULT_DRAIN_TIMEOUT_S, "deployment removed from the config")
+
+
+def _converged(spec: DeploymentSpec, replicas: Sequence[ObservedReplica]) -> bool:
+    good = [
+        r
+        for r in replicas
+        if r.state is ReplicaState.RUNNING
+        and r.version == spec.version
+        and r.user_config_hash == spec.user_config_hash
+    ]
+    return len(good) == spec.num_replicas == len(replicas)
+
+
+def plan(
+    config: ServeConfig,
+    observed: Sequence[ObservedReplica],
+    failures: Mapping[Key, FailureRecord],
+    now: float,
+) -> Plan:
+    """The actions that move `observed` one safe step towards `config` (see the module doc)."""
+    groups = _group(observed)
+    specs = {spec.key: spec for spec in config.deployments()}
+    p = _Pass(actions=[], gone=set())
+    for key, spec in specs.items():
+        _plan_deployment(spec, groups.get(key, []), failures, now, p)
+    for key in sorted(groups.keys() - specs.keys()):
+        _plan_removed(groups[key], now, p)
+    actions = sorted(p.actions, key=lambda a: _ACTION_ORDER[type(a)])
+    routable = frozenset(
+        r.container_id
+        for key in specs
+        for r in groups.get(key, [])
+        if r.state is ReplicaState.RUNNING and r.container_id not in p.gone
+    )
+    settled = not actions and set(groups) <= set(specs)
+    settled = settled and all(_converged(s, groups.get(k, [])) for k, s in specs.items())
+    return Plan(actions=tuple(actions), routable=routable, settled=settled)
+
+
+def _failed(replica: ObservedReplica, spec: DeploymentSpec) -> bool:
+    return replica.state is ReplicaState.FAILED and replica.version == spec.version
+
+
+def _count_failure(
+    record: FailureRecord | None, replica: ObservedReplica, spec: DeploymentSpec, now: float
+) -> FailureRecord:
+    count = (record.count if record else 0) + 1
+    return FailureRecord(
+        version=spec.version,
+        count=count,
+        last_error=replica.error or GENERIC_FAILURE,
+        retry_at=now + min(MAX_BACKOFF_S, 2 ** (count - 1)),
+    )
+
+
+def next_failures(
+    config: ServeConfig,
+    observed: Sequence[ObservedReplica],
+    failures: Mapping[Key, FailureRecord],
+    now: float,
+) -> dict[Key, FailureRecord]:
+    """The failure records after this pass: FAILED current-version replicas add to the count
+    (backoff 1, 2, 4 ... 64 s); a RUNNING current-version replica, or a new version, clears it.
+
+    A RUNNING replica clears the record before this pass's failures are counted, so a crash next
+    to a healthy replica still waits one second before its replacement starts.
+    """
+    groups = _group(observed)
+    result: dict[Key, FailureRecord] = {}
+    for spec in config.deployments():
+        replicas = groups.get(spec.key, [])
+        record = failures.get(spec.key)
+        if record is not None and record.version != spec.version:
+            record = None
+        if any(r.state is ReplicaState.RUNNING and r.version == spec.version for r in replicas):
+            record = None
+        for replica in (r for r in replicas if _failed(r, spec)):
+            record = _count_failure(record, replica, spec, now)
+        if record is not None:
+            result[spec.key] = record
+    return result
+
+
+# --- What a config change does to each deployment (`reconciler diff`) ---------------------------
+
+CREATE, REMOVE, RESTART, RECONFIGURE, SCALE, UNCHANGED = (
+    "create",
+    "remove",
+    "restart",
+    "reconfigure",
+    "scale",
+    "unchanged",
+)
+# Settings baked into a container when it is created (env, healthcheck, stop timeout): a change
+# needs no restart here, but only replicas created afterwards see it.
+_BAKED_FIELDS = (
+    "max_ongoing_requests",
+    "graceful_shutdown_wait_loop_s",
+    "graceful_shutdown_timeout_s",
+    "health_check_period_s",
+    "health_check_timeout_s",
+)
+_MAX_LISTED_FILES = 10
+
+
+@dataclass(frozen=True)
+class DeploymentChange:
+    """What moving from one config to another does to one deployment. `kind` is the strongest
+    effect (restart > reconfigure > scale > unchanged); `reasons` lists every difference found.
+    Env var values never appear: they may be secret."""
+
+    app: str
+    deployment: str
+    kind: str
+    from_replicas: int
+    to_replicas: int
+    reasons: tuple[str, ...] = ()
+
+
+def _env_reasons(old: tuple[tuple[str, str], ...], new: tuple[tuple[str, str], ...]) -> list[str]:
+    before, after = dict(old), dict(new)
+    reasons = []
+    for name in sorted(before.keys() | after.keys()):
+        if name not in before:
+            reasons.append(f"env var {name} added")
+        elif name not in after:
+            reasons.append(f"env var {name} removed")
+        elif before[name] != after[name]:
+            reasons.append(f"env var {name} changed")
+    return reasons
+
+
+def _resource_reasons(old: DeploymentSpec, new: DeploymentSpec) -> list[str]:
+    a, b = old.resources, new.resources
+    pairs: list[tuple[str, object, object]] = [
+        ("num_cpus", a.num_cpus, b.num_cpus),
+        ("num_gpus", a.num_gpus, b.num_gpus),
+        ("memory", a.memory, b.memory),
+        ("resources", dict(a.custom), dict(b.custom)),
+    ]
+    return [f"{name} {x} -> {y}" for name, x, y in pairs if x != y]
+
+
+def _code_reasons(old: DeploymentSpec, new: DeploymentSpec) -> list[str]:
+    before = dict(old.code.files) if old.code else {}
+    after = dict(new.code.files) if new.code else {}
+    paths = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+    reasons = []
+    if paths:
+        listed = ", ".join(paths[:_MAX_LISTED_FILES])
+        more = len(paths) - _MAX_LISTED_FILES
+        reasons.append(f"code changed: {listed}" + (f" and {more} more" if more > 0 else ""))
+    old_dirs, new_dirs = (old.code.dirs if old.code else ()), (new.code.dirs if new.code else ())
+    if old_dirs != new_dirs:
+        reasons.append(f"code directories {list(old_dirs)} -> {list(new_dirs)}")
+    return reasons
+
+
+def _restart_reasons(old: DeploymentSpec, new: DeploymentSpec) -> list[str]:
+    reasons = []
+    if old.import_path != new.import_path:
+        reasons.append(f"import_path changed: {old.import_path} -> {new.import_path}")
+    if old.image != new.image:
+        reasons.append(f"image changed: {old.image or 'default'} -> {new.image or 'default'}")
+    reasons += _env_reasons(old.env, new.env)
+    reasons += _resource_reasons(old, new)
+    if old.args != new.args:
+        reasons.append("args changed")
+    reasons += _code_reasons(old, new)
+    return reasons or ["version changed"]
+
+
+def _light_reasons(old: DeploymentSpec, new: DeploymentSpec) -> list[str]:
+    reasons = []
+    if old.user_config_hash != new.user_config_hash:
+        reasons.append("user_config changed")
+    if old.num_replicas != new.num_replicas:
+        reasons.append(f"num_replicas {old.num_replicas} -> {new.num_replicas}")
+    if old.autoscaling_config != new.autoscaling_config:
+        reasons.append("autoscaling_config changed")
+    for name in _BAKED_FIELDS:
+        if getattr(old, name) != getattr(new, name):
+            reasons.append(f"{name} changed (applies to new replicas)")
+    if old.route_prefix != new.route_prefix:
+        reasons.append(f"route_prefix {old.route_prefix} -> {new.route_prefix}")
+    return reasons
+
+
+def _kind(old: DeploymentSpec, new: DeploymentSpec) -> str:
+    if old.version != new.version:
+        return RESTART
+    if old.user_config_hash != new.user_config_hash:
+        return RECONFIGURE
+    return SCALE if old.num_replicas != new.num_replicas else UNCHANGED
+
+
+def classify(old: DeploymentSpec | None, new: DeploymentSpec | None) -> DeploymentChange:
+    """What replacing `old` by `new` does to one deployment (None: absent on that side)."""
+    if new is None:
+        if old is None:
+            raise ValueError("classify() needs at least one deployment")
+        return DeploymentChange(old.app, old.name, REMOVE, old.num_replicas, 0, ("removed",))
+    if old is None:
+        return DeploymentChange(new.app, new.name, CREATE, 0, new.num_replicas, ("new",))
+    kind = _kind(old, new)
+    reasons = _restart_reasons(old, new) if kind == RESTART else []
+    reasons += _light_reasons(old, new)
+    return DeploymentChange(
+        new.app, new.name, kind, old.num_replicas, new.num_replicas, tuple(reasons)
+    )
+
+
+def diff_configs(base: ServeConfig | None, head: ServeConfig) -> list[DeploymentChange]:
+    """One change per deployment of either config: head's in order, then those only in base."""
+    before = {spec.key: spec for spec in base.deployments()} if base else {}
+    changes = [classify(before.get(spec.key), spec) for spec in head.deployments()]
+    after = {spec.key for spec in head.deployments()}
+    changes += [classify(spec, None) for key, spec in before.items() if key not in after]
+    return changes
