@@ -1,0 +1,5 @@
+"""`from ray.serve.handle import DeploymentHandle`, as user code type hints often write it."""
+
+from serve_replica.handle import DeploymentHandle, DeploymentResponse
+
+__all__ = ["DeploymentHandle", "DeploymentResponse"]

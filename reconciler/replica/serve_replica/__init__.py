@@ -1,0 +1,29 @@
+"""serve_replica: runs one Serve deployment replica in a container (`python3 -m serve_replica`).
+
+Layout inside the container (PYTHONPATH=/opt/serve):
+  /opt/serve/serve_replica/   this package
+  /opt/serve/ray/serve/       the `from ray import serve` shim
+  /opt/serve/probe.py         Docker HEALTHCHECK probe
+  /app/work/                  the user's working_dir (the cwd, first on sys.path)
+  /app/py_modules/<name>/     each py_modules directory (/app/py_modules is on sys.path)
+
+Environment (the engine sets it; `settings.Settings.from_env` reads it):
+  SERVE_APP, SERVE_DEPLOYMENT, SERVE_REPLICA      application, deployment name, replica index
+  SERVE_IMPORT_PATH                               "mod.sub:attr" or "mod.sub.attr"
+  SERVE_ARGS                                      application args (JSON object) for app builders
+  SERVE_USER_CONFIG, SERVE_USER_CONFIG_HASH       user_config as JSON ("null" = none) and its hash
+  SERVE_MAX_ONGOING_REQUESTS                      user requests in flight (default 5)
+  SERVE_GRACEFUL_SHUTDOWN_WAIT_LOOP_S             drain loop period (default 2)
+  SERVE_GRACEFUL_SHUTDOWN_TIMEOUT_S               informational; Docker's stop timeout enforces it
+  SERVE_HEALTH_CHECK_TIMEOUT_S                    timeout of one check_health() call (default 30)
+  SERVE_ROUTER_URL                                http://<ingress>:8001, where handle calls go
+  SERVE_HTTP_PORT                                 listen port (default 8000; tests change it)
+  SERVE_STATE_DIR                                 where reconfigure persists user_config
+                                                  (default /tmp/serve-state; survives a process
+                                                  restart inside the same container)
+
+HTTP on 0.0.0.0:SERVE_HTTP_PORT: GET /-/ready, GET /-/healthz, GET /-/state,
+POST /-/reconfigure, POST /-/call/<app>/<deployment>/<method>; anything else goes to the user's
+`__call__(request)`. If `__init__` or the first `reconfigure` raises, the traceback goes to stderr
+(last line `ExcType: message`) and the process exits 1. SIGTERM drains, calls `__del__`, exits 0.
+"""

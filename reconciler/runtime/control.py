@@ -1,0 +1,68 @@
+"""HTTP calls from the reconciler to a replica's control endpoints (its published port).
+
+Standard library only: these are a few small JSON requests to 127.0.0.1, no client library needed.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import urllib.parse
+from typing import Any
+
+from reconciler.errors import EngineError
+from reconciler.model import JSONValue
+
+
+def _request(
+    url: str, method: str, path: str, body: bytes | None, timeout: float
+) -> tuple[int, Any]:
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+    try:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        conn.request(method, path, body, headers)
+        response = conn.getresponse()
+        raw = response.read()
+    finally:
+        conn.close()
+    try:
+        return response.status, json.loads(raw or b"null")
+    except ValueError:
+        return response.status, raw.decode("utf-8", "replace")
+
+
+def is_ready(url: str, timeout: float = 1.0) -> bool:
+    """`GET /-/ready` answers 200 (initialized, not draining). Never raises."""
+    try:
+        return _request(url, "GET", "/-/ready", None, timeout)[0] == 200
+    except (OSError, http.client.HTTPException):
+        return False
+
+
+def state(url: str, timeout: float = 2.0) -> dict[str, Any] | None:
+    """`GET /-/state`, or None if the replica does not answer."""
+    try:
+        status, data = _request(url, "GET", "/-/state", None, timeout)
+    except (OSError, http.client.HTTPException):
+        return None
+    return data if status == 200 and isinstance(data, dict) else None
+
+
+def reconfigure(url: str, user_config: JSONValue, config_hash: str, timeout: float) -> str:
+    """Hand a new user_config to the replica; returns the hash it now runs."""
+    body = json.dumps({"user_config": user_config, "user_config_hash": config_hash})
+    try:
+        status, data = _request(url, "POST", "/-/reconfigure", body.encode("utf-8"), timeout)
+    except (OSError, http.client.HTTPException) as e:
+        raise EngineError(f"replica at {url} did not answer reconfigure: {e}") from e
+    if status != 200 or not isinstance(data, dict):
+        raise EngineError(_error_text(data, status))
+    return str(data.get("user_config_hash", config_hash))
+
+
+def _error_text(data: Any, status: int) -> str:
+    if isinstance(data, dict) and "error" in data:
+        kind = data.get("type")
+        return f"{kind}: {data['error']}" if kind else str(data["error"])
+    return f"reconfigure failed with HTTP {status}: {data}"

@@ -1,0 +1,371 @@
+"""DockerEngine: the reconciler's one seam to Docker (the only module that imports `docker`).
+
+Every Docker SDK or connection error is wrapped here: an unreachable engine becomes
+`EngineUnavailable`, a refused operation `EngineError`. Replica containers are created, filled
+with one tar (runtime + code, no bind mounts, so a remote engine works), then started.
+`observe()` makes one list call per pass; the caches in `observe.Observer` keep idle passes free
+of HTTP calls.
+
+Ingress reloads: HAProxy 2.6 runs in master-worker mode (`-W`); SIGUSR2 makes the master re-exec
+and start new workers while old ones finish their in-flight requests. On Linux the new worker
+binds the listeners with SO_REUSEPORT next to the old one, so no connection is refused during a
+reload; measured by tests/runtime/test_ingress.py (requests in flight across reloads: no errors).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import io
+import math
+import tarfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from reconciler.errors import EngineError, EngineUnavailable
+from reconciler.model import CodeTree, DeploymentSpec, HttpOptions, ObservedReplica
+from reconciler.runtime import containers, labels, naming
+from reconciler.runtime.bundle import build_bundle
+from reconciler.runtime.control import reconfigure as post_reconfigure
+from reconciler.runtime.observe import Observer
+
+_BUNDLE_CACHE_SIZE = 16
+
+
+class Missing(EngineError):
+    """The container or network is gone (404); callers that remove things ignore it."""
+
+
+class Conflict(EngineError):
+    """409: a name is taken, or the container is not in a state for this operation."""
+
+
+@contextlib.contextmanager
+def _seam(action: str) -> Iterator[None]:
+    try:
+        yield
+    except docker.errors.ImageNotFound as e:
+        raise EngineError(f"{action}: image not found ({e.explanation or e})") from e
+    except docker.errors.NotFound as e:
+        raise Missing(f"{action}: {e.explanation or e}") from e
+    except docker.errors.APIError as e:
+        kind = Conflict if e.status_code == 409 else EngineError
+        raise kind(f"{action}: {e.explanation or e}") from e
+    except (requests.exceptions.RequestException, docker.errors.DockerException, OSError) as e:
+        raise EngineUnavailable(f"{action}: the Docker engine is not reachable ({e})") from e
+
+
+class DockerEngine:
+    """The replicas and ingress of one reconciler instance on one Docker engine."""
+
+    def __init__(
+        self,
+        *,
+        instance: str,
+        default_image: str,
+        publish_host: str = "127.0.0.1",
+        image_allowlist: Sequence[str] = (),
+        docker_client: Any | None = None,
+    ) -> None:
+        self._instance = instance
+        self._default_image = default_image
+        self._publish_host = publish_host
+        self._allowlist = tuple(image_allowlist)
+        self._client = docker_client
+        self._lock = threading.Lock()
+        self._ingress_lock = threading.Lock()
+        self._network_ok = False
+        self._bundles: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+        self._ingress_applied: tuple[HttpOptions, str] | None = None
+        self._observer = Observer(
+            network=self.network_name,
+            publish_host=publish_host,
+            logs=self._log_tail,
+            health=self._health_output,
+        )
+
+    @property
+    def network_name(self) -> str:
+        return naming.network_name(self._instance)
+
+    @property
+    def ingress_name(self) -> str:
+        return naming.ingress_name(self._instance)
+
+    @property
+    def router_url(self) -> str:
+        return f"http://{self.ingress_name}:{containers.ROUTER_PORT}"
+
+    def _api(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                with _seam("connect"):
+                    self._client = docker.from_env()
+            return self._client.api
+
+    def ping(self) -> None:
+        with _seam("ping"):
+            self._api().ping()
+
+    # --- observe -------------------------------------------------------------------------------
+
+    def observe(self) -> list[ObservedReplica]:
+        owner = f"{labels.OWNER}={self._instance}"
+        with _seam("list containers"):
+            entries = self._api().containers(all=True, filters={"label": [owner]})
+        replicas = [e for e in entries if (e.get("Labels") or {}).get(labels.ROLE) == "replica"]
+        self._check_ingress_alive(entries)
+        return self._observer.observe(replicas)
+
+    def _check_ingress_alive(self, entries: list[dict[str, Any]]) -> None:
+        """A missing or stopped ingress makes the next apply_ingress() redo its work."""
+        ingress = [e for e in entries if (e.get("Labels") or {}).get(labels.ROLE) == "ingress"]
+        if not any(e.get("State") == "running" for e in ingress):
+            with self._ingress_lock:
+                self._ingress_applied = None
+
+    def _log_tail(self, container_id: str) -> str:
+        try:
+            with _seam("read logs"):
+                raw = self._api().logs(container_id, stdout=True, stderr=True, tail=60)
+        except Missing:
+            return ""
+        return bytes(raw).decode("utf-8", "replace")
+
+    def _health_output(self, container_id: str) -> str:
+        try:
+            with _seam("inspect"):
+                info = self._api().inspect_container(container_id)
+        except Missing:
+            return ""
+        log = ((info.get("State") or {}).get("Health") or {}).get("Log") or []
+        return str(log[-1].get("Output", "")) if log else ""
+
+    # --- replicas ------------------------------------------------------------------------------
+
+    def start_replica(self, spec: DeploymentSpec, index: int) -> None:
+        image = spec.image or self._default_image
+        self._check_image(image)
+        bundle = self._bundle(spec.code)
+        self._ensure_network()
+        name = naming.replica_name(self._instance, spec.app, spec.name, index)
+        container_id = self._create_replica(spec, index, name, image)
+        if container_id is None:
+            return
+        try:
+            with _seam(f"copy code into {name}"):
+                self._api().put_archive(container_id, "/", bundle)
+            with _seam(f"start {name}"):
+                self._api().start(container_id)
+        except EngineError:
+            self._remove_quietly(container_id)
+            raise
+        self._observer.remember_hash(container_id, spec.user_config_hash)
+
+    def _check_image(self, image: str) -> None:
+        if self._allowlist and not any(fnmatch.fnmatchcase(image, p) for p in self._allowlist):
+            raise EngineError(f"image {image} is not allowed by --allowed-images")
+
+    def _bundle(self, code: CodeTree | None) -> bytes:
+        key = (code.root, code.dirs, code.digest) if code else ()
+        with self._lock:
+            if key in self._bundles:
+                self._bundles.move_to_end(key)
+                return self._bundles[key]
+        data = build_bundle(code)
+        with self._lock:
+            self._bundles[key] = data
+            while len(self._bundles) > _BUNDLE_CACHE_SIZE:
+                self._bundles.popitem(last=False)
+        return data
+
+    def _create_replica(
+        self, spec: DeploymentSpec, index: int, name: str, image: str
+    ) -> str | None:
+        """The new container's id; None if a live container of that name already exists."""
+        try:
+            return self._create(spec, index, name, image)
+        except Conflict:
+            pass  # an earlier pass created it
+        existing = self._inspect(name)
+        if existing is None:
+            return self._create(spec, index, name, image)
+        if (existing["Config"].get("Labels") or {}).get(labels.OWNER) != self._instance:
+            raise EngineError(f"container name {name} is taken by a container we do not own")
+        if existing["State"]["Status"] != "created":
+            return None
+        self._remove_quietly(existing["Id"])  # STALE: created by a pass that died before start
+        return self._create(spec, index, name, image)
+
+    def _create(self, spec: DeploymentSpec, index: int, name: str, image: str) -> str:
+        api = self._api()
+        with _seam(f"create {name}"):
+            host_config = api.create_host_config(
+                **containers.replica_host_config(spec, self.network_name, self._publish_host)
+            )
+            created = api.create_container(
+                image,
+                command=containers.REPLICA_COMMAND,
+                name=name,
+                user=containers.USER,
+                working_dir="/app/work",
+                environment=containers.replica_env(spec, index, self.router_url),
+                labels=containers.replica_labels(self._instance, spec, index),
+                ports=[containers.REPLICA_PORT],
+                host_config=host_config,
+                healthcheck=containers.healthcheck(spec),
+                stop_timeout=max(1, math.ceil(spec.graceful_shutdown_timeout_s)),
+            )
+        return str(created["Id"])
+
+    def _inspect(self, name: str) -> dict[str, Any] | None:
+        try:
+            with _seam(f"inspect {name}"):
+                return dict(self._api().inspect_container(name))
+        except Missing:
+            return None
+
+    def reconfigure(self, replica: ObservedReplica, spec: DeploymentSpec) -> None:
+        if replica.control_url is None:
+            raise EngineError(f"replica {replica.name} has no published control port")
+        timeout = spec.health_check_timeout_s + spec.graceful_shutdown_timeout_s
+        config_hash = post_reconfigure(
+            replica.control_url, spec.user_config, spec.user_config_hash, timeout
+        )
+        self._observer.remember_hash(replica.container_id, config_hash)
+
+    def drain(self, replica: ObservedReplica, timeout_s: float) -> None:
+        if naming.drain_deadline(replica.name) is None:
+            self._rename_for_drain(replica, time.time() + timeout_s)
+        with contextlib.suppress(Missing, Conflict), _seam(f"stop {replica.name}"):
+            self._api().kill(replica.container_id, signal="SIGTERM")
+
+    def _rename_for_drain(self, replica: ObservedReplica, deadline: float) -> None:
+        api = self._api()
+        try:
+            with _seam(f"rename {replica.name}"):
+                api.rename(replica.container_id, naming.drain_name(replica.name, deadline))
+        except Missing:
+            return
+        except Conflict:  # drained twice in one second: keep the name unique
+            unique = f"{replica.name}-{replica.container_id[:8]}"
+            with contextlib.suppress(Missing), _seam(f"rename {replica.name}"):
+                api.rename(replica.container_id, naming.drain_name(unique, deadline))
+
+    def remove(self, replica: ObservedReplica) -> None:
+        self._remove_quietly(replica.container_id)
+        self._observer.forget(replica.container_id)
+
+    def _remove_quietly(self, container_id: str) -> None:
+        with contextlib.suppress(Missing, Conflict), _seam("remove container"):
+            self._api().remove_container(container_id, force=True)
+
+    # --- network, ingress, teardown ----------------------------------------------------------
+
+    def _ensure_network(self) -> None:
+        with self._lock:
+            if self._network_ok:
+                return
+        api, name = self._api(), self.network_name
+        with _seam(f"inspect network {name}"):
+            found = [n for n in api.networks(names=[name]) if n.get("Name") == name]
+        if found and (found[0].get("Labels") or {}).get(labels.OWNER) != self._instance:
+            raise EngineError(f"network {name} exists and is not owned by this reconciler")
+        if not found:
+            with contextlib.suppress(Conflict), _seam(f"create network {name}"):
+                api.create_network(
+                    name, driver="bridge", labels=containers.base_labels(self._instance, "network")
+                )
+        with self._lock:
+            self._network_ok = True
+
+    def apply_ingress(self, http: HttpOptions | None, haproxy_cfg: str | None) -> None:
+        with self._ingress_lock:
+            if http is None or haproxy_cfg is None:
+                self._remove_ingress()
+                self._ingress_applied = None
+                return
+            if self._ingress_applied == (http, haproxy_cfg):
+                return
+            self._ensure_network()
+            container_id, running = self._ingress_container(http)
+            with _seam("write the ingress config"):
+                self._api().put_archive(
+                    container_id, containers.INGRESS_CFG_DIR, _cfg_tar(haproxy_cfg)
+                )
+            with _seam("reload the ingress"):
+                if running:
+                    self._api().kill(container_id, signal="SIGUSR2")
+                else:
+                    self._api().start(container_id)
+            self._ingress_applied = (http, haproxy_cfg)
+
+    def _ingress_container(self, http: HttpOptions) -> tuple[str, bool]:
+        """(id, running) of an ingress bound to http.host:http.port, recreated if needed."""
+        existing = self._inspect(self.ingress_name)
+        if existing is not None:
+            if (existing["Config"].get("Labels") or {}).get(labels.OWNER) != self._instance:
+                raise EngineError(f"container {self.ingress_name} is not owned by this reconciler")
+            wanted = [{"HostIp": http.host, "HostPort": str(http.port)}]
+            bindings = (existing["HostConfig"].get("PortBindings") or {}).get("8000/tcp")
+            status = existing["State"]["Status"]
+            if bindings == wanted and status in ("running", "created"):
+                return existing["Id"], status == "running"
+            self._remove_quietly(existing["Id"])
+        api = self._api()
+        with _seam(f"create {self.ingress_name}"):
+            host_config = api.create_host_config(
+                **containers.ingress_host_config(self.network_name, http.host, http.port)
+            )
+            created = api.create_container(
+                self._default_image,
+                command=containers.INGRESS_COMMAND,
+                name=self.ingress_name,
+                user=containers.USER,
+                labels=containers.base_labels(self._instance, "ingress"),
+                ports=[containers.REPLICA_PORT],
+                host_config=host_config,
+                stop_timeout=10,
+            )
+        return str(created["Id"]), False
+
+    def _remove_ingress(self) -> None:
+        existing = self._inspect(self.ingress_name)
+        if (
+            existing
+            and (existing["Config"].get("Labels") or {}).get(labels.OWNER) == self._instance
+        ):
+            self._remove_quietly(existing["Id"])
+
+    def remove_all(self) -> None:
+        owner = f"{labels.OWNER}={self._instance}"
+        api = self._api()
+        with _seam("list containers"):
+            entries = api.containers(all=True, filters={"label": [owner]})
+        for entry in entries:
+            self._remove_quietly(entry["Id"])
+        with _seam("list networks"):
+            networks = api.networks(filters={"label": [owner]})
+        for network in networks:
+            with contextlib.suppress(Missing, Conflict), _seam("remove network"):
+                api.remove_network(network["Id"])
+        with self._lock, self._ingress_lock:
+            self._network_ok = False
+            self._ingress_applied = None
+
+
+def _cfg_tar(cfg: str) -> bytes:
+    data = cfg.encode("utf-8")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("serve.cfg")
+        info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+        tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()

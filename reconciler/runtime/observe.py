@@ -1,0 +1,146 @@
+"""From one container list to `ObservedReplica`s, with the per-container caches that keep an idle
+pass free of HTTP calls and log reads.
+
+Mapping (Docker state and health text -> ReplicaState):
+  name carries the drain marker  -> STOPPING (deadline from the name; 0 once it has exited)
+  created                        -> STALE
+  exited / dead                  -> FAILED, error from the log tail
+  running "(unhealthy)"          -> UNHEALTHY, error from the last health probe output
+  running "(healthy)"            -> RUNNING
+  running otherwise              -> RUNNING once GET /-/ready has answered 200, else STARTING
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from reconciler.model import ObservedReplica, ReplicaState
+from reconciler.runtime import control, errortext, labels, naming
+from reconciler.runtime.containers import REPLICA_PORT
+
+LogReader = Callable[[str], str]  # container id -> log tail
+HealthReader = Callable[[str], str]  # container id -> last health probe output
+
+_ACTIVE = frozenset({"running", "restarting", "paused", "created"})
+
+
+class Observer:
+    """Caches keyed by container id: readiness seen, user_config hash, failure text."""
+
+    def __init__(self, *, network: str, publish_host: str, logs: LogReader, health: HealthReader):
+        self._network = network
+        self._host = "127.0.0.1" if publish_host in ("", "0.0.0.0", "::") else publish_host
+        self._logs, self._health = logs, health
+        self._lock = threading.Lock()
+        self._ready: set[str] = set()
+        self._hashes: dict[str, str] = {}
+        self._errors: dict[str, str] = {}
+
+    def remember_hash(self, container_id: str, config_hash: str) -> None:
+        with self._lock:
+            self._hashes[container_id] = config_hash
+
+    def forget(self, container_id: str) -> None:
+        with self._lock:
+            self._ready.discard(container_id)
+            self._hashes.pop(container_id, None)
+            self._errors.pop(container_id, None)
+
+    def observe(self, entries: list[dict[str, Any]]) -> list[ObservedReplica]:
+        live = {e["Id"] for e in entries}
+        with self._lock:
+            self._ready &= live
+            for cache in (self._hashes, self._errors):
+                for cid in set(cache) - live:
+                    del cache[cid]
+        return [self._replica(e) for e in entries]
+
+    def control_url(self, entry: dict[str, Any]) -> str | None:
+        for port in entry.get("Ports") or []:
+            if port.get("PrivatePort") == REPLICA_PORT and port.get("PublicPort"):
+                return f"http://{self._host}:{port['PublicPort']}"
+        return None
+
+    def _replica(self, entry: dict[str, Any]) -> ObservedReplica:
+        cid, lab = entry["Id"], entry.get("Labels") or {}
+        name = (entry.get("Names") or ["/"])[0].lstrip("/")
+        url = self.control_url(entry)
+        state, deadline, error = self._classify(entry, name, url)
+        networks = (entry.get("NetworkSettings") or {}).get("Networks") or {}
+        return ObservedReplica(
+            container_id=cid,
+            name=name,
+            app=lab.get(labels.APP, ""),
+            deployment=lab.get(labels.DEPLOYMENT, ""),
+            index=int(lab.get(labels.REPLICA, "0") or 0),
+            version=lab.get(labels.VERSION, ""),
+            state=state,
+            user_config_hash=self._config_hash(cid, state, url, lab),
+            control_url=url,
+            network_ip=(networks.get(self._network) or {}).get("IPAddress") or None,
+            created_at=float(entry.get("Created") or 0),
+            drain_deadline=deadline,
+            error=error,
+        )
+
+    def _classify(
+        self, entry: dict[str, Any], name: str, url: str | None
+    ) -> tuple[ReplicaState, float | None, str | None]:
+        docker_state, status = entry.get("State", ""), entry.get("Status", "")
+        deadline = naming.drain_deadline(name)
+        if deadline is not None:
+            return ReplicaState.STOPPING, deadline if docker_state in _ACTIVE else 0.0, None
+        if docker_state == "created":
+            return ReplicaState.STALE, None, None
+        if docker_state == "removing":
+            return ReplicaState.STOPPING, 0.0, None
+        if docker_state in ("exited", "dead"):
+            return ReplicaState.FAILED, None, self._failure(entry["Id"], status)
+        if docker_state == "paused":
+            return ReplicaState.UNHEALTHY, None, "the container is paused"
+        if "(unhealthy)" in status:
+            return ReplicaState.UNHEALTHY, None, self._unhealthy(entry["Id"])
+        if "(healthy)" in status or self._is_ready(entry["Id"], url):
+            return ReplicaState.RUNNING, None, None
+        return ReplicaState.STARTING, None, None
+
+    def _is_ready(self, cid: str, url: str | None) -> bool:
+        with self._lock:
+            if cid in self._ready:
+                return True
+        if url is None or not control.is_ready(url):
+            return False
+        with self._lock:
+            self._ready.add(cid)
+        return True
+
+    def _failure(self, cid: str, status: str) -> str:
+        with self._lock:
+            known = self._errors.get(cid)
+        if known is None:
+            known = errortext.user_error(self._logs(cid), errortext.exit_code(status))
+            with self._lock:
+                self._errors[cid] = known
+        return known
+
+    def _unhealthy(self, cid: str) -> str:
+        output = self._health(cid).strip()
+        return output or "the replica's health check failed 3 times in a row"
+
+    def _config_hash(
+        self, cid: str, state: ReplicaState, url: str | None, lab: dict[str, str]
+    ) -> str | None:
+        with self._lock:
+            if cid in self._hashes:
+                return self._hashes[cid]
+        if state is ReplicaState.STALE:
+            return lab.get(labels.USER_CONFIG)
+        if state not in (ReplicaState.RUNNING, ReplicaState.STARTING) or url is None:
+            return None
+        reported = control.state(url)  # once per replica: a restarted reconciler learns it here
+        if reported is None or not reported.get("user_config_hash"):
+            return None
+        self.remember_hash(cid, str(reported["user_config_hash"]))
+        return str(reported["user_config_hash"])
