@@ -116,9 +116,7 @@ def deployment_status(
     """The status of one deployment from its observed replicas and its failure record."""
     if record is not None and record.version != spec.version:
         record = None
-    running = [
-        r for r in replicas if r.state is ReplicaState.RUNNING and r.version == spec.version
-    ]
+    running = [r for r in replicas if r.state is ReplicaState.RUNNING and r.version == spec.version]
     in_sync = [r for r in running if r.user_config_hash == spec.user_config_hash]
     states = tuple(sorted(Counter(r.state.value for r in replicas).items()))
 
