@@ -1,0 +1,106 @@
+"""User code the runtime tests deploy (copied into a code tree; imports the `ray.serve` shim)."""
+
+APP_SOURCE = """
+import asyncio
+import threading
+import time
+
+from ray import serve
+
+
+@serve.deployment(user_config={"price": 3})
+class Stand:
+    def __init__(self, default=1):
+        self.price = default
+        self.healthy = True
+
+    def reconfigure(self, config):
+        if config.get("fail"):
+            raise ValueError("bad price config")
+        self.price = config.get("price", self.price)
+        self.healthy = config.get("healthy", True)
+
+    def check_health(self):
+        if not self.healthy:
+            raise RuntimeError("the stand is closed")
+
+    def check_price(self, amount):
+        return self.price * amount
+
+    async def async_price(self, amount):
+        await asyncio.sleep(0.01)
+        return self.price * amount
+
+    def __call__(self, request):
+        return {
+            "price": self.price,
+            "method": request.method,
+            "path": request.path,
+            "query": request.query_params,
+            "header": request.headers.get("X-Test"),
+            "body": request.text(),
+        }
+
+
+@serve.deployment
+class Market:
+    def __init__(self, stand):
+        self.stand = stand
+
+    async def __call__(self, request):
+        fruit, amount = request.json()
+        if fruit == "TEXT":
+            return "plain"
+        if fruit == "RAW":
+            return b"raw"
+        if fruit == "BOOM":
+            raise KeyError("no such fruit")
+        return await self.stand.check_price.remote(amount)
+
+    def sync_price(self, amount):
+        return self.stand.check_price.remote(amount).result(timeout_s=10)
+
+
+@serve.deployment
+class Slow:
+    def __init__(self):
+        self.active = 0
+        self.peak = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, request):
+        with self.lock:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+        time.sleep(float(request.query_params.get("s", "0.5")))
+        with self.lock:
+            self.active -= 1
+        return {"peak": self.peak}
+
+    def __del__(self):
+        print("[app] __del__ called", flush=True)
+
+
+@serve.deployment
+def echo(request):
+    return request.body
+
+
+@serve.deployment
+class Broken:
+    def __init__(self):
+        raise RuntimeError("the stand has no fruit")
+
+
+@serve.deployment
+class Plain:
+    def __call__(self, request):
+        return "ok"
+
+
+graph = Market.bind(Stand.bind(2))
+slow_app = Slow.bind()
+echo_app = echo.bind()
+broken_app = Broken.bind()
+plain_app = Plain.bind()
+"""
