@@ -1,0 +1,116 @@
+"""classify() and diff_configs(): what a config change does to each deployment, and why."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from test_plan import config, spec
+
+from reconciler.model import AutoscalingConfig, CodeTree, Resources
+from reconciler.plan import DeploymentChange, classify, diff_configs
+
+
+def code(**files: str) -> CodeTree:
+    return CodeTree(root="/x", dirs=(".",), files=tuple(sorted(files.items())))
+
+
+def test_create_and_remove() -> None:
+    s = spec(n=3)
+    assert classify(None, s) == DeploymentChange("app", "D", "create", 0, 3, ("new",))
+    assert classify(s, None) == DeploymentChange("app", "D", "remove", 3, 0, ("removed",))
+    with pytest.raises(ValueError):
+        classify(None, None)
+
+
+def test_identical_is_unchanged_with_no_reasons() -> None:
+    s = spec(user_config={"a": 1})
+    assert classify(s, replace(s)) == DeploymentChange("app", "D", "unchanged", 2, 2, ())
+
+
+def test_scale_only() -> None:
+    change = classify(spec(n=2), spec(n=4))
+    assert (change.kind, change.from_replicas, change.to_replicas) == ("scale", 2, 4)
+    assert change.reasons == ("num_replicas 2 -> 4",)
+
+
+def test_user_config_is_a_reconfigure_and_beats_scale() -> None:
+    change = classify(spec(n=2, user_config={"p": 3}), spec(n=3, user_config={"p": 5}))
+    assert change.kind == "reconfigure"
+    assert change.reasons == ("user_config changed", "num_replicas 2 -> 3")
+
+
+def test_code_change_restarts_and_names_the_files() -> None:
+    old = replace(spec(), code=code(**{"fruit.py": "a", "util/x.py": "b", "keep.py": "k"}))
+    new = replace(old, code=code(**{"fruit.py": "A", "keep.py": "k", "new.py": "n"}))
+    change = classify(old, new)
+    assert change.kind == "restart"
+    assert change.reasons == ("code changed: fruit.py, new.py, util/x.py",)
+
+
+def test_restart_and_scale_together_keeps_both_counts() -> None:
+    change = classify(spec(n=2, code="v1"), spec(n=5, code="v2"))
+    assert (change.kind, change.from_replicas, change.to_replicas) == ("restart", 2, 5)
+    assert change.reasons == ("image changed: img:v1 -> img:v2", "num_replicas 2 -> 5")
+
+
+def test_env_changes_name_the_variables_never_the_values() -> None:
+    old = spec(env=(("API_KEY", "hunter2"), ("GONE", "x"), ("SAME", "s")))
+    new = spec(env=(("API_KEY", "correct-horse"), ("NEW", "y"), ("SAME", "s")))
+    change = classify(old, new)
+    assert change.kind == "restart"
+    assert change.reasons == (
+        "env var API_KEY changed",
+        "env var GONE removed",
+        "env var NEW added",
+    )
+    text = repr(change)
+    assert "hunter2" not in text and "correct-horse" not in text
+
+
+def test_resources_import_path_and_args() -> None:
+    old = spec(resources=Resources(num_cpus=0.1, memory=None))
+    new = spec(
+        resources=Resources(num_cpus=0.5, memory=2**20), import_path="other:app", args='{"a":1}'
+    )
+    assert classify(old, new).reasons == (
+        "import_path changed: mod:app -> other:app",
+        "num_cpus 0.1 -> 0.5",
+        f"memory None -> {2**20}",
+        "args changed",
+    )
+
+
+def test_baked_in_settings_apply_to_new_replicas_without_a_restart() -> None:
+    old = spec()
+    new = spec(max_ongoing_requests=9, health_check_period_s=3.0, graceful_shutdown_timeout_s=1.0)
+    assert new.version == old.version
+    change = classify(old, new)
+    assert change.kind == "unchanged"
+    assert change.reasons == (
+        "max_ongoing_requests changed (applies to new replicas)",
+        "graceful_shutdown_timeout_s changed (applies to new replicas)",
+        "health_check_period_s changed (applies to new replicas)",
+    )
+
+
+def test_autoscaling_and_route_prefix_are_reported_without_changing_the_kind() -> None:
+    old = spec(route_prefix="/a")
+    new = spec(route_prefix="/b", autoscaling_config=AutoscalingConfig(min_replicas=2))
+    change = classify(old, new)
+    assert change.kind == "unchanged"
+    assert change.reasons == ("autoscaling_config changed", "route_prefix /a -> /b")
+
+
+def test_diff_configs_covers_both_sides_in_order() -> None:
+    a, b, c = spec("A"), spec("B", n=1), spec("C", app="gone")
+    base = config(a, b, c)
+    head = config(spec("New"), replace(a, num_replicas=3), b)
+    changes = diff_configs(base, head)
+    assert [(ch.deployment, ch.kind) for ch in changes] == [
+        ("New", "create"),
+        ("A", "scale"),
+        ("B", "unchanged"),
+        ("C", "remove"),
+    ]
+    assert [ch.kind for ch in diff_configs(None, head)] == ["create"] * 3
