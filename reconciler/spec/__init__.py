@@ -1,0 +1,72 @@
+"""The config contract: read a Serve config (YAML + JSON Schema + the code it names) into a
+frozen `ServeConfig`, or a `ConfigError` with every issue located by file, line and column."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from reconciler.errors import ConfigError, ConfigIssue
+from reconciler.model import ServeConfig
+from reconciler.spec.discover import find_config_files
+from reconciler.spec.envvars import redact
+from reconciler.spec.loader import load_bytes
+from reconciler.spec.yamlsafe import MAX_BYTES
+
+__all__ = ["find_config_files", "load_bytes", "load_config", "redacted_document",
+           "validate_file"]
+
+
+def load_config(root: str | Path, config_path: str = "serve_config.yaml", *,
+                environ: Mapping[str, str] | None = None) -> ServeConfig:
+    """Load `config_path` (relative to the checkout `root`). `environ` resolves `from_env`
+    values; None is validate mode (they become "" and are not looked up)."""
+    root = Path(root)
+    clean = os.path.normpath(config_path)
+    if os.path.isabs(clean) or clean == ".." or clean.startswith(".." + os.sep):
+        raise ConfigError([ConfigIssue(config_path, 0, 0, "", "the config path must be inside "
+                                       "the repository")])
+    try:
+        with open(root / clean, "rb") as handle:
+            data = handle.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError([ConfigIssue(config_path, 0, 0, "", (
+            f"cannot read the config: {exc.strerror or exc}"))]) from None
+    return load_bytes(data, root=root, config_path=clean.replace(os.sep, "/"), environ=environ)
+
+
+def validate_file(path: str | Path, *, root: str | Path | None = None) -> list[ConfigIssue]:
+    """Every issue of one config file ([] when valid), with file names relative to the
+    current directory. `root` defaults to the enclosing git checkout, else the file's dir."""
+    given = Path(path)
+    top = Path(root) if root is not None else _guess_root(given.resolve().parent)
+    try:
+        rel = os.path.relpath(given.resolve(), top.resolve())
+        load_config(top, rel)
+    except ValueError:
+        return [ConfigIssue(str(given), 0, 0, "", "the file is not inside the root directory")]
+    except ConfigError as exc:
+        return [_relative(issue, rel, given, top) for issue in exc.issues]
+    return []
+
+
+def _relative(issue: ConfigIssue, rel: str, given: Path, top: Path) -> ConfigIssue:
+    if issue.file == rel.replace(os.sep, "/"):
+        file = str(given)
+    else:
+        file = os.path.relpath(top / issue.file)
+    return ConfigIssue(file, issue.line, issue.column, issue.path, issue.message)
+
+
+def _guess_root(start: Path) -> Path:
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    return start
+
+
+def redacted_document(config: ServeConfig) -> dict[str, Any]:
+    """The config as written, with every secret env var value replaced by "<redacted>"."""
+    return redact(config.document)

@@ -1,0 +1,100 @@
+"""Where a problem is and how to say it: document paths, recorded YAML positions, and the
+collector that turns (path, message) pairs into located `ConfigIssue`s."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from reconciler.errors import ConfigIssue
+
+DocPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A 1-based line and column in the config file."""
+
+    line: int
+    column: int
+
+
+@dataclass
+class Positions:
+    """Where each value (and each mapping key) of the parsed document was written."""
+
+    values: dict[DocPath, Mark] = field(default_factory=dict)
+    keys: dict[DocPath, Mark] = field(default_factory=dict)
+
+    def value(self, path: DocPath) -> Mark:
+        """The value's mark, else the nearest enclosing node's (a missing key points at its
+        parent mapping)."""
+        for end in range(len(path), -1, -1):
+            mark = self.values.get(path[:end])
+            if mark is not None:
+                return mark
+        return Mark(1, 1)
+
+    def key(self, path: DocPath) -> Mark:
+        return self.keys.get(path) or self.value(path)
+
+
+def format_path(path: Sequence[str | int]) -> str:
+    """`("applications", 0, "name")` -> `applications[0].name`."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """` (did you mean 'x'?)` for a close match, else ""."""
+    close = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+class Issues:
+    """Collects the issues of one config file. One issue per document path: the first wins, so a
+    specific message found early is not buried under a generic one about the same value."""
+
+    def __init__(self, file: str, positions: Positions) -> None:
+        self.file = file
+        self.positions = positions
+        self._items: dict[tuple[str, ...], ConfigIssue] = {}
+
+    def at_value(self, path: DocPath, message: str) -> None:
+        mark = self.positions.value(path)
+        self._add(ConfigIssue(self.file, mark.line, mark.column, format_path(path), message))
+
+    def at_key(self, path: DocPath, message: str) -> None:
+        mark = self.positions.key(path)
+        self._add(ConfigIssue(self.file, mark.line, mark.column, format_path(path), message))
+
+    def add(self, issue: ConfigIssue) -> None:
+        self._add(issue)
+
+    def _add(self, issue: ConfigIssue) -> None:
+        if issue.path:
+            dedupe: tuple[str, ...] = (issue.file, issue.path)
+        else:
+            dedupe = (issue.file, str(issue.line), str(issue.column), issue.message)
+        self._items.setdefault(dedupe, issue)
+
+    def has_under(self, path: DocPath) -> bool:
+        """True when some issue sits at `path` or below it in this file."""
+        prefix = format_path(path)
+        return any(
+            i.file == self.file and (not prefix or i.path == prefix or i.path.startswith(
+                (prefix + ".", prefix + "[")))
+            for i in self._items.values()
+        )
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def all(self) -> list[ConfigIssue]:
+        return sorted(self._items.values())

@@ -1,0 +1,178 @@
+"""The JSON Schema of a Serve config: where it is loaded from, and how jsonschema's errors become
+issues in plain words, located at the offending key or value."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+
+from reconciler.spec.issues import DocPath, did_you_mean, format_path
+
+SCHEMA_NAME = "serve-config.schema.json"
+_PACKAGE_COPY = Path(__file__).with_name(SCHEMA_NAME)
+_REPO_COPY = Path(__file__).resolve().parents[2] / "schemas" / SCHEMA_NAME
+
+# Keys that exist, but not where the user wrote them: say where they belong.
+_SINGLE_ONLY = ("import_path", "runtime_env", "host", "port", "deployments", "args")
+_MULTI_ONLY = ("http_options", "applications", "proxy_location", "grpc_options",
+               "logging_config", "target_capacity")
+
+
+def schema_path() -> Path:
+    """`<repo>/schemas/...` next to the package when present, else the package-data copy."""
+    return _REPO_COPY if _REPO_COPY.is_file() else _PACKAGE_COPY
+
+
+@functools.cache
+def schema() -> Mapping[str, Any]:
+    loaded: Mapping[str, Any] = json.loads(schema_path().read_text(encoding="utf-8"))
+    return loaded
+
+
+@functools.cache
+def _validator(definition: str | None) -> Draft202012Validator:
+    root = dict(schema())
+    if definition is not None:
+        root = {**root, "$ref": f"#/$defs/{definition}"}
+        for key in ("if", "then", "else", "type"):
+            root.pop(key, None)
+    return Draft202012Validator(root)
+
+
+def check(document: Any, definition: str | None = None) -> Iterator[tuple[DocPath, bool, str]]:
+    """(path, at_key, message) for each schema violation; `definition` checks against one of
+    the schema's $defs (e.g. "deployment") instead of the whole config."""
+    for error in _validator(definition).iter_errors(document):
+        yield from _translate(error)
+
+
+def _translate(error: ValidationError) -> Iterator[tuple[DocPath, bool, str]]:
+    path: DocPath = tuple(error.absolute_path)
+    schema_node = error.schema if isinstance(error.schema, Mapping) else {}
+    kind = error.validator
+    if "propertyNames" in error.absolute_schema_path:
+        key = str(error.instance)
+        yield (*path, key), True, f"'{key}': {schema_node.get('errorMessage', 'invalid name')}"
+        return
+    if kind == "additionalProperties":
+        yield from _unknown_keys(error, path)
+        return
+    if kind == "required":
+        for key in error.validator_value:
+            if isinstance(error.instance, Mapping) and key not in error.instance:
+                yield (*path, key), False, f"missing required key '{key}'{_where(path)}"
+        return
+    custom = schema_node.get("errorMessage")
+    if kind in ("anyOf", "oneOf") and error.context:
+        branch = _matching_branch(error.context)
+        if branch:
+            for inner in branch:
+                yield from _translate(inner)
+        elif isinstance(custom, str):
+            yield path, False, custom
+        else:
+            yield from _translate(best_match(error.context))
+        return
+    if isinstance(custom, str):
+        yield path, False, custom
+        return
+    yield path, False, _plain(error, path)
+
+
+def _matching_branch(context: list[ValidationError]) -> list[ValidationError]:
+    """The errors of the one alternative the value was evidently meant for: of the branches
+    whose type fits, the single one that only complains about things inside the value."""
+    branches: dict[Any, list[ValidationError]] = {}
+    for err in context:
+        branches.setdefault(err.relative_schema_path[0], []).append(err)
+    fitting = [errs for errs in branches.values()
+               if not any(e.validator == "type" and not e.relative_path for e in errs)]
+    inner = [errs for errs in fitting if all(e.relative_path for e in errs)]
+    if len(inner) == 1:
+        return inner[0]
+    return fitting[0] if len(fitting) == 1 else []
+
+
+def _where(path: DocPath) -> str:
+    return f" in {format_path(path)}" if path else ""
+
+
+def _unknown_keys(error: ValidationError, path: DocPath) -> Iterator[tuple[DocPath, bool, str]]:
+    schema_node = error.schema
+    known = list(schema_node.get("properties", {}))
+    patterns = schema_node.get("patternProperties", {})
+    instance = error.instance if isinstance(error.instance, Mapping) else {}
+    for key in instance:
+        if key in known or (patterns and str(key).startswith("x-")):
+            continue
+        yield (*path, key), True, _unknown_key_message(str(key), path, known)
+
+
+def _unknown_key_message(key: str, path: DocPath, known: list[str]) -> str:
+    if not path and key in _MULTI_ONLY and "import_path" in known:
+        return (f"'{key}' belongs to the multi-application shape (applications: [...]); in the "
+                "single-application shape use host and port at the top")
+    if not path and key in _SINGLE_ONLY and "applications" in known:
+        return (f"'{key}' belongs to the single-application shape and cannot be mixed with "
+                "applications; move it into an application")
+    if len(path) == 2 and path[0] == "applications" and key in ("host", "port"):
+        return f"'{key}' cannot be set on an application; set it in http_options"
+    if path and path[-1] == "autoscaling_config" and key in ("max_ongoing_requests",
+                                                              "max_concurrent_queries"):
+        return f"'{key}' belongs to the deployment, not inside autoscaling_config"
+    return f"unknown key '{key}'{did_you_mean(key, known)}"
+
+
+_TYPE_WORDS = {"integer": "an integer", "number": "a number", "string": "a string",
+               "object": "a mapping", "array": "a list", "boolean": "true or false",
+               "null": "null"}
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "a mapping"
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _plain(error: ValidationError, path: DocPath) -> str:
+    name = next((str(p) for p in reversed(path) if isinstance(p, str)), "the config")
+    value, bound = error.instance, error.validator_value
+    kind = error.validator
+    if kind == "type":
+        types = bound if isinstance(bound, list) else [bound]
+        wanted = " or ".join(_TYPE_WORDS.get(str(t), str(t)) for t in types)
+        return f"{name} must be {wanted}, not {_kind_of(value)} ({_shown(value)})"
+    words = {
+        "minimum": f"must be at least {bound}",
+        "exclusiveMinimum": f"must be greater than {bound}",
+        "maximum": f"must be at most {bound}",
+        "exclusiveMaximum": f"must be less than {bound}",
+        "minLength": "must not be empty" if bound == 1 else f"must be at least {bound} characters",
+        "maxLength": f"must be at most {bound} characters",
+        "minItems": f"must have at least {bound} items",
+        "uniqueItems": "must not repeat items",
+    }
+    if kind in words:
+        return f"{name} {words[kind]} (got {_shown(value)})"
+    if kind in ("enum", "const"):
+        options = bound if isinstance(bound, list) else [bound]
+        hint = did_you_mean(str(value), [str(o) for o in options])
+        return f"{name} must be one of {', '.join(map(str, options))}, not {_shown(value)}{hint}"
+    return f"{name}: {error.message}"
