@@ -122,3 +122,16 @@ class LocalReplica:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.communicate(timeout=10)
+
+
+BASE_IMAGE = os.environ.get("RECONCILER_TEST_IMAGE", "serve-reconciler/python:bookworm")
+
+
+def observe_until(engine: Any, predicate: Callable[[list[Any]], bool], timeout: float = 60) -> Any:
+    """Observe until `predicate(replicas)` holds; returns the replicas of that pass."""
+
+    def check() -> list[Any] | None:
+        replicas = engine.observe()
+        return replicas if predicate(replicas) else None
+
+    return wait_until(check, timeout, "observed state")
