@@ -39,7 +39,7 @@ DEFAULT_SERVER_TIMEOUT_S = 60.0
 NO_ROUTE_BACKEND = "no_route"
 NO_DEPLOYMENT_BACKEND = "no_deployment"
 
-_SAFE_PATH = re.compile(r"[A-Za-z0-9/_.~-]*")
+_SAFE_PATH = re.compile(r"[A-Za-z0-9/_.~%-]*")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 # HAProxy's weak quoting (configuration.txt 2.2): backslash escapes, `$` starts a variable.
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "'": "\\'", "$": "\\$", "#": "\\#"}
@@ -59,7 +59,7 @@ def hq(text: str) -> str:
 
 
 def url_path(path: str) -> str:
-    """A path percent-encoded to [A-Za-z0-9/_.~-], safe as a bare HAProxy word; a request for
+    """A path percent-encoded to [A-Za-z0-9/_.~%-], safe as a bare HAProxy word; a request for
     this path matches it in the form the client sends (HAProxy matches the raw path)."""
     encoded = quote(path, safe="/")
     assert _SAFE_PATH.fullmatch(encoded), encoded
