@@ -120,7 +120,8 @@ def _global(config: ServeConfig) -> list[str]:
         "global",
         "    master-worker",
         "    log stdout format raw local0 notice",
-        "    maxconn 20000",
+        # No global maxconn: HAProxy derives it from the file-descriptor limit it finds, and a
+        # fixed value fails to start where that limit is lower.
         f"    stats socket {STATS_SOCKET} mode 600 level admin expose-fd listeners",
         "",
         "defaults",
