@@ -135,3 +135,11 @@ def observe_until(engine: Any, predicate: Callable[[list[Any]], bool], timeout: 
         return replicas if predicate(replicas) else None
 
     return wait_until(check, timeout, "observed state")
+
+
+def try_http(url: str, body: bytes | None = None) -> tuple[int, bytes]:
+    """(status, body), or (-1, b"") while nothing answers yet: for polling."""
+    try:
+        return http(url, body, timeout=5)[:2]
+    except OSError:
+        return -1, b""

@@ -1,0 +1,124 @@
+"""The ingress container with a hand-written HAProxy config: user traffic to the ingress
+deployment, handle calls between deployments through the :8001 router, and config reloads
+under load that drop no request."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from runtime_support import (
+    BASE_IMAGE,
+    free_port,
+    http,
+    make_spec,
+    observe_until,
+    try_http,
+    wait_until,
+)
+
+from reconciler.model import CodeTree, HttpOptions, ReplicaState
+from reconciler.runtime.docker_engine import DockerEngine
+
+pytestmark = pytest.mark.docker
+
+CFG = """
+global
+    maxconn 2000
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    retries 3
+    option redispatch
+frontend user
+    bind :8000
+    default_backend market
+frontend router
+    bind :8001
+    use_backend stand if {{ path_beg /-/call/default/Stand/ }}
+    use_backend market if {{ path_beg /-/call/default/Market/ }}
+backend market
+    option httpchk GET /-/ready
+    server m0 {market}:8000 check inter 500ms
+backend stand
+    option httpchk GET /-/ready
+    server s0 {stand}:8000 check inter 500ms
+# generation {generation}
+"""
+
+
+@pytest.fixture
+def engine(instance_name: str, docker_client: Any) -> Iterator[DockerEngine]:
+    yield DockerEngine(
+        instance=instance_name, default_image=BASE_IMAGE, docker_client=docker_client
+    )
+
+
+def _deploy(engine: DockerEngine, code: CodeTree) -> dict[str, Any]:
+    engine.start_replica(make_spec(code, name="Stand", user_config={"price": 3}), 0)
+    engine.start_replica(make_spec(code, name="Market", is_ingress=True, route_prefix="/"), 0)
+    replicas = observe_until(
+        engine, lambda rs: len(rs) == 2 and all(r.state is ReplicaState.RUNNING for r in rs)
+    )
+    return {r.deployment: r for r in replicas}
+
+
+def test_ingress_routes_users_and_handle_calls(
+    engine: DockerEngine, code_tree: CodeTree, docker_client: Any
+) -> None:
+    replicas = _deploy(engine, code_tree)
+    stand, market = replicas["Stand"].network_ip, replicas["Market"].network_ip
+    port = free_port()
+    http_options = HttpOptions(host="127.0.0.1", port=port)
+    engine.apply_ingress(http_options, CFG.format(market=market, stand=stand, generation=0))
+    url = f"http://127.0.0.1:{port}/"
+    # Market.__call__ asks the Stand through the router (:8001) with a handle: price 3 x 2.
+    wait_until(lambda: try_http(url, b'["MANGO", 2]') == (200, b"6"), 30, "answer via ingress")
+    assert http(url, b'["PEAR", 5]')[1] == b"15"
+
+    generation = 1
+    results: list[int] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            try:
+                results.append(http(url, b'["MANGO", 1]', timeout=10)[0])
+            except OSError:
+                results.append(-1)
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for generation in range(1, 9):
+            seen = len(results)
+            engine.apply_ingress(
+                http_options, CFG.format(market=market, stand=stand, generation=generation)
+            )
+            wait_until(lambda seen=seen: len(results) >= seen + 20, 30, "requests after reload")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(15)
+    assert len(results) > 160
+    logs = docker_client.api.logs(engine.ingress_name).decode()
+    assert logs.count("Reloading HAProxy") >= 8, logs  # the reloads did happen
+    assert set(results) == {200}, f"{len(results)} requests, failures: {results.count(-1)}"
+
+    # Recreated on a new port; None removes it.
+    other = free_port()
+    engine.apply_ingress(
+        HttpOptions(host="127.0.0.1", port=other),
+        CFG.format(market=market, stand=stand, generation=99),
+    )
+    wait_until(
+        lambda: try_http(f"http://127.0.0.1:{other}/", b'["MANGO", 1]')[1] == b"3", 30, "moved"
+    )
+    engine.apply_ingress(None, None)
+    with pytest.raises(OSError):
+        http(f"http://127.0.0.1:{other}/", b'["MANGO", 1]', timeout=2)
