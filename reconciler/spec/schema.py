@@ -71,13 +71,13 @@ def _translate(error: ValidationError) -> Iterator[tuple[DocPath, bool, str]]:
     custom = schema_node.get("errorMessage")
     if kind in ("anyOf", "oneOf") and error.context:
         branch = _matching_branch(error.context)
-        if branch:
-            for inner in branch:
-                yield from _translate(inner)
-        elif isinstance(custom, str):
+        if not branch and isinstance(custom, str):
             yield path, False, custom
-        else:
-            yield from _translate(best_match(error.context))
+            return
+        if not branch:
+            branch = _fitting_branch(error.context) or [best_match(error.context)]
+        for inner in branch:
+            yield from _translate(inner)
         return
     if isinstance(custom, str):
         yield path, False, custom
@@ -96,6 +96,18 @@ def _matching_branch(context: list[ValidationError]) -> list[ValidationError]:
     inner = [errs for errs in fitting if all(e.relative_path for e in errs)]
     if len(inner) == 1:
         return inner[0]
+    if len(fitting) == 1 and all("type" in e.schema for e in fitting[0] if not e.relative_path):
+        return fitting[0]  # the value has the one type the schema offers for it
+    return []
+
+
+def _fitting_branch(context: list[ValidationError]) -> list[ValidationError]:
+    """The errors of the only alternative whose type fits the value, if exactly one does."""
+    branches: dict[Any, list[ValidationError]] = {}
+    for err in context:
+        branches.setdefault(err.relative_schema_path[0], []).append(err)
+    fitting = [errs for errs in branches.values()
+               if not any(e.validator == "type" and not e.relative_path for e in errs)]
     return fitting[0] if len(fitting) == 1 else []
 
 

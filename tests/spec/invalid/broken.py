@@ -1,0 +1,7 @@
+from ray import serve
+
+
+@serve.deployment
+class Counter
+    def __call__(self, request):
+        return 1

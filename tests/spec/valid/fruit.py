@@ -1,0 +1,73 @@
+"""The fruit stand: three stands priced by user_config, and a market that asks them.
+
+POST a JSON body `["MANGO", 2]` to the ingress and get back the price (6 with the config in this
+repository); an unknown fruit costs -1. Plain Python: the `ray.serve` used here is the small shim
+the reconciler's replica runtime provides inside each container.
+"""
+
+from ray import serve
+
+
+@serve.deployment(user_config={"price": 3})
+class MangoStand:
+    DEFAULT_PRICE = 1
+
+    def __init__(self):
+        self.price = self.DEFAULT_PRICE
+
+    def reconfigure(self, config: dict):
+        self.price = config.get("price", self.DEFAULT_PRICE)
+
+    def check_price(self, amount: float) -> float:
+        return self.price * amount
+
+
+@serve.deployment(user_config={"price": 2})
+class OrangeStand:
+    DEFAULT_PRICE = 0.5
+
+    def __init__(self):
+        self.price = self.DEFAULT_PRICE
+
+    def reconfigure(self, config: dict):
+        self.price = config.get("price", self.DEFAULT_PRICE)
+
+    def check_price(self, amount: float) -> float:
+        return self.price * amount
+
+
+@serve.deployment(user_config={"price": 4})
+class PearStand:
+    DEFAULT_PRICE = 0.75
+
+    def __init__(self):
+        self.price = self.DEFAULT_PRICE
+
+    def reconfigure(self, config: dict):
+        self.price = config.get("price", self.DEFAULT_PRICE)
+
+    def check_price(self, amount: float) -> float:
+        return self.price * amount
+
+
+@serve.deployment(num_replicas=2)
+class FruitMarket:
+    def __init__(self, mango_stand, orange_stand, pear_stand):
+        self.directory = {
+            "MANGO": mango_stand,
+            "ORANGE": orange_stand,
+            "PEAR": pear_stand,
+        }
+
+    def check_price(self, fruit: str, amount: float) -> float:
+        if fruit not in self.directory:
+            return -1
+        stand = self.directory[fruit]
+        return stand.check_price.remote(amount).result()
+
+    def __call__(self, request):
+        fruit, amount = request.json()
+        return self.check_price(fruit, amount)
+
+
+deployment_graph = FruitMarket.bind(MangoStand.bind(), OrangeStand.bind(), PearStand.bind())
