@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
@@ -81,6 +83,7 @@ class _Handlers:
         self._snapshot, self._history, self._trigger = snapshot, history, trigger
         self._health, self._metrics, self._branch = health, metrics, branch
         self._secret, self._max_bytes, self._openapi = secret, max_bytes, openapi
+        self._refusals = _ThrottledLog(interval_s=10.0)
 
     def routes(self) -> list[tuple[str, Callable[[], Response], str]]:
         return [
@@ -145,11 +148,33 @@ class _Handlers:
         verdict = verify_and_parse(dict(request.headers.items()), body, secret=self._secret,
                                    branch=self._branch)
         if verdict.status == 401:
-            log.warning("webhook refused from %s: %s", request.remote_addr, verdict.message)
+            self._refusals.warning("webhook refused from %s: %s", request.remote_addr,
+                                   verdict.message)
         if verdict.trigger:
             self._trigger()
         self._metrics.webhook(_webhook_result(verdict))
         return _verdict_response(verdict)
+
+
+class _ThrottledLog:
+    """At most one warning per interval, so a flood of bad requests cannot flood the log; the
+    next warning says how many were left out."""
+
+    def __init__(self, interval_s: float) -> None:
+        self._interval_s = interval_s
+        self._lock = threading.Lock()
+        self._next_at = 0.0
+        self._skipped = 0
+
+    def warning(self, message: str, *args: object) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if now < self._next_at:
+                self._skipped += 1
+                return
+            skipped, self._skipped, self._next_at = self._skipped, 0, now + self._interval_s
+        suffix = f" ({skipped} more refused before this one, not logged)" if skipped else ""
+        log.warning(message + suffix, *args)
 
 
 def _capped_body(max_bytes: int) -> bytes | None:

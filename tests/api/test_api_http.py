@@ -282,3 +282,18 @@ def test_server_reports_its_port_and_stops(make_api: MakeApi) -> None:
     live.server.stop()
     with pytest.raises(requests.ConnectionError):
         requests.get(live.url + "/healthz", timeout=5)
+
+
+def test_the_openapi_check_itself_rejects_an_undocumented_answer() -> None:
+    from api_support import check_against_openapi
+    from jsonschema import ValidationError
+
+    fake = requests.Response()
+    fake.status_code, fake.url = 200, "http://127.0.0.1:1/status"
+    fake.headers["Content-Type"] = "application/json"
+    fake._content = json.dumps({"name": 1}).encode()
+    with pytest.raises(ValidationError):
+        check_against_openapi("get", fake)
+    fake.status_code = 418
+    with pytest.raises(AssertionError, match="undeclared status 418"):
+        check_against_openapi("get", fake)
