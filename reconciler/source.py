@@ -136,7 +136,8 @@ class GitSource:
             try:
                 self._export_once(commit, dest)
             except _Damaged as first:
-                log.warning("rebuilding the clone of %s: %s", self.describe(), first)
+                why = self._redact(str(first))
+                log.warning("rebuilding the clone of %s: %s", self.describe(), why)
                 self._clone()
                 try:
                     self._export_once(commit, dest)
@@ -242,7 +243,9 @@ class GitSource:
         refspec = f"+refs/heads/{self._branch}:refs/remotes/origin/{self._branch}"
         target = into or self._repo_dir
         self.fetches += 1
-        args = ["fetch", "--quiet", "--no-tags", "--no-auto-gc", "--", self._fetch_url, refspec]
+        # --git-dir: a GIT_DIR inherited from a git hook must not redirect the fetch.
+        args = [f"--git-dir={target}", "fetch", "--quiet", "--no-tags", "--no-auto-gc", "--"]
+        args += [self._fetch_url, refspec]
         status, _, err = self._network(args, "fetch", cwd=target)
         if status == 0:
             return
