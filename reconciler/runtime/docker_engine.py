@@ -81,6 +81,7 @@ class DockerEngine:
         self._client = docker_client
         self._lock = threading.Lock()
         self._ingress_lock = threading.Lock()
+        self._network_lock = threading.Lock()
         self._network_ok = False
         self._bundles: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
         self._ingress_applied: tuple[HttpOptions, str] | None = None
@@ -270,20 +271,27 @@ class DockerEngine:
     # --- network, ingress, teardown ----------------------------------------------------------
 
     def _ensure_network(self) -> None:
-        with self._lock:
+        # Held for the whole check-and-create: Docker allows two networks with one name, and
+        # parallel starts would otherwise each create one ("network ... is ambiguous").
+        with self._network_lock:
             if self._network_ok:
                 return
-        api, name = self._api(), self.network_name
-        with _seam(f"inspect network {name}"):
-            found = [n for n in api.networks(names=[name]) if n.get("Name") == name]
-        if found and (found[0].get("Labels") or {}).get(labels.OWNER) != self._instance:
-            raise EngineError(f"network {name} exists and is not owned by this reconciler")
-        if not found:
-            with contextlib.suppress(Conflict), _seam(f"create network {name}"):
-                api.create_network(
-                    name, driver="bridge", labels=containers.base_labels(self._instance, "network")
-                )
-        with self._lock:
+            api, name = self._api(), self.network_name
+            with _seam(f"inspect network {name}"):
+                found = [n for n in api.networks(names=[name]) if n.get("Name") == name]
+            if any((n.get("Labels") or {}).get(labels.OWNER) != self._instance for n in found):
+                raise EngineError(f"network {name} exists and is not owned by this reconciler")
+            for extra in sorted(found, key=lambda n: str(n.get("Created", "")))[1:]:
+                with contextlib.suppress(Missing, Conflict), _seam(f"remove duplicate {name}"):
+                    api.remove_network(extra["Id"])
+            if not found:
+                with contextlib.suppress(Conflict), _seam(f"create network {name}"):
+                    api.create_network(
+                        name,
+                        driver="bridge",
+                        check_duplicate=True,
+                        labels=containers.base_labels(self._instance, "network"),
+                    )
             self._network_ok = True
 
     def apply_ingress(self, http: HttpOptions | None, haproxy_cfg: str | None) -> None:
