@@ -94,14 +94,15 @@ class _Load:
         return [a for a in built if a is not None]
 
     def _check_unique_apps(self, entries: Sequence[tuple[dict[str, Any], DocPath]]) -> None:
-        names: dict[Any, DocPath] = {}
-        prefixes: dict[Any, str] = {}
+        names: dict[str, DocPath] = {}
+        prefixes: dict[str, str] = {}
         for app, path in entries:
             name = app.get("name")
             if isinstance(name, str) and name in names:
                 self._report((*path, "name"), f"application name '{name}' is used twice (first "
                              f"at {format_path(names[name])})")
-            names.setdefault(name, path)
+            if isinstance(name, str):
+                names.setdefault(name, path)
             prefix = app.get("route_prefix", "/")
             if isinstance(prefix, str) and prefix in prefixes:
                 self._report((*path, "route_prefix"), f"route_prefix '{prefix}' is already "

@@ -116,18 +116,29 @@ def _syntax_message(exc: yaml.YAMLError, text: str) -> YamlRefused:
     return YamlRefused(f"YAML syntax error: {problem}{extra}", where)
 
 
+def _reader_message(exc: yaml.reader.ReaderError, text: str) -> YamlRefused:
+    before = text[: exc.position]
+    mark = Mark(before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1)
+    code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "?")
+    return YamlRefused(f"the file holds the control character U+{code:04X}, which YAML does not "
+                       "allow; remove it", mark)
+
+
 def parse(data: bytes) -> Parsed:
     """Bytes -> Parsed, or YamlRefused when nothing sensible can be read."""
     text = decode(data)
-    loader = _Loader(text)
     try:
-        node = loader.get_single_node()
+        loader = _Loader(text)  # the reader checks for forbidden characters right here
+        try:
+            node = loader.get_single_node()
+        finally:
+            loader.dispose()
+    except yaml.reader.ReaderError as exc:
+        raise _reader_message(exc, text) from None
     except yaml.YAMLError as exc:
         raise _syntax_message(exc, text) from None
     except RecursionError:
         raise YamlRefused(f"the document is nested deeper than {MAX_DEPTH} levels") from None
-    finally:
-        loader.dispose()
     if node is None:
         raise YamlRefused("the file is empty; a config needs at least import_path or applications")
     return _Builder().build(node)
