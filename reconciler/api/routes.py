@@ -84,6 +84,9 @@ class _Handlers:
         self._health, self._metrics, self._branch = health, metrics, branch
         self._secret, self._max_bytes, self._openapi = secret, max_bytes, openapi
         self._refusals = _ThrottledLog(interval_s=10.0)
+        # fmt -> (snapshot, rendered text): a snapshot is immutable and replaced once per pass,
+        # so under load /status renders each one once instead of once per request.
+        self._status_cache: dict[str, tuple[Snapshot, str]] = {}
 
     def routes(self) -> list[tuple[str, Callable[[], Response], str]]:
         return [
@@ -98,7 +101,12 @@ class _Handlers:
 
     def status(self) -> Response:
         fmt = wanted_format()
-        return render(shapes.status_body(self._snapshot()), fmt)
+        snap = self._snapshot()
+        cached = self._status_cache.get(fmt)
+        if cached is None or cached[0] is not snap:
+            cached = (snap, render_text(shapes.status_body(snap), fmt))
+            self._status_cache[fmt] = cached
+        return Response(cached[1], content_type=YAML_TYPE if fmt == "yaml" else JSON_TYPE)
 
     def config(self) -> Response:
         fmt = wanted_format()
@@ -220,14 +228,17 @@ def _history_limit() -> int:
 
 
 def render(value: Any, fmt: str, status: int = 200) -> Response:
-    if fmt == "yaml":
-        return Response(dump_yaml(value), status=status, content_type=YAML_TYPE)
-    return json_response(value, status)
+    content_type = YAML_TYPE if fmt == "yaml" else JSON_TYPE
+    return Response(render_text(value, fmt), status=status, content_type=content_type)
+
+
+def render_text(value: Any, fmt: str) -> str:
+    return dump_yaml(value) if fmt == "yaml" else json.dumps(value, ensure_ascii=False,
+                                                             allow_nan=False) + "\n"
 
 
 def json_response(value: Any, status: int = 200) -> Response:
-    text = json.dumps(value, ensure_ascii=False, allow_nan=False) + "\n"
-    return Response(text, status=status, content_type=JSON_TYPE)
+    return Response(render_text(value, "json"), status=status, content_type=JSON_TYPE)
 
 
 def error_response(status: int, message: str, **more: Any) -> Response:

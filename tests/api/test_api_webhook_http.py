@@ -158,3 +158,14 @@ def test_empty_secret_means_off(make_api: MakeApi) -> None:
     response = live.client.post("/webhook", data=b"{}", headers={"X-Gitlab-Token": ""})
     assert response.status_code == 404
     assert live.state.triggers == 0
+
+
+def test_a_flood_of_refusals_is_logged_once(api: LiveApi,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="reconciler.api.routes"):
+        for _ in range(20):
+            response = api.client.post("/webhook", data=b"{}", headers={"X-Gitlab-Token": "x"})
+            assert response.status_code == 401
+    refused = [r for r in caplog.records if "webhook refused" in r.getMessage()]
+    assert len(refused) == 1
+    assert _metric(api, "rejected") == 20.0
