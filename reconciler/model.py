@@ -334,3 +334,15 @@ class HistoryEntry:
     received_at: float
     outcome: str  # "applied", "invalid", "error"
     message: str = ""
+
+
+# --- The ingress handshake -------------------------------------------------------------------
+
+INGRESS_VERSION_PATH = "/-/config-version"
+"""The ingress answers this path with the version of the config it serves."""
+
+INGRESS_VERSION_TOKEN = "@@CONFIG_VERSION@@"
+"""Placed in the rendered HAProxy config where that answer goes; the engine replaces it with a
+digest of the config and, after a reload, waits until the ingress answers that digest, so a
+routing change is in force (new replicas routable, drained ones not) when `apply_ingress`
+returns."""

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from reconciler.model import (
+    INGRESS_VERSION_PATH,
+    INGRESS_VERSION_TOKEN,
     ApplicationSpec,
     DeploymentSpec,
     ObservedReplica,
@@ -34,7 +36,7 @@ READY_PATH = "/-/ready"
 HEALTHZ_PATH = "/-/healthz"  # the ingress itself is alive (for a container health check)
 ROUTES_PATH = "/-/routes"  # Serve's proxy endpoint: {route_prefix: application}
 CALL_PREFIX = "/-/call"
-STATS_SOCKET = "/var/run/haproxy.sock"  # HAProxy's runtime API, for draining without a reload
+STATS_SOCKET = "/tmp/haproxy.sock"  # HAProxy's runtime API (in /tmp: the ingress runs as nobody)
 DEFAULT_SERVER_TIMEOUT_S = 60.0
 NO_ROUTE_BACKEND = "no_route"
 NO_DEPLOYMENT_BACKEND = "no_deployment"
@@ -156,6 +158,8 @@ def _ingress_frontend(routes: Sequence[_Route]) -> list[str]:
         f"    monitor-uri {HEALTHZ_PATH}",
         f"    http-request return status 200 content-type application/json "
         f"string {hq(_routes_body(routes))} if {{ path {ROUTES_PATH} }}",
+        f"    http-request return status 200 content-type text/plain "
+        f"string {INGRESS_VERSION_TOKEN} if {{ path {INGRESS_VERSION_PATH} }}",
     ]
     for route in routes:
         if not route.prefix:

@@ -57,7 +57,7 @@ def create_app(
     app.config["MAX_WEBHOOK_BYTES"] = max_webhook_bytes
     handlers = _Handlers(snapshot=snapshot, history=history, trigger=trigger, health=health,
                          metrics=metrics, branch=branch, secret=webhook_secret or None,
-                         max_bytes=max_webhook_bytes, openapi=load_openapi())
+                         max_bytes=max_webhook_bytes, openapi=_openapi_or_none())
     for path, view, method in handlers.routes():
         app.add_url_rule(path, endpoint=path, view_func=view, methods=[method],
                          provide_automatic_options=False)
@@ -73,13 +73,22 @@ def load_openapi() -> dict[str, Any]:
     return document
 
 
+def _openapi_or_none() -> dict[str, Any] | None:
+    # A packaging slip (the JSON left out of a wheel) must cost the document, not the daemon.
+    try:
+        return load_openapi()
+    except (OSError, ValueError):
+        log.exception("the OpenAPI document cannot be read; GET /openapi.json will fail")
+        return None
+
+
 class _Handlers:
     """The views, holding the read-only callables they are given (no globals)."""
 
     def __init__(self, *, snapshot: Callable[[], Snapshot],
                  history: Callable[[int], list[HistoryEntry]], trigger: Callable[[], None],
                  health: Callable[[], tuple[bool, str]], metrics: Metrics, branch: str,
-                 secret: str | None, max_bytes: int, openapi: dict[str, Any]) -> None:
+                 secret: str | None, max_bytes: int, openapi: dict[str, Any] | None) -> None:
         self._snapshot, self._history, self._trigger = snapshot, history, trigger
         self._health, self._metrics, self._branch = health, metrics, branch
         self._secret, self._max_bytes, self._openapi = secret, max_bytes, openapi
@@ -143,6 +152,8 @@ class _Handlers:
         return Response(body, content_type=content_type)
 
     def openapi(self) -> Response:
+        if self._openapi is None:
+            return error_response(500, "the OpenAPI document is missing from this installation")
         return json_response(self._openapi)
 
     def webhook(self) -> Response:

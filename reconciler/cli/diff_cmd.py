@@ -13,9 +13,12 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.cli.common import fail
+
+if TYPE_CHECKING:
+    from reconciler.plan import DeploymentChange
 
 VERBS = {
     "create": "create",
@@ -82,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
     return 1 if any(c.kind != "unchanged" for c in changes) else 0
 
 
-def _what(change: Any) -> str:
-    verb = VERBS.get(change.kind, change.kind)
+def _what(change: DeploymentChange) -> str:
+    verb: str = VERBS.get(change.kind, change.kind)
     if change.kind == "scale" or (
         change.kind == "restart" and change.from_replicas != change.to_replicas
     ):
@@ -95,7 +98,7 @@ def _what(change: Any) -> str:
     return verb
 
 
-def _render(fmt: str, header: str, changes: list[Any], count: int) -> str:
+def _render(fmt: str, header: str, changes: list[DeploymentChange], count: int) -> str:
     if fmt == "json":
         return json.dumps(
             [

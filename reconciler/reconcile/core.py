@@ -132,7 +132,7 @@ class Reconciler:
         self._memory.transient_failures += 1
         n = self._memory.transient_failures
         log.warning("%s unavailable (attempt %d): %s", kind, n, message)
-        return min(self._interval * 2 ** (n - 1), max(self._interval, MAX_BACKOFF_S))
+        return min(self._interval * 2.0 ** (n - 1), max(self._interval, MAX_BACKOFF_S))
 
     def _converge(self, config: ServeConfig, now: float, view: TargetView) -> float | None:
         observed = self._engine.observe()

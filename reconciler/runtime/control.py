@@ -66,3 +66,12 @@ def _error_text(data: Any, status: int) -> str:
         kind = data.get("type")
         return f"{kind}: {data['error']}" if kind else str(data["error"])
     return f"reconfigure failed with HTTP {status}: {data}"
+
+
+def ingress_version(host: str, port: int, path: str, timeout: float = 1.0) -> str | None:
+    """What the ingress at host:port says its config version is; None when it does not answer."""
+    try:
+        status, body = _request(f"http://{host}:{port}", "GET", path, None, timeout)
+    except (OSError, http.client.HTTPException):
+        return None
+    return str(body).strip() if status == 200 else None

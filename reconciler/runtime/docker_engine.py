@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import hashlib
 import io
+import logging
 import math
 import tarfile
 import threading
@@ -30,13 +32,24 @@ import docker.errors
 import requests.exceptions
 
 from reconciler.errors import EngineError, EngineUnavailable
-from reconciler.model import CodeTree, DeploymentSpec, HttpOptions, ObservedReplica
+from reconciler.model import (
+    INGRESS_VERSION_PATH,
+    INGRESS_VERSION_TOKEN,
+    CodeTree,
+    DeploymentSpec,
+    HttpOptions,
+    ObservedReplica,
+)
 from reconciler.runtime import containers, labels, naming
 from reconciler.runtime.bundle import build_bundle
+from reconciler.runtime.control import ingress_version
 from reconciler.runtime.control import reconfigure as post_reconfigure
 from reconciler.runtime.observe import Observer
 
 _BUNDLE_CACHE_SIZE = 16
+INGRESS_RELOAD_WAIT_S = 5.0
+
+log = logging.getLogger(__name__)
 
 
 class Missing(EngineError):
@@ -304,16 +317,31 @@ class DockerEngine:
                 return
             self._ensure_network()
             container_id, running = self._ingress_container(http)
+            version = hashlib.sha256(haproxy_cfg.encode("utf-8")).hexdigest()[:16]
+            text = haproxy_cfg.replace(INGRESS_VERSION_TOKEN, version)
             with _seam("write the ingress config"):
-                self._api().put_archive(
-                    container_id, containers.INGRESS_CFG_DIR, _cfg_tar(haproxy_cfg)
-                )
+                self._api().put_archive(container_id, containers.INGRESS_CFG_DIR, _cfg_tar(text))
             with _seam("reload the ingress"):
                 if running:
                     self._api().kill(container_id, signal="SIGUSR2")
                 else:
                     self._api().start(container_id)
+            if INGRESS_VERSION_TOKEN in haproxy_cfg:
+                self._await_ingress_version(http, version)
             self._ingress_applied = (http, haproxy_cfg)
+
+    def _await_ingress_version(self, http: HttpOptions, version: str) -> None:
+        """Wait (briefly) until the reloaded HAProxy serves the new config, so that when this
+        returns, drained replicas get no new requests and new ones are routable."""
+        host = "127.0.0.1" if http.host in ("0.0.0.0", "", "::") else http.host
+        deadline = time.monotonic() + INGRESS_RELOAD_WAIT_S
+        while time.monotonic() < deadline:
+            if ingress_version(host, http.port, INGRESS_VERSION_PATH) == version:
+                return
+            time.sleep(0.02)
+        log.warning(
+            "the ingress did not confirm config %s within %.0fs", version, INGRESS_RELOAD_WAIT_S
+        )
 
     def _ingress_container(self, http: HttpOptions) -> tuple[str, bool]:
         """(id, running) of an ingress bound to http.host:http.port, recreated if needed."""
