@@ -6,10 +6,14 @@ outer bound of memory a request can take; the app's webhook cap (a JSON 413) sit
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
+from waitress import wasyncore
 from waitress.server import create_server
 
 _STOP_TIMEOUT_S = 5.0
@@ -45,15 +49,32 @@ class ApiServer:
         self._thread.start()
 
     def stop(self) -> None:
-        """Close the listening socket and every connection, then wait for the workers."""
+        """Stop accepting, let requests in flight finish (up to a few seconds), then close every
+        connection and wait for the workers."""
         server, thread = self._server, self._thread
         if server is None or thread is None:
             return
-        # Closing sockets from the loop's own thread: asyncore maps are not thread-safe.
-        server.trigger.pull_trigger(lambda: _close_all(server))
-        thread.join(_STOP_TIMEOUT_S)
+        deadline = time.monotonic() + _STOP_TIMEOUT_S
+        # Sockets are closed from the loop's own thread: asyncore maps are not thread-safe.
+        _in_loop(server, lambda: wasyncore.dispatcher.close(server))
+        while _busy(server) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        _in_loop(server, lambda: _close_all(server))
+        thread.join(max(0.1, deadline - time.monotonic()))
         server.task_dispatcher.shutdown(timeout=_STOP_TIMEOUT_S)
         self._server, self._thread = None, None
+
+
+def _in_loop(server: Any, thunk: Callable[[], None]) -> None:
+    # OSError: the loop woke for another reason, ran the thunk and closed the trigger before
+    # our wake-up byte was written; the work is done.
+    with contextlib.suppress(OSError):
+        server.trigger.pull_trigger(thunk)
+
+
+def _busy(server: Any) -> bool:
+    dispatcher = server.task_dispatcher
+    return bool(dispatcher.active_count or dispatcher.queue)
 
 
 def _close_all(server: Any) -> None:
