@@ -33,23 +33,47 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self._lock = threading.Lock()
         self._replica_keys: set[ReplicaKey] = set()
-        self._passes = Counter("serve_reconciler_passes", "Reconcile passes, by outcome.",
-                               ["outcome"], registry=self.registry)
-        self._duration = Histogram("serve_reconciler_pass_duration_seconds",
-                                   "Wall time of one reconcile pass.",
-                                   buckets=_DURATION_BUCKETS, registry=self.registry)
-        self._failures = Counter("serve_reconciler_failures", "Failed passes, by kind of failure.",
-                                 ["kind"], registry=self.registry)
-        self._poll_errors = Counter("serve_reconciler_poll_errors",
-                                    "Polls of the git remote that failed.", registry=self.registry)
-        self._replicas = Gauge("serve_reconciler_replicas",
-                               "Replica containers, by application, deployment and state.",
-                               ["app", "deployment", "state"], registry=self.registry)
-        self._commit = Gauge("serve_reconciler_applied_commit_info",
-                             "The applied commit (value 1 on the series of that commit).",
-                             ["commit"], registry=self.registry)
-        self._webhooks = Counter("serve_reconciler_webhooks", "Webhook requests, by result.",
-                                 ["result"], registry=self.registry)
+        self._passes = Counter(
+            "serve_reconciler_passes",
+            "Reconcile passes, by outcome.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self._duration = Histogram(
+            "serve_reconciler_pass_duration_seconds",
+            "Wall time of one reconcile pass.",
+            buckets=_DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self._failures = Counter(
+            "serve_reconciler_failures",
+            "Failed passes, by kind of failure.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self._poll_errors = Counter(
+            "serve_reconciler_poll_errors",
+            "Polls of the git remote that failed.",
+            registry=self.registry,
+        )
+        self._replicas = Gauge(
+            "serve_reconciler_replicas",
+            "Replica containers, by application, deployment and state.",
+            ["app", "deployment", "state"],
+            registry=self.registry,
+        )
+        self._commit = Gauge(
+            "serve_reconciler_applied_commit_info",
+            "The applied commit (value 1 on the series of that commit).",
+            ["commit"],
+            registry=self.registry,
+        )
+        self._webhooks = Counter(
+            "serve_reconciler_webhooks",
+            "Webhook requests, by result.",
+            ["result"],
+            registry=self.registry,
+        )
         self._start_series()
 
     def _start_series(self) -> None:

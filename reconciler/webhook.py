@@ -43,11 +43,15 @@ def verify_and_parse(
         return WebhookVerdict(401, refusal, trigger=False)
     event = _event(lowered)
     if event == "ping":
-        return WebhookVerdict(200, "pong: the webhook is configured and its signature is valid",
-                              trigger=False)
+        return WebhookVerdict(
+            200, "pong: the webhook is configured and its signature is valid", trigger=False
+        )
     if event is not None and event not in _PUSH_EVENTS:
-        return WebhookVerdict(202, f"event {_shown(event)} ignored: only push events trigger a "
-                              "reconcile", trigger=False)
+        return WebhookVerdict(
+            202,
+            f"event {_shown(event)} ignored: only push events trigger a reconcile",
+            trigger=False,
+        )
     return _verdict_for_ref(_read_ref(lowered, body), branch)
 
 
@@ -64,7 +68,7 @@ def _check_signature(headers: Mapping[str, str], body: bytes, secret: str) -> st
         given = headers["x-hub-signature-256"].strip()
         if not given.startswith("sha256="):
             return "X-Hub-Signature-256 must have the form sha256=<hex digest>"
-        given = given[len("sha256="):].lower()
+        given = given[len("sha256=") :].lower()
         return _compare(given, signature_for(body, secret), "X-Hub-Signature-256")
     for name in _HEX_SIGNATURES:
         if name in headers:
@@ -72,8 +76,10 @@ def _check_signature(headers: Mapping[str, str], body: bytes, secret: str) -> st
             return _compare(given, signature_for(body, secret), _title(name))
     if "x-gitlab-token" in headers:
         return _compare(headers["x-gitlab-token"], secret, "X-Gitlab-Token")
-    return ("missing signature: send X-Hub-Signature-256, X-Gitea-Signature, "
-            "X-Forgejo-Signature or X-Gitlab-Token")
+    return (
+        "missing signature: send X-Hub-Signature-256, X-Gitea-Signature, "
+        "X-Forgejo-Signature or X-Gitlab-Token"
+    )
 
 
 def _compare(given: str, expected: str, header: str) -> str | None:
@@ -113,15 +119,20 @@ def _decode(content_type: str, body: bytes) -> Any:
 
 def _verdict_for_ref(ref: str | None, branch: str) -> WebhookVerdict:
     if ref is None:
-        return WebhookVerdict(400, "the body is not a JSON push event with a string 'ref'",
-                              trigger=False)
+        return WebhookVerdict(
+            400, "the body is not a JSON push event with a string 'ref'", trigger=False
+        )
     if not ref.startswith("refs/heads/"):
-        return WebhookVerdict(202, f"push to {_shown(ref)} ignored: only branches are watched "
-                              f"(watching {_shown(branch)})", trigger=False)
-    pushed = ref[len("refs/heads/"):]
+        return WebhookVerdict(
+            202,
+            f"push to {_shown(ref)} ignored: only branches are watched (watching {_shown(branch)})",
+            trigger=False,
+        )
+    pushed = ref[len("refs/heads/") :]
     if pushed != branch:
-        return WebhookVerdict(202, f"push to {_shown(pushed)} ignored: watching {_shown(branch)}",
-                              trigger=False)
+        return WebhookVerdict(
+            202, f"push to {_shown(pushed)} ignored: watching {_shown(branch)}", trigger=False
+        )
     return WebhookVerdict(202, f"push to {_shown(branch)}: reconcile triggered", trigger=True)
 
 

@@ -49,8 +49,10 @@ def test_invalid_file_text_lines(repo: Path) -> None:
     code, out, _ = _run("validate", str(config))
     lines = out.strip().splitlines()
     assert code == 1
-    assert lines[0] == (f"{config}:31:5: unknown key 'num_replica' (did you mean "
-                        "'num_replicas'?) (deployments[3].num_replica)")
+    assert lines[0] == (
+        f"{config}:31:5: unknown key 'num_replica' (did you mean "
+        "'num_replicas'?) (deployments[3].num_replica)"
+    )
     assert lines[-1] == "invalid: 1 problem in 1 of 1 file"
 
 
@@ -60,8 +62,9 @@ def test_github_annotations(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.chdir(repo)  # as in CI: the checkout is the working directory
     code, out, _ = _run("validate", "--format", "github")
     assert code == 1
-    assert ("::error file=serve_config.yaml,line=9,col=7::port must be at most 65535 "
-            "(got 80000) (port)") in out.splitlines()
+    assert (
+        "::error file=serve_config.yaml,line=9,col=7::port must be at most 65535 (got 80000) (port)"
+    ) in out.splitlines()
 
 
 def test_github_escapes_newlines_and_commas() -> None:
@@ -74,10 +77,12 @@ def test_github_escapes_newlines_and_commas() -> None:
 
 def test_json_report_lists_every_issue(repo: Path) -> None:
     config = repo / "serve_config.yaml"
-    config.write_text(config.read_text().replace("port: 8000", "port: 0")
-                      .replace("name: PearStand", "name: PearStnd"))
-    code, out, _ = _run("validate", "--format", "json", str(repo), "--config",
-                        "serve_config.yaml")
+    config.write_text(
+        config.read_text()
+        .replace("port: 8000", "port: 0")
+        .replace("name: PearStand", "name: PearStnd")
+    )
+    code, out, _ = _run("validate", "--format", "json", str(repo), "--config", "serve_config.yaml")
     report = json.loads(out)
     assert code == 1 and report["valid"] is False
     (entry,) = report["files"]
@@ -94,24 +99,46 @@ def test_code_issue_points_into_the_code(repo: Path) -> None:
     assert "fruit.py:53:0: @serve.deployment options of FruitMarket: num_replicas" in out
 
 
-@pytest.mark.parametrize("argv", [
-    ["validate", "no/such/file.yaml"],
-    ["validate", "--format", "xml", "."],
-    ["validate", str(ROOT / "reconciler")],  # a directory without any Serve config
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["validate", "no/such/file.yaml"],
+        ["validate", "--format", "xml", "."],
+        ["validate", str(ROOT / "reconciler")],  # a directory without any Serve config
+    ],
+)
 def test_usage_errors_exit_2(argv: list[str]) -> None:
     code, _, err = _run(*argv)
     assert code == 2 and err
 
 
 def test_exit_codes_through_the_console_script() -> None:
-    ok = subprocess.run([sys.executable, "-m", "reconciler", "validate", str(EXAMPLES)],
-                        capture_output=True, text=True, timeout=60)
-    bad = subprocess.run([sys.executable, "-m", "reconciler", "validate", "--root",
-                          str(INVALID), str(INVALID / "port_out_of_range.yaml")],
-                         capture_output=True, text=True, timeout=60)
-    missing = subprocess.run([sys.executable, "-m", "reconciler", "validate", "nope.yaml"],
-                             capture_output=True, text=True, timeout=60)
+    ok = subprocess.run(
+        [sys.executable, "-m", "reconciler", "validate", str(EXAMPLES)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "validate",
+            "--root",
+            str(INVALID),
+            str(INVALID / "port_out_of_range.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    missing = subprocess.run(
+        [sys.executable, "-m", "reconciler", "validate", "nope.yaml"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert (ok.returncode, bad.returncode, missing.returncode) == (0, 1, 2)
 
 

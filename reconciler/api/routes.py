@@ -55,12 +55,21 @@ def create_app(
     """Build the API app around read-only views of the daemon's state."""
     app = _App("reconciler.api")
     app.config["MAX_WEBHOOK_BYTES"] = max_webhook_bytes
-    handlers = _Handlers(snapshot=snapshot, history=history, trigger=trigger, health=health,
-                         metrics=metrics, branch=branch, secret=webhook_secret or None,
-                         max_bytes=max_webhook_bytes, openapi=_openapi_or_none())
+    handlers = _Handlers(
+        snapshot=snapshot,
+        history=history,
+        trigger=trigger,
+        health=health,
+        metrics=metrics,
+        branch=branch,
+        secret=webhook_secret or None,
+        max_bytes=max_webhook_bytes,
+        openapi=_openapi_or_none(),
+    )
     for path, view, method in handlers.routes():
-        app.add_url_rule(path, endpoint=path, view_func=view, methods=[method],
-                         provide_automatic_options=False)
+        app.add_url_rule(
+            path, endpoint=path, view_func=view, methods=[method], provide_automatic_options=False
+        )
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _internal_error)
     return app
@@ -85,10 +94,19 @@ def _openapi_or_none() -> dict[str, Any] | None:
 class _Handlers:
     """The views, holding the read-only callables they are given (no globals)."""
 
-    def __init__(self, *, snapshot: Callable[[], Snapshot],
-                 history: Callable[[int], list[HistoryEntry]], trigger: Callable[[], None],
-                 health: Callable[[], tuple[bool, str]], metrics: Metrics, branch: str,
-                 secret: str | None, max_bytes: int, openapi: dict[str, Any] | None) -> None:
+    def __init__(
+        self,
+        *,
+        snapshot: Callable[[], Snapshot],
+        history: Callable[[int], list[HistoryEntry]],
+        trigger: Callable[[], None],
+        health: Callable[[], tuple[bool, str]],
+        metrics: Metrics,
+        branch: str,
+        secret: str | None,
+        max_bytes: int,
+        openapi: dict[str, Any] | None,
+    ) -> None:
         self._snapshot, self._history, self._trigger = snapshot, history, trigger
         self._health, self._metrics, self._branch = health, metrics, branch
         self._secret, self._max_bytes, self._openapi = secret, max_bytes, openapi
@@ -158,17 +176,22 @@ class _Handlers:
 
     def webhook(self) -> Response:
         if self._secret is None:
-            return error_response(404, "the webhook is not configured: start the reconciler "
-                                  "with a webhook secret to enable it")
+            return error_response(
+                404,
+                "the webhook is not configured: start the reconciler "
+                "with a webhook secret to enable it",
+            )
         body = _capped_body(self._max_bytes)
         if body is None:
             self._metrics.webhook("too_large")
             return error_response(413, f"the body is larger than {self._max_bytes} bytes")
-        verdict = verify_and_parse(dict(request.headers.items()), body, secret=self._secret,
-                                   branch=self._branch)
+        verdict = verify_and_parse(
+            dict(request.headers.items()), body, secret=self._secret, branch=self._branch
+        )
         if verdict.status == 401:
-            self._refusals.warning("webhook refused from %s: %s", request.remote_addr,
-                                   verdict.message)
+            self._refusals.warning(
+                "webhook refused from %s: %s", request.remote_addr, verdict.message
+            )
         if verdict.trigger:
             self._trigger()
         self._metrics.webhook(_webhook_result(verdict))
@@ -219,7 +242,7 @@ def _verdict_response(verdict: WebhookVerdict) -> Response:
 
 
 def wanted_format() -> str:
-    """"json" or "yaml", from `?format=` first, else the Accept header (JSON by default)."""
+    """ "json" or "yaml", from `?format=` first, else the Accept header (JSON by default)."""
     fmt = request.args.get("format")
     if fmt is not None:
         if fmt.lower() not in ("json", "yaml"):
@@ -244,8 +267,11 @@ def render(value: Any, fmt: str, status: int = 200) -> Response:
 
 
 def render_text(value: Any, fmt: str) -> str:
-    return dump_yaml(value) if fmt == "yaml" else json.dumps(value, ensure_ascii=False,
-                                                             allow_nan=False) + "\n"
+    return (
+        dump_yaml(value)
+        if fmt == "yaml"
+        else json.dumps(value, ensure_ascii=False, allow_nan=False) + "\n"
+    )
 
 
 def json_response(value: Any, status: int = 200) -> Response:
@@ -259,12 +285,14 @@ def error_response(status: int, message: str, **more: Any) -> Response:
 def _http_error(exc: HTTPException) -> Response:
     code = exc.code or 500
     if code == 404:
-        response = error_response(404, f"no such endpoint: {request.path[:200]}",
-                                  endpoints=list(ENDPOINTS))
+        response = error_response(
+            404, f"no such endpoint: {request.path[:200]}", endpoints=list(ENDPOINTS)
+        )
     elif isinstance(exc, MethodNotAllowed):
         allowed = sorted(exc.valid_methods or [])
-        response = error_response(405, f"method {request.method} is not allowed on "
-                                  f"{request.path[:200]}", allowed=allowed)
+        response = error_response(
+            405, f"method {request.method} is not allowed on {request.path[:200]}", allowed=allowed
+        )
         response.headers["Allow"] = ", ".join(allowed)
     else:
         response = error_response(code, exc.description or exc.name)

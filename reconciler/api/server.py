@@ -24,8 +24,9 @@ _MIN_BODY_CAP = 1 << 20
 class ApiServer:
     """Serve `app` on host:port (port 0 picks a free port; `port` tells which) until `stop()`."""
 
-    def __init__(self, app: Flask, host: str = "127.0.0.1", port: int = 8265,
-                 threads: int = 8) -> None:
+    def __init__(
+        self, app: Flask, host: str = "127.0.0.1", port: int = 8265, threads: int = 8
+    ) -> None:
         self._app, self._host, self._port, self._threads = app, host, port, threads
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -41,8 +42,12 @@ class ApiServer:
             return
         webhook_cap = int(self._app.config.get("MAX_WEBHOOK_BYTES", _MIN_BODY_CAP))
         self._server = create_server(
-            self._app, host=self._host, port=self._port, threads=self._threads,
-            ident="serve-reconciler", clear_untrusted_proxy_headers=True,
+            self._app,
+            host=self._host,
+            port=self._port,
+            threads=self._threads,
+            ident="serve-reconciler",
+            clear_untrusted_proxy_headers=True,
             max_request_body_size=max(_MIN_BODY_CAP, webhook_cap * _BODY_CAP_FACTOR),
         )
         self._thread = threading.Thread(target=self._server.run, name="api-server", daemon=True)

@@ -96,7 +96,11 @@ def history_body(entries: list[HistoryEntry]) -> list[JSONObject]:
     """Recent deploys, newest first (a stable sort keeps the caller's order among equal times)."""
     ordered = sorted(entries, key=lambda e: e.received_at, reverse=True)
     return [
-        {"commit": e.commit, "received_at": e.received_at, "outcome": e.outcome,
-         "message": e.message}
+        {
+            "commit": e.commit,
+            "received_at": e.received_at,
+            "outcome": e.outcome,
+            "message": e.message,
+        }
         for e in ordered
     ]

@@ -21,14 +21,23 @@ def register(sub: Any) -> None:
             "code's values, else Serve's defaults. The result validates; edit and commit it."
         ),
     )
-    p.add_argument("import_path", metavar="MODULE:ATTR",
-                   help="the bound application, e.g. fruit:deployment_graph")
-    p.add_argument("--app-dir", default=".", metavar="DIR",
-                   help="directory holding the code; the config is meant to sit at its top "
-                   "(default: .)")
+    p.add_argument(
+        "import_path",
+        metavar="MODULE:ATTR",
+        help="the bound application, e.g. fruit:deployment_graph",
+    )
+    p.add_argument(
+        "--app-dir",
+        default=".",
+        metavar="DIR",
+        help="directory holding the code; the config is meant to sit at its top (default: .)",
+    )
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
-    p.add_argument("--multi-app", action="store_true",
-                   help="write the multi-application shape (applications: [...])")
+    p.add_argument(
+        "--multi-app",
+        action="store_true",
+        help="write the multi-application shape (applications: [...])",
+    )
     p.set_defaults(handler=run)
 
 
@@ -41,8 +50,7 @@ def run(args: argparse.Namespace) -> int:
         return fail(f"--app-dir {args.app_dir}: no such directory")
     name = Path(args.output).name if args.output else "serve_config.yaml"
     try:
-        text = build_config(args.import_path, app_dir, multi_app=args.multi_app,
-                            config_name=name)
+        text = build_config(args.import_path, app_dir, multi_app=args.multi_app, config_name=name)
     except ConfigError as exc:
         for issue in exc.issues:
             print(str(issue), file=sys.stderr)

@@ -13,7 +13,8 @@ from reconciler.cli.serve_client import ClientError
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "config", help="show the config of the applied commit",
+        "config",
+        help="show the config of the applied commit",
         description="Print the config the reconciler has applied, and its commit, like `serve "
         "config`.",
     )
@@ -56,6 +57,8 @@ def _not_applied(response: Any, address: str) -> str:
     except ValueError:
         return message
     if isinstance(body, dict) and body.get("attempt_outcome") not in (None, "applied"):
-        message += (f"; the last attempt (commit {body.get('attempted_commit')}) was "
-                    f"{body.get('attempt_outcome')}: see `reconciler status`")
+        message += (
+            f"; the last attempt (commit {body.get('attempted_commit')}) was "
+            f"{body.get('attempt_outcome')}: see `reconciler status`"
+        )
     return message

@@ -21,11 +21,14 @@ class ClientError(Exception):
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "-a", "--address", default=None,
+        "-a",
+        "--address",
+        default=None,
         help=f"address of the reconciler's API (default: ${ADDRESS_ENV}, else {DEFAULT_ADDRESS})",
     )
-    parser.add_argument("-n", "--name", default=None,
-                        help="show only the application with this name")
+    parser.add_argument(
+        "-n", "--name", default=None, help="show only the application with this name"
+    )
 
 
 def resolve_address(flag: str | None) -> str:
@@ -54,11 +57,15 @@ def json_body(response: Any, address: str) -> Any:
         body = None
     if response.status_code != 200:
         said = body.get("error") if isinstance(body, dict) else None
-        raise ClientError(f"the reconciler at {address} answered {response.status_code}"
-                          + (f": {said}" if said else ""))
+        raise ClientError(
+            f"the reconciler at {address} answered {response.status_code}"
+            + (f": {said}" if said else "")
+        )
     if body is None:
-        raise ClientError(f"the reconciler at {address} did not answer with JSON; "
-                          "is that address the reconciler's API?")
+        raise ClientError(
+            f"the reconciler at {address} did not answer with JSON; "
+            "is that address the reconciler's API?"
+        )
     return body
 
 
@@ -98,7 +105,11 @@ def _causes(exc: BaseException) -> list[BaseException]:
         if any(current is seen for seen in found):
             continue
         found.append(current)
-        nested = [current.__cause__, current.__context__, getattr(current, "reason", None),
-                  *current.args]
+        nested = [
+            current.__cause__,
+            current.__context__,
+            getattr(current, "reason", None),
+            *current.args,
+        ]
         pending.extend(n for n in nested if isinstance(n, BaseException))
     return found

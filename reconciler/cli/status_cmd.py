@@ -15,14 +15,16 @@ NO_APPLICATIONS = "There are no applications running on this reconciler."
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "status", help="show the live status of the deployed applications",
+        "status",
+        help="show the live status of the deployed applications",
         description="Print the status of the applications the reconciler runs, like `serve "
         "status`: application and deployment statuses, replica counts, and the applied, latest "
         "and attempted commits.",
     )
     serve_client.add_common_arguments(parser)
-    parser.add_argument("--format", choices=("yaml", "json"), default="yaml",
-                        help="output format (default: yaml)")
+    parser.add_argument(
+        "--format", choices=("yaml", "json"), default="yaml", help="output format (default: yaml)"
+    )
     parser.set_defaults(handler=run)
 
 

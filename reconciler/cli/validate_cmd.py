@@ -31,17 +31,33 @@ def register(sub: Any) -> None:
             "usage error."
         ),
     )
-    p.add_argument("paths", nargs="*", default=["."], metavar="PATH",
-                   help="config files or repository checkouts (default: .)")
-    p.add_argument("--format", choices=["text", "json", "github"], default="text",
-                   help="text (file:line:col: message), json, or github (CI annotations)")
-    p.add_argument("--root", metavar="DIR",
-                   help="repository root for file arguments: code paths in the config are "
-                   "relative to it (default: the enclosing git checkout, else the file's "
-                   "directory)")
-    p.add_argument("--config", action="append", metavar="REL",
-                   help="config path inside a checkout argument, instead of finding configs by "
-                   "name (repeatable)")
+    p.add_argument(
+        "paths",
+        nargs="*",
+        default=["."],
+        metavar="PATH",
+        help="config files or repository checkouts (default: .)",
+    )
+    p.add_argument(
+        "--format",
+        choices=["text", "json", "github"],
+        default="text",
+        help="text (file:line:col: message), json, or github (CI annotations)",
+    )
+    p.add_argument(
+        "--root",
+        metavar="DIR",
+        help="repository root for file arguments: code paths in the config are "
+        "relative to it (default: the enclosing git checkout, else the file's "
+        "directory)",
+    )
+    p.add_argument(
+        "--config",
+        action="append",
+        metavar="REL",
+        help="config path inside a checkout argument, instead of finding configs by "
+        "name (repeatable)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -52,11 +68,12 @@ def run(args: argparse.Namespace) -> int:
     for given in args.paths:
         path = Path(given)
         if path.is_dir():
-            rels = args.config or [os.path.relpath(f, path)
-                                   for f in spec.find_config_files(path)]
+            rels = args.config or [os.path.relpath(f, path) for f in spec.find_config_files(path)]
             if not rels:
-                return fail(f"no Serve config found in {given} (looked for serve_config.yaml "
-                            "and *config*.yaml files with import_path or applications)")
+                return fail(
+                    f"no Serve config found in {given} (looked for serve_config.yaml "
+                    "and *config*.yaml files with import_path or applications)"
+                )
             targets.extend((path / rel, path) for rel in rels)
         elif path.is_file():
             targets.append((path, Path(args.root) if args.root else None))
@@ -81,8 +98,10 @@ def _print(results: list[Result], style: str) -> None:
 
 
 def _as_json(results: list[Result]) -> dict[str, Any]:
-    files = [{"file": name, "valid": not issues, "issues": [asdict(i) for i in issues]}
-             for name, issues in results]
+    files = [
+        {"file": name, "valid": not issues, "issues": [asdict(i) for i in issues]}
+        for name, issues in results
+    ]
     return {"valid": all(f["valid"] for f in files), "files": files}
 
 
@@ -91,8 +110,10 @@ def _summary(results: list[Result]) -> str:
     count = sum(len(issues) for _, issues in results)
     if not bad:
         return f"valid: {', '.join(name for name, _ in results)}"
-    return (f"invalid: {count} problem{'s' if count != 1 else ''} in {len(bad)} of "
-            f"{len(results)} file{'s' if len(results) != 1 else ''}")
+    return (
+        f"invalid: {count} problem{'s' if count != 1 else ''} in {len(bad)} of "
+        f"{len(results)} file{'s' if len(results) != 1 else ''}"
+    )
 
 
 def _escape(text: str, *, prop: bool = False) -> str:

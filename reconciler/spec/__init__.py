@@ -15,25 +15,30 @@ from reconciler.spec.envvars import redact
 from reconciler.spec.loader import load_bytes
 from reconciler.spec.yamlsafe import MAX_BYTES
 
-__all__ = ["find_config_files", "load_bytes", "load_config", "redacted_document",
-           "validate_file"]
+__all__ = ["find_config_files", "load_bytes", "load_config", "redacted_document", "validate_file"]
 
 
-def load_config(root: str | Path, config_path: str = "serve_config.yaml", *,
-                environ: Mapping[str, str] | None = None) -> ServeConfig:
+def load_config(
+    root: str | Path,
+    config_path: str = "serve_config.yaml",
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> ServeConfig:
     """Load `config_path` (relative to the checkout `root`). `environ` resolves `from_env`
     values; None is validate mode (they become "" and are not looked up)."""
     root = Path(root)
     clean = os.path.normpath(config_path)
     if os.path.isabs(clean) or clean == ".." or clean.startswith(".." + os.sep):
-        raise ConfigError([ConfigIssue(config_path, 0, 0, "", "the config path must be inside "
-                                       "the repository")])
+        raise ConfigError(
+            [ConfigIssue(config_path, 0, 0, "", "the config path must be inside the repository")]
+        )
     try:
         with open(root / clean, "rb") as handle:
             data = handle.read(MAX_BYTES + 1)
     except OSError as exc:
-        raise ConfigError([ConfigIssue(config_path, 0, 0, "", (
-            f"cannot read the config: {exc.strerror or exc}"))]) from None
+        raise ConfigError(
+            [ConfigIssue(config_path, 0, 0, "", (f"cannot read the config: {exc.strerror or exc}"))]
+        ) from None
     return load_bytes(data, root=root, config_path=clean.replace(os.sep, "/"), environ=environ)
 
 

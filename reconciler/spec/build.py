@@ -12,8 +12,10 @@ from reconciler.spec.loader import load_bytes
 from reconciler.spec.options import DEFAULTS, MAX_ONGOING_DEFAULT
 from reconciler.spec.yamlout import dump_yaml
 
-HEADER = ("# Written by `reconciler build {target}`. Every option is spelled out with the code's\n"
-          "# value or Serve's default; edit and commit. Schema: schemas/serve-config.schema.json\n")
+HEADER = (
+    "# Written by `reconciler build {target}`. Every option is spelled out with the code's\n"
+    "# value or Serve's default; edit and commit. Schema: schemas/serve-config.schema.json\n"
+)
 
 
 def deployment_entry(dep: ScannedDeployment, *, is_ingress: bool) -> dict[str, Any]:
@@ -24,7 +26,8 @@ def deployment_entry(dep: ScannedDeployment, *, is_ingress: bool) -> dict[str, A
     if is_ingress and "route_prefix" in code:
         entry["route_prefix"] = code["route_prefix"]
     entry["max_ongoing_requests"] = code.get(
-        "max_ongoing_requests", code.get("max_concurrent_queries", MAX_ONGOING_DEFAULT))
+        "max_ongoing_requests", code.get("max_concurrent_queries", MAX_ONGOING_DEFAULT)
+    )
     entry["user_config"] = code.get("user_config")
     entry["autoscaling_config"] = autoscaling
     for key, default in DEFAULTS.items():
@@ -36,25 +39,44 @@ def deployment_entry(dep: ScannedDeployment, *, is_ingress: bool) -> dict[str, A
 def build_document(app: ScannedApp, import_path: str, *, multi_app: bool) -> dict[str, Any]:
     deployments = [deployment_entry(d, is_ingress=d.name == app.ingress) for d in app.specs]
     if not multi_app:
-        return {"import_path": import_path, "runtime_env": {}, "host": "0.0.0.0",
-                "port": 8000, "deployments": deployments}
+        return {
+            "import_path": import_path,
+            "runtime_env": {},
+            "host": "0.0.0.0",
+            "port": 8000,
+            "deployments": deployments,
+        }
     return {
         "proxy_location": "EveryNode",
         "http_options": {"host": "0.0.0.0", "port": 8000},
-        "applications": [{"name": "app1", "route_prefix": "/", "import_path": import_path,
-                          "runtime_env": {}, "deployments": deployments}],
+        "applications": [
+            {
+                "name": "app1",
+                "route_prefix": "/",
+                "import_path": import_path,
+                "runtime_env": {},
+                "deployments": deployments,
+            }
+        ],
     }
 
 
-def build_config(import_path: str, app_dir: Path, *, multi_app: bool = False,
-                 config_name: str = "serve_config.yaml") -> str:
+def build_config(
+    import_path: str,
+    app_dir: Path,
+    *,
+    multi_app: bool = False,
+    config_name: str = "serve_config.yaml",
+) -> str:
     """The config text for `import_path` under `app_dir`, checked by the loader as if it were
     saved as `app_dir/config_name`. Raises ConfigError when the code or the result is wrong."""
     scanned = scan_app(app_dir, ".", [], import_path)
     if isinstance(scanned, list):
-        raise ConfigError([i if i.file else ConfigIssue(import_path, 0, 0, "", i.message)
-                           for i in scanned])
+        raise ConfigError(
+            [i if i.file else ConfigIssue(import_path, 0, 0, "", i.message) for i in scanned]
+        )
     text = HEADER.format(target=import_path) + dump_yaml(
-        build_document(scanned, import_path, multi_app=multi_app))
+        build_document(scanned, import_path, multi_app=multi_app)
+    )
     load_bytes(text.encode("utf-8"), root=app_dir, config_path=config_name, environ=None)
     return text

@@ -13,14 +13,31 @@ from typing import Any
 from reconciler.spec.issues import did_you_mean
 
 # What @serve.deployment accepts (Ray 2.0-2.40), so that a misspelt option is caught here.
-DEPLOYMENT_OPTIONS = frozenset({
-    "name", "version", "num_replicas", "route_prefix", "max_concurrent_queries",
-    "max_ongoing_requests", "max_queued_requests", "user_config", "autoscaling_config",
-    "graceful_shutdown_wait_loop_s", "graceful_shutdown_timeout_s", "health_check_period_s",
-    "health_check_timeout_s", "ray_actor_options", "init_args", "init_kwargs",
-    "is_driver_deployment", "logging_config", "placement_group_bundles",
-    "placement_group_strategy", "max_replicas_per_node",
-})
+DEPLOYMENT_OPTIONS = frozenset(
+    {
+        "name",
+        "version",
+        "num_replicas",
+        "route_prefix",
+        "max_concurrent_queries",
+        "max_ongoing_requests",
+        "max_queued_requests",
+        "user_config",
+        "autoscaling_config",
+        "graceful_shutdown_wait_loop_s",
+        "graceful_shutdown_timeout_s",
+        "health_check_period_s",
+        "health_check_timeout_s",
+        "ray_actor_options",
+        "init_args",
+        "init_kwargs",
+        "is_driver_deployment",
+        "logging_config",
+        "placement_group_bundles",
+        "placement_group_strategy",
+        "max_replicas_per_node",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -66,16 +83,18 @@ Value = ScannedDeployment | Bound
 Resolver = Callable[[str, str], Value | None]
 
 
-def scan_module(source: str, filename: str, *, package: str = "",
-                resolve: Resolver | None = None) -> ModuleScan:
+def scan_module(
+    source: str, filename: str, *, package: str = "", resolve: Resolver | None = None
+) -> ModuleScan:
     """Read one module's source. `package` is the module's package (for relative imports);
     `resolve(module, name)` looks up names imported from other modules of the repository."""
     scan = ModuleScan()
     try:
         tree = ast.parse(source, filename=filename)
     except SyntaxError as exc:
-        scan.issues.append(CodeIssue(exc.lineno or 0, exc.offset or 0,
-                                     f"cannot parse {filename}: {exc.msg}"))
+        scan.issues.append(
+            CodeIssue(exc.lineno or 0, exc.offset or 0, f"cannot parse {filename}: {exc.msg}")
+        )
         return scan
     except (ValueError, RecursionError, MemoryError) as exc:
         scan.issues.append(CodeIssue(0, 0, f"cannot parse {filename}: {exc}"))
@@ -85,8 +104,9 @@ def scan_module(source: str, filename: str, *, package: str = "",
 
 
 class _Scanner:
-    def __init__(self, scan: ModuleScan, filename: str, package: str,
-                 resolve: Resolver | None) -> None:
+    def __init__(
+        self, scan: ModuleScan, filename: str, package: str, resolve: Resolver | None
+    ) -> None:
         self.scan = scan
         self.filename = filename
         self.package = package
@@ -181,8 +201,12 @@ class _Scanner:
         base = node.value
         if isinstance(base, ast.Name):
             return base.id in self.serve_names
-        return (isinstance(base, ast.Attribute) and base.attr == "serve"
-                and isinstance(base.value, ast.Name) and base.value.id in self.ray_names)
+        return (
+            isinstance(base, ast.Attribute)
+            and base.attr == "serve"
+            and isinstance(base.value, ast.Name)
+            and base.value.id in self.ray_names
+        )
 
     def _eval(self, node: ast.expr) -> Value | None:
         if isinstance(node, ast.Name):
@@ -210,8 +234,9 @@ class _Scanner:
             return self._wrap(node.args[0], func, extra_args=func.args)
         return None
 
-    def _wrap(self, target: ast.expr, options_call: ast.Call,
-              extra_args: Sequence[ast.expr]) -> ScannedDeployment | None:
+    def _wrap(
+        self, target: ast.expr, options_call: ast.Call, extra_args: Sequence[ast.expr]
+    ) -> ScannedDeployment | None:
         """`serve.deployment(Cls, ...)` or `serve.deployment(...)(Cls)`."""
         if not isinstance(target, ast.Name) or target.id not in self.plain:
             return None
@@ -244,8 +269,7 @@ class _Scanner:
         if call is None:
             return base
         found = self._with_options(base, call)
-        if call.args and self._is_decorator(call.func) and not isinstance(
-                call.args[0], ast.Name):
+        if call.args and self._is_decorator(call.func) and not isinstance(call.args[0], ast.Name):
             found = replace(found, issues=(*found.issues, _positional(call.args[0])))
         return found
 
@@ -261,32 +285,45 @@ class _Scanner:
         if isinstance(options.get("name"), str):
             name = options.pop("name")
         elif "name" in options:
-            issues.append(CodeIssue(lines["name"], 0, f"name= of {base.class_name} must be a "
-                                                       "string"))
+            issues.append(
+                CodeIssue(lines["name"], 0, f"name= of {base.class_name} must be a string")
+            )
             options.pop("name")
-        return replace(base, name=name, options=options, option_lines=lines,
-                       issues=tuple(issues))
+        return replace(base, name=name, options=options, option_lines=lines, issues=tuple(issues))
 
-    def _option(self, kw: ast.keyword, owner: str, options: dict[str, Any],
-                lines: dict[str, int]) -> CodeIssue | None:
+    def _option(
+        self, kw: ast.keyword, owner: str, options: dict[str, Any], lines: dict[str, int]
+    ) -> CodeIssue | None:
         where = (kw.value.lineno, kw.value.col_offset + 1)
         if kw.arg is None:
-            return CodeIssue(*where, f"**{ast.unparse(kw.value)} in the options of {owner} "
-                                     "cannot be read without running the code; write the "
-                                     "options out")
+            return CodeIssue(
+                *where,
+                f"**{ast.unparse(kw.value)} in the options of {owner} "
+                "cannot be read without running the code; write the "
+                "options out",
+            )
         if kw.arg not in DEPLOYMENT_OPTIONS:
-            return CodeIssue(*where, f"unknown deployment option '{kw.arg}' on {owner}"
-                                     f"{did_you_mean(kw.arg, DEPLOYMENT_OPTIONS)}")
+            return CodeIssue(
+                *where,
+                f"unknown deployment option '{kw.arg}' on {owner}"
+                f"{did_you_mean(kw.arg, DEPLOYMENT_OPTIONS)}",
+            )
         try:
             options[kw.arg] = ast.literal_eval(kw.value)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-            return CodeIssue(*where, f"option {kw.arg}= of {owner} is not a literal value; the "
-                                     "reconciler reads options without running your code, so "
-                                     "write the value out or set it in the config")
+            return CodeIssue(
+                *where,
+                f"option {kw.arg}= of {owner} is not a literal value; the "
+                "reconciler reads options without running your code, so "
+                "write the value out or set it in the config",
+            )
         lines[kw.arg] = kw.value.lineno
         return None
 
 
 def _positional(node: ast.expr) -> CodeIssue:
-    return CodeIssue(node.lineno, node.col_offset + 1,
-                     "pass deployment options by keyword (name=..., num_replicas=...)")
+    return CodeIssue(
+        node.lineno,
+        node.col_offset + 1,
+        "pass deployment options by keyword (name=..., num_replicas=...)",
+    )

@@ -20,8 +20,15 @@ from reconciler.spec.codemodule import (
 )
 from reconciler.spec.issues import did_you_mean
 
-__all__ = ["Bound", "ModuleScan", "ScannedApp", "ScannedDeployment", "scan_app", "scan_module",
-           "split_import_path"]
+__all__ = [
+    "Bound",
+    "ModuleScan",
+    "ScannedApp",
+    "ScannedDeployment",
+    "scan_app",
+    "scan_module",
+    "split_import_path",
+]
 
 MAX_SOURCE_BYTES = 1 << 20
 
@@ -48,8 +55,9 @@ def split_import_path(import_path: str) -> tuple[str, str]:
     return module, attr
 
 
-def scan_app(root: Path, working_dir: str, py_modules: Sequence[str],
-             import_path: str) -> ScannedApp | list[ConfigIssue]:
+def scan_app(
+    root: Path, working_dir: str, py_modules: Sequence[str], import_path: str
+) -> ScannedApp | list[ConfigIssue]:
     """The application that `import_path` names. Issues about the code carry the module file
     and line; issues about the import_path itself carry file "" (the caller places them at the
     config's import_path)."""
@@ -74,12 +82,16 @@ class _AppScanner:
         if isinstance(value, Bound):
             return self._graph(value, file)
         if isinstance(value, ScannedDeployment):
-            message = (f"'{attr}' in {file} is a deployment that is not bound; point "
-                       f"import_path at a variable holding {attr}.bind(...)")
+            message = (
+                f"'{attr}' in {file} is a deployment that is not bound; point "
+                f"import_path at a variable holding {attr}.bind(...)"
+            )
         elif attr in scan.defined:
-            message = (f"'{attr}' in {file} is not a bound deployment (Deployment.bind(...)) "
-                       "that the reconciler can read; application builder functions are not "
-                       "supported")
+            message = (
+                f"'{attr}' in {file} is not a bound deployment (Deployment.bind(...)) "
+                "that the reconciler can read; application builder functions are not "
+                "supported"
+            )
         else:
             names = [n for n, v in scan.values.items() if isinstance(v, Bound)]
             message = f"{file} defines no '{attr}'{did_you_mean(attr, names or scan.defined)}"
@@ -96,11 +108,23 @@ class _AppScanner:
             if seen is None:
                 specs[dep.name] = dep
                 issues.extend(_code_issue(dep.file, i) for i in dep.issues)
-            elif (seen.class_name, seen.file, seen.options) != (dep.class_name, dep.file,
-                                                                 dep.options):
-                issues.append(ConfigIssue(dep.file, node.line, 0, "", (
-                    f"two different deployments in the graph are named '{dep.name}'; give one "
-                    "another name with .options(name=...)")))
+            elif (seen.class_name, seen.file, seen.options) != (
+                dep.class_name,
+                dep.file,
+                dep.options,
+            ):
+                issues.append(
+                    ConfigIssue(
+                        dep.file,
+                        node.line,
+                        0,
+                        "",
+                        (
+                            f"two different deployments in the graph are named '{dep.name}'; "
+                            "give one another name with .options(name=...)"
+                        ),
+                    )
+                )
             stack.extend(reversed(node.children))
         if issues:
             return issues
@@ -154,8 +178,10 @@ class _AppScanner:
         where = f"working_dir '{self.working_dir}'"
         if self.py_modules:
             where += " or py_modules"
-        return (f"module '{module}' not found: looked for {path}.py and {path}/__init__.py "
-                f"under {where}")
+        return (
+            f"module '{module}' not found: looked for {path}.py and {path}/__init__.py "
+            f"under {where}"
+        )
 
 
 def _config_issue(message: str) -> ConfigIssue:

@@ -38,11 +38,14 @@ class _Budget:
 def normalize_dir(rel: str, key: str = "working_dir") -> str:
     """A clean repository-relative directory ('.' for the root), or TreeError."""
     if _URI.match(rel):
-        raise TreeError(f"{key} '{rel}' is a remote URI; commit the code to this repository and "
-                        "use a relative path")
+        raise TreeError(
+            f"{key} '{rel}' is a remote URI; commit the code to this repository and "
+            "use a relative path"
+        )
     if rel.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", rel):
-        raise TreeError(f"{key} '{rel}' is an absolute path; use a path relative to the "
-                        "repository root")
+        raise TreeError(
+            f"{key} '{rel}' is an absolute path; use a path relative to the repository root"
+        )
     if "\0" in rel:
         raise TreeError(f"{key} contains a NUL character")
     clean = posixpath.normpath(rel.replace("\\", "/"))
@@ -80,12 +83,14 @@ def build_tree(root: Path, dirs: Sequence[str], skip: SkipFile | None = None) ->
     budget = _Budget()
     for rel in dirs:
         budget = _hash_dir(real_root, rel, files, budget, skip or (lambda _rel, _full: False))
-    return CodeTree(root=str(Path(root).resolve()), dirs=tuple(dirs),
-                    files=tuple(sorted(files.items())))
+    return CodeTree(
+        root=str(Path(root).resolve()), dirs=tuple(dirs), files=tuple(sorted(files.items()))
+    )
 
 
-def _hash_dir(real_root: str, rel: str, files: dict[str, str], budget: _Budget,
-              skip: SkipFile) -> _Budget:
+def _hash_dir(
+    real_root: str, rel: str, files: dict[str, str], budget: _Budget, skip: SkipFile
+) -> _Budget:
     top = os.path.join(real_root, rel)
     for here, subdirs, names in os.walk(top, followlinks=False):
         subdirs[:] = sorted(d for d in subdirs if d not in SKIPPED_DIRS and not d.startswith("."))
@@ -109,11 +114,15 @@ def _hash_file(full: str, relpath: str, files: dict[str, str], budget: _Budget) 
         return budget
     budget = _Budget(budget.files + 1, budget.size + info.st_size)
     if budget.files > MAX_FILES:
-        raise TreeError(f"the code holds more than {MAX_FILES} files; keep working_dir and "
-                        "py_modules to the code the replicas need")
+        raise TreeError(
+            f"the code holds more than {MAX_FILES} files; keep working_dir and "
+            "py_modules to the code the replicas need"
+        )
     if budget.size > MAX_TOTAL_BYTES:
-        raise TreeError("the code is larger than 50 MiB; keep working_dir and py_modules to the "
-                        "code the replicas need, and bake large files into the image")
+        raise TreeError(
+            "the code is larger than 50 MiB; keep working_dir and py_modules to the "
+            "code the replicas need, and bake large files into the image"
+        )
     digest = hashlib.sha256()
     with open(full, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 16), b""):

@@ -35,8 +35,9 @@ def find_config_files(root: Path) -> list[Path]:
     found: list[Path] = []
     seen = 0
     for here, subdirs, names in os.walk(root):
-        subdirs[:] = sorted(d for d in subdirs
-                            if not d.startswith(".") and d not in ("__pycache__", "node_modules"))
+        subdirs[:] = sorted(
+            d for d in subdirs if not d.startswith(".") and d not in ("__pycache__", "node_modules")
+        )
         for name in sorted(names):
             seen += 1
             full = Path(here) / name

@@ -17,8 +17,9 @@ class EnvEntry:
     secret: bool
 
 
-def read_env_vars(raw: Any, environ: Mapping[str, str] | None
-                  ) -> tuple[dict[str, EnvEntry], list[tuple[str, str]]]:
+def read_env_vars(
+    raw: Any, environ: Mapping[str, str] | None
+) -> tuple[dict[str, EnvEntry], list[tuple[str, str]]]:
     """The entries of an env_vars mapping (already schema-checked), and (name, message) issues.
     `environ` None means validate mode: `from_env` values stay "" and are not looked up."""
     entries: dict[str, EnvEntry] = {}
@@ -42,17 +43,22 @@ def _from_env(source: str, environ: Mapping[str, str] | None) -> tuple[str, str 
     if environ is None:
         return "", None
     if source not in environ:
-        return "", (f"from_env: the reconciler's environment has no variable {source}; set it "
-                    "where the reconciler runs")
+        return "", (
+            f"from_env: the reconciler's environment has no variable {source}; set it "
+            "where the reconciler runs"
+        )
     value = environ[source]
     if "\0" in value or "\n" in value or "\r" in value:
-        return "", (f"from_env: the reconciler's variable {source} holds a NUL or newline "
-                    "character, which a container environment cannot carry safely")
+        return "", (
+            f"from_env: the reconciler's variable {source} holds a NUL or newline "
+            "character, which a container environment cannot carry safely"
+        )
     return value, None
 
 
-def merge_runtime_env(app: Mapping[str, Any] | None,
-                      deployment: Mapping[str, Any] | None) -> dict[str, Any]:
+def merge_runtime_env(
+    app: Mapping[str, Any] | None, deployment: Mapping[str, Any] | None
+) -> dict[str, Any]:
     """Ray's rule: the deployment's keys replace the application's, except env_vars, which
     merge key by key with the deployment winning."""
     merged = dict(app or {})

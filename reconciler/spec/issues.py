@@ -88,8 +88,8 @@ class Issues:
         """True when some issue sits at `path` or below it in this file."""
         prefix = format_path(path)
         return any(
-            i.file == self.file and (not prefix or i.path == prefix or i.path.startswith(
-                (prefix + ".", prefix + "[")))
+            i.file == self.file
+            and (not prefix or i.path == prefix or i.path.startswith((prefix + ".", prefix + "[")))
             for i in self._items.values()
         )
 

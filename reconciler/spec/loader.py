@@ -20,17 +20,29 @@ from reconciler.spec.issues import DocPath, Issues, Positions, did_you_mean, for
 _SINGLE_KEYS = ("import_path", "runtime_env", "host", "port", "deployments", "args")
 
 
-def load_bytes(data: bytes, *, root: Path, config_path: str,
-               environ: Mapping[str, str] | None) -> ServeConfig:
+def load_bytes(
+    data: bytes, *, root: Path, config_path: str, environ: Mapping[str, str] | None
+) -> ServeConfig:
     """Validate and resolve one config. Only ConfigError escapes, whatever the input."""
     try:
         return _Load(root, config_path, environ).run(data)
     except ConfigError:
         raise
     except Exception as exc:  # the contract: callers only ever see ConfigError
-        raise ConfigError([ConfigIssue(config_path, 0, 0, "", (
-            f"internal error while validating ({type(exc).__name__}: {exc}); this is a bug in "
-            "the reconciler, please report it"))]) from exc
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    config_path,
+                    0,
+                    0,
+                    "",
+                    (
+                        f"internal error while validating ({type(exc).__name__}: {exc}); "
+                        "this is a bug in the reconciler, please report it"
+                    ),
+                )
+            ]
+        ) from exc
 
 
 def _fatal(file: str, line: int, column: int, message: str) -> ConfigError:
@@ -56,8 +68,13 @@ class _Load:
             self._report(path, message, at_key)
         document = parsed.document
         if not isinstance(document, dict):
-            raise _fatal(self.file, 1, 1, "a config must be a mapping (import_path: ... or "
-                         f"applications: ...), not {type(document).__name__}")
+            raise _fatal(
+                self.file,
+                1,
+                1,
+                "a config must be a mapping (import_path: ... or "
+                f"applications: ...), not {type(document).__name__}",
+            )
         self._check_shape(document)
         for path, at_key, message in schema.check(document):
             self._report(path, message, at_key)
@@ -65,8 +82,13 @@ class _Load:
         if len(self.issues):
             raise ConfigError(self.issues.all())
         shape = "multi" if "applications" in document else "single"
-        return ServeConfig(shape=shape, http=_http(document), applications=tuple(apps),
-                           document=document, source_file=self.file)
+        return ServeConfig(
+            shape=shape,
+            http=_http(document),
+            applications=tuple(apps),
+            document=document,
+            source_file=self.file,
+        )
 
     def _report(self, path: DocPath, message: str, at_key: bool = False) -> None:
         (self.issues.at_key if at_key else self.issues.at_value)(path, message)
@@ -76,9 +98,12 @@ class _Load:
             return
         for key in _SINGLE_KEYS:
             if key in document:
-                self._report((key,), f"'{key}' belongs to the single-application shape and "
-                             "cannot be mixed with applications; move it into an application",
-                             True)
+                self._report(
+                    (key,),
+                    f"'{key}' belongs to the single-application shape and "
+                    "cannot be mixed with applications; move it into an application",
+                    True,
+                )
 
     # --- applications ---------------------------------------------------------------------
 
@@ -87,8 +112,11 @@ class _Load:
             app = self._application("default", document, ())
             return [app] if app else []
         raw = document["applications"]
-        entries = [(a, ("applications", i)) for i, a in enumerate(raw if isinstance(raw, list)
-                                                                    else []) if isinstance(a, dict)]
+        entries = [
+            (a, ("applications", i))
+            for i, a in enumerate(raw if isinstance(raw, list) else [])
+            if isinstance(a, dict)
+        ]
         self._check_unique_apps(entries)
         built = [self._application(str(a.get("name")), a, path) for a, path in entries]
         return [a for a in built if a is not None]
@@ -99,19 +127,25 @@ class _Load:
         for app, path in entries:
             name = app.get("name")
             if isinstance(name, str) and name in names:
-                self._report((*path, "name"), f"application name '{name}' is used twice (first "
-                             f"at {format_path(names[name])})")
+                self._report(
+                    (*path, "name"),
+                    f"application name '{name}' is used twice (first "
+                    f"at {format_path(names[name])})",
+                )
             if isinstance(name, str):
                 names.setdefault(name, path)
             prefix = app.get("route_prefix", "/")
             if isinstance(prefix, str) and prefix in prefixes:
-                self._report((*path, "route_prefix"), f"route_prefix '{prefix}' is already "
-                             f"used by application '{prefixes[prefix]}'")
+                self._report(
+                    (*path, "route_prefix"),
+                    f"route_prefix '{prefix}' is already used by application '{prefixes[prefix]}'",
+                )
             if isinstance(prefix, str):
                 prefixes.setdefault(prefix, str(name))
 
-    def _application(self, name: str, raw: Mapping[str, Any],
-                     path: DocPath) -> ApplicationSpec | None:
+    def _application(
+        self, name: str, raw: Mapping[str, Any], path: DocPath
+    ) -> ApplicationSpec | None:
         import_path = raw.get("import_path")
         if not isinstance(import_path, str) or self.issues.has_under((*path, "import_path")):
             return None
@@ -145,8 +179,12 @@ class _Load:
         found: list[str] = []
         ok = True
         wanted: list[tuple[Any, DocPath, str]] = [
-            (runtime_env.get("working_dir", self.default_dir), (*path, "working_dir"),
-             "working_dir")]
+            (
+                runtime_env.get("working_dir", self.default_dir),
+                (*path, "working_dir"),
+                "working_dir",
+            )
+        ]
         modules = runtime_env.get("py_modules")
         for i, entry in enumerate(modules if isinstance(modules, list) else []):
             wanted.append((entry, (*path, "py_modules", i), "py_modules entry"))
@@ -163,8 +201,9 @@ class _Load:
 
     # --- deployments ------------------------------------------------------------------------
 
-    def _entries(self, raw: Any, path: DocPath,
-                 scanned: ScannedApp) -> dict[str, tuple[Mapping[str, Any], DocPath]]:
+    def _entries(
+        self, raw: Any, path: DocPath, scanned: ScannedApp
+    ) -> dict[str, tuple[Mapping[str, Any], DocPath]]:
         entries: dict[str, tuple[Mapping[str, Any], DocPath]] = {}
         for i, entry in enumerate(raw if isinstance(raw, list) else []):
             name = entry.get("name") if isinstance(entry, dict) else None
@@ -172,15 +211,19 @@ class _Load:
                 continue
             where = (*path, i)
             if name in entries:
-                self._report((*where, "name"), f"deployment '{name}' is listed twice (first at "
-                             f"{format_path(entries[name][1])})")
+                self._report(
+                    (*where, "name"),
+                    f"deployment '{name}' is listed twice (first at "
+                    f"{format_path(entries[name][1])})",
+                )
                 continue
             entries[name] = (entry, where)
             if name not in scanned.deployments:
                 self._report((*where, "name"), self._unknown_deployment(name, scanned))
                 continue
-            options.check_options(entry, is_ingress=name == scanned.ingress,
-                                  report=self._config_reporter(where))
+            options.check_options(
+                entry, is_ingress=name == scanned.ingress, report=self._config_reporter(where)
+            )
             actor_env = options.actor_runtime_env(entry, {})
             if "working_dir" in actor_env or "py_modules" in actor_env:
                 self._dirs(actor_env, (*where, "ray_actor_options", "runtime_env"))
@@ -188,12 +231,15 @@ class _Load:
 
     def _unknown_deployment(self, name: str, scanned: ScannedApp) -> str:
         have = ", ".join(scanned.deployments)
-        return (f"no deployment named '{name}' in the application's graph (it has {have})"
-                f"{did_you_mean(name, scanned.deployments)}")
+        return (
+            f"no deployment named '{name}' in the application's graph (it has {have})"
+            f"{did_you_mean(name, scanned.deployments)}"
+        )
 
     def _config_reporter(self, base: DocPath) -> options.Report:
         def report(key: tuple[str | int, ...], message: str, at_key: bool) -> None:
             self._report((*base, *key), message, at_key)
+
         return report
 
     def _check_code(self, dep: ScannedDeployment, *, is_ingress: bool) -> None:
@@ -202,15 +248,27 @@ class _Load:
 
         def report(key: tuple[str | int, ...], message: str, _at_key: bool = False) -> None:
             line = dep.option_lines.get(str(key[0]), dep.line) if key else dep.line
-            self.issues.add(ConfigIssue(dep.file, line, 0, "", (
-                f"@serve.deployment options of {dep.class_name}: {message}")))
+            self.issues.add(
+                ConfigIssue(
+                    dep.file,
+                    line,
+                    0,
+                    "",
+                    (f"@serve.deployment options of {dep.class_name}: {message}"),
+                )
+            )
 
         for path, _at_key, message in schema.check({"name": dep.name, **code}, "deployment"):
             report(path, message)
         options.check_options(code, is_ingress=is_ingress, report=report)
 
-    def _route_prefix(self, raw: Mapping[str, Any], path: DocPath, scanned: ScannedApp,
-                      entries: Mapping[str, tuple[Mapping[str, Any], DocPath]]) -> str | None:
+    def _route_prefix(
+        self,
+        raw: Mapping[str, Any],
+        path: DocPath,
+        scanned: ScannedApp,
+        entries: Mapping[str, tuple[Mapping[str, Any], DocPath]],
+    ) -> str | None:
         entry = entries.get(scanned.ingress, ({}, ()))[0]
         code = scanned.specs[0].options
         if path:  # multi-application shape: the application's prefix overrides the ingress's
@@ -223,9 +281,15 @@ class _Load:
 
     # --- resolution ---------------------------------------------------------------------------
 
-    def _build(self, name: str, raw: Mapping[str, Any], path: DocPath, scanned: ScannedApp,
-               entries: Mapping[str, tuple[Mapping[str, Any], DocPath]],
-               prefix: str | None) -> ApplicationSpec | None:
+    def _build(
+        self,
+        name: str,
+        raw: Mapping[str, Any],
+        path: DocPath,
+        scanned: ScannedApp,
+        entries: Mapping[str, tuple[Mapping[str, Any], DocPath]],
+        prefix: str | None,
+    ) -> ApplicationSpec | None:
         found = raw.get("runtime_env")
         app_env_raw: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
         app_env = self._env(app_env_raw, (*path, "runtime_env"))
@@ -235,22 +299,36 @@ class _Load:
             entry, where = entries.get(dep.name, ({}, (*path, "import_path")))
             actor_env = options.actor_runtime_env(entry, dep.options)
             merged = merge_runtime_env(app_env_raw, actor_env)
-            env = {**app_env, **self._env(actor_env, (*where, "ray_actor_options",
-                                                       "runtime_env"))}
+            env = {**app_env, **self._env(actor_env, (*where, "ray_actor_options", "runtime_env"))}
             tree = self._tree(merged, where if "working_dir" in actor_env else path)
             if tree is None:
                 continue
             image = merged.get("image_uri")
-            specs.append(options.build_spec(
-                app=name, name=dep.name, import_path=str(raw["import_path"]), route_prefix=prefix,
-                is_ingress=dep.name == scanned.ingress, entry=entry, code=dep.options,
-                env=tuple(sorted((k, e.value) for k, e in env.items())),
-                secret_env=frozenset(k for k, e in env.items() if e.secret),
-                image=image if isinstance(image, str) else None, tree=tree, args=args))
+            specs.append(
+                options.build_spec(
+                    app=name,
+                    name=dep.name,
+                    import_path=str(raw["import_path"]),
+                    route_prefix=prefix,
+                    is_ingress=dep.name == scanned.ingress,
+                    entry=entry,
+                    code=dep.options,
+                    env=tuple(sorted((k, e.value) for k, e in env.items())),
+                    secret_env=frozenset(k for k, e in env.items() if e.secret),
+                    image=image if isinstance(image, str) else None,
+                    tree=tree,
+                    args=args,
+                )
+            )
         if len(specs) != len(scanned.specs):
             return None
-        return ApplicationSpec(name=name, route_prefix=prefix, import_path=str(raw["import_path"]),
-                               ingress=scanned.ingress, deployments=tuple(specs))
+        return ApplicationSpec(
+            name=name,
+            route_prefix=prefix,
+            import_path=str(raw["import_path"]),
+            ingress=scanned.ingress,
+            deployments=tuple(specs),
+        )
 
     def _env(self, runtime_env: Mapping[str, Any], path: DocPath) -> dict[str, EnvEntry]:
         entries, problems = read_env_vars(runtime_env.get("env_vars"), self.environ)
@@ -283,6 +361,9 @@ def _http(document: Mapping[str, Any]) -> HttpOptions:
     source = document.get("http_options") if "applications" in document else document
     source = source if isinstance(source, Mapping) else {}
     timeout = source.get("request_timeout_s")
-    return HttpOptions(host=str(source.get("host", "0.0.0.0")), port=int(source.get("port", 8000)),
-                       root_path=str(source.get("root_path", "")),
-                       request_timeout_s=None if timeout is None else float(timeout))
+    return HttpOptions(
+        host=str(source.get("host", "0.0.0.0")),
+        port=int(source.get("port", 8000)),
+        root_path=str(source.get("root_path", "")),
+        request_timeout_s=None if timeout is None else float(timeout),
+    )

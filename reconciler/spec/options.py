@@ -13,13 +13,23 @@ from reconciler.model import AutoscalingConfig, CodeTree, DeploymentSpec, Resour
 # (key path inside the options mapping, message, point at the key rather than the value)
 Report = Callable[[tuple[str | int, ...], str, bool], None]
 
-AUTO_DEFAULTS: Mapping[str, Any] = {"min_replicas": 1, "max_replicas": 100,
-                                    "target_ongoing_requests": 2.0}
-_AUTOSCALING_MODELLED = ("min_replicas", "max_replicas", "initial_replicas",
-                         "target_ongoing_requests", "target_num_ongoing_requests_per_replica")
+AUTO_DEFAULTS: Mapping[str, Any] = {
+    "min_replicas": 1,
+    "max_replicas": 100,
+    "target_ongoing_requests": 2.0,
+}
+_AUTOSCALING_MODELLED = (
+    "min_replicas",
+    "max_replicas",
+    "initial_replicas",
+    "target_ongoing_requests",
+    "target_num_ongoing_requests_per_replica",
+)
 DEFAULTS: Mapping[str, float] = {
-    "graceful_shutdown_wait_loop_s": 2.0, "graceful_shutdown_timeout_s": 20.0,
-    "health_check_period_s": 10.0, "health_check_timeout_s": 30.0,
+    "graceful_shutdown_wait_loop_s": 2.0,
+    "graceful_shutdown_timeout_s": 20.0,
+    "health_check_period_s": 10.0,
+    "health_check_timeout_s": 30.0,
 }
 MAX_ONGOING_DEFAULT = 5
 # Options Serve takes in code that have no meaning for a config (and no schema entry).
@@ -29,18 +39,29 @@ CODE_ONLY = frozenset({"version", "init_args", "init_kwargs", "is_driver_deploym
 def check_options(options: Mapping[str, Any], *, is_ingress: bool, report: Report) -> None:
     """What the schema cannot say about one deployment's options (config entry or code)."""
     if "max_ongoing_requests" in options and "max_concurrent_queries" in options:
-        report(("max_concurrent_queries",), "give max_ongoing_requests or its old name "
-               "max_concurrent_queries, not both", True)
+        report(
+            ("max_concurrent_queries",),
+            "give max_ongoing_requests or its old name max_concurrent_queries, not both",
+            True,
+        )
     replicas, autoscaling = options.get("num_replicas"), options.get("autoscaling_config")
     if _is_int(replicas) and isinstance(autoscaling, Mapping):
-        report(("num_replicas",), "num_replicas cannot be combined with autoscaling_config: "
-               "remove one (num_replicas: auto means autoscaling with defaults)", False)
+        report(
+            ("num_replicas",),
+            "num_replicas cannot be combined with autoscaling_config: "
+            "remove one (num_replicas: auto means autoscaling with defaults)",
+            False,
+        )
     if isinstance(autoscaling, Mapping) or replicas == "auto":
         auto = autoscaling if isinstance(autoscaling, Mapping) else {}
         _check_bounds(_autoscaling_values(auto, replicas == "auto"), report)
     if not is_ingress and options.get("route_prefix") is not None:
-        report(("route_prefix",), "only the ingress deployment (the outermost .bind()) can "
-               "have a route_prefix; remove it or set it to null", False)
+        report(
+            ("route_prefix",),
+            "only the ingress deployment (the outermost .bind()) can "
+            "have a route_prefix; remove it or set it to null",
+            False,
+        )
     if "user_config" in options:
         problem = json_problem(options["user_config"])
         if problem:
@@ -52,17 +73,27 @@ def _is_int(value: Any) -> bool:
 
 
 def _check_bounds(values: Mapping[str, Any], report: Report) -> None:
-    low, high, initial = (values.get("min_replicas"), values.get("max_replicas"),
-                          values.get("initial_replicas"))
+    low, high, initial = (
+        values.get("min_replicas"),
+        values.get("max_replicas"),
+        values.get("initial_replicas"),
+    )
     if not (isinstance(low, int) and isinstance(high, int)):
         return
     where = ("autoscaling_config",)
     if high < low:
-        report((*where, "max_replicas"), f"max_replicas ({high}) must be greater than or equal "
-               f"to min_replicas ({low})", False)
+        report(
+            (*where, "max_replicas"),
+            f"max_replicas ({high}) must be greater than or equal to min_replicas ({low})",
+            False,
+        )
     elif isinstance(initial, int) and not low <= initial <= high:
-        report((*where, "initial_replicas"), f"initial_replicas ({initial}) must be between "
-               f"min_replicas ({low}) and max_replicas ({high})", False)
+        report(
+            (*where, "initial_replicas"),
+            f"initial_replicas ({initial}) must be between "
+            f"min_replicas ({low}) and max_replicas ({high})",
+            False,
+        )
 
 
 def json_problem(value: Any, depth: int = 0) -> str | None:
@@ -89,15 +120,21 @@ def _autoscaling_values(given: Mapping[str, Any], auto: bool) -> dict[str, Any]:
 
 def autoscaling_model(given: Mapping[str, Any], auto: bool) -> AutoscalingConfig:
     values = _autoscaling_values(given, auto)
-    target = values.get("target_ongoing_requests",
-                        values.get("target_num_ongoing_requests_per_replica", 2.0))
-    extra = tuple(sorted((k, canonical_json(v)) for k, v in values.items()
-                         if k not in _AUTOSCALING_MODELLED))
+    target = values.get(
+        "target_ongoing_requests", values.get("target_num_ongoing_requests_per_replica", 2.0)
+    )
+    extra = tuple(
+        sorted((k, canonical_json(v)) for k, v in values.items() if k not in _AUTOSCALING_MODELLED)
+    )
     return AutoscalingConfig(
-        min_replicas=int(values["min_replicas"]), max_replicas=int(values["max_replicas"]),
-        initial_replicas=None if values.get("initial_replicas") is None
+        min_replicas=int(values["min_replicas"]),
+        max_replicas=int(values["max_replicas"]),
+        initial_replicas=None
+        if values.get("initial_replicas") is None
         else int(values["initial_replicas"]),
-        target_ongoing_requests=float(target), extra=extra)
+        target_ongoing_requests=float(target),
+        extra=extra,
+    )
 
 
 def _pick(entry: Mapping[str, Any], code: Mapping[str, Any], *keys: str) -> Any:
@@ -109,8 +146,9 @@ def _pick(entry: Mapping[str, Any], code: Mapping[str, Any], *keys: str) -> Any:
     return None
 
 
-def replicas(entry: Mapping[str, Any], code: Mapping[str, Any]
-             ) -> tuple[int, AutoscalingConfig | None]:
+def replicas(
+    entry: Mapping[str, Any], code: Mapping[str, Any]
+) -> tuple[int, AutoscalingConfig | None]:
     """Target replica count and autoscaling bounds. The config decides the pair when it sets
     either half; "auto" means Serve's autoscaling defaults, overridden field by field."""
     if "autoscaling_config" in entry:
@@ -123,38 +161,56 @@ def replicas(entry: Mapping[str, Any], code: Mapping[str, Any]
     if count is None and autoscaling is None:
         count = code.get("num_replicas")
     if count == "auto" or isinstance(autoscaling, Mapping):
-        model = autoscaling_model(autoscaling if isinstance(autoscaling, Mapping) else {},
-                                  count == "auto")
+        model = autoscaling_model(
+            autoscaling if isinstance(autoscaling, Mapping) else {}, count == "auto"
+        )
         return model.start_replicas, model
     return (int(count) if count is not None else 1), None
 
 
 def resources(entry: Mapping[str, Any], code: Mapping[str, Any]) -> Resources:
     """ray_actor_options counts as one field: the config's replaces the code's as a whole."""
-    options = entry["ray_actor_options"] if "ray_actor_options" in entry else code.get(
-        "ray_actor_options")
+    options = (
+        entry["ray_actor_options"]
+        if "ray_actor_options" in entry
+        else code.get("ray_actor_options")
+    )
     options = options if isinstance(options, Mapping) else {}
-    cpus, gpus, memory = (options.get("num_cpus"), options.get("num_gpus"),
-                          options.get("memory"))
+    cpus, gpus, memory = (options.get("num_cpus"), options.get("num_gpus"), options.get("memory"))
     custom = options.get("resources") or {}
     return Resources(
         num_cpus=1.0 if cpus is None else float(cpus),
         num_gpus=0.0 if gpus is None else float(gpus),
         memory=None if memory is None else int(memory),
-        custom=tuple(sorted((str(k), float(v)) for k, v in custom.items())))
+        custom=tuple(sorted((str(k), float(v)) for k, v in custom.items())),
+    )
 
 
 def actor_runtime_env(entry: Mapping[str, Any], code: Mapping[str, Any]) -> Mapping[str, Any]:
-    options = entry["ray_actor_options"] if "ray_actor_options" in entry else code.get(
-        "ray_actor_options")
+    options = (
+        entry["ray_actor_options"]
+        if "ray_actor_options" in entry
+        else code.get("ray_actor_options")
+    )
     runtime_env = options.get("runtime_env") if isinstance(options, Mapping) else None
     return runtime_env if isinstance(runtime_env, Mapping) else {}
 
 
-def build_spec(*, app: str, name: str, import_path: str, route_prefix: str | None,
-               is_ingress: bool, entry: Mapping[str, Any], code: Mapping[str, Any],
-               env: tuple[tuple[str, str], ...], secret_env: frozenset[str],
-               image: str | None, tree: CodeTree, args: str) -> DeploymentSpec:
+def build_spec(
+    *,
+    app: str,
+    name: str,
+    import_path: str,
+    route_prefix: str | None,
+    is_ingress: bool,
+    entry: Mapping[str, Any],
+    code: Mapping[str, Any],
+    env: tuple[tuple[str, str], ...],
+    secret_env: frozenset[str],
+    image: str | None,
+    tree: CodeTree,
+    args: str,
+) -> DeploymentSpec:
     """A fully resolved DeploymentSpec from a checked config entry and code options."""
     count, autoscaling = replicas(entry, code)
     user_config = entry["user_config"] if "user_config" in entry else code.get("user_config")
@@ -164,12 +220,23 @@ def build_spec(*, app: str, name: str, import_path: str, route_prefix: str | Non
         value = _pick(entry, code, key)
         timings[key] = default if value is None else float(value)
     return DeploymentSpec(
-        app=app, name=name, import_path=import_path, num_replicas=count,
-        route_prefix=route_prefix if is_ingress else None, is_ingress=is_ingress,
+        app=app,
+        name=name,
+        import_path=import_path,
+        num_replicas=count,
+        route_prefix=route_prefix if is_ingress else None,
+        is_ingress=is_ingress,
         max_ongoing_requests=int(limit) if limit is not None else MAX_ONGOING_DEFAULT,
-        user_config=_plain_json(user_config), autoscaling_config=autoscaling,
-        resources=resources(entry, code), image=image, env=env, secret_env=secret_env,
-        code=tree, args=args, **timings)
+        user_config=_plain_json(user_config),
+        autoscaling_config=autoscaling,
+        resources=resources(entry, code),
+        image=image,
+        env=env,
+        secret_env=secret_env,
+        code=tree,
+        args=args,
+        **timings,
+    )
 
 
 def _plain_json(value: Any) -> Any:

@@ -20,8 +20,14 @@ _REPO_COPY = Path(__file__).resolve().parents[2] / "schemas" / SCHEMA_NAME
 
 # Keys that exist, but not where the user wrote them: say where they belong.
 _SINGLE_ONLY = ("import_path", "runtime_env", "host", "port", "deployments", "args")
-_MULTI_ONLY = ("http_options", "applications", "proxy_location", "grpc_options",
-               "logging_config", "target_capacity")
+_MULTI_ONLY = (
+    "http_options",
+    "applications",
+    "proxy_location",
+    "grpc_options",
+    "logging_config",
+    "target_capacity",
+)
 
 
 def schema_path() -> Path:
@@ -91,8 +97,11 @@ def _matching_branch(context: list[ValidationError]) -> list[ValidationError]:
     branches: dict[Any, list[ValidationError]] = {}
     for err in context:
         branches.setdefault(err.relative_schema_path[0], []).append(err)
-    fitting = [errs for errs in branches.values()
-               if not any(e.validator == "type" and not e.relative_path for e in errs)]
+    fitting = [
+        errs
+        for errs in branches.values()
+        if not any(e.validator == "type" and not e.relative_path for e in errs)
+    ]
     inner = [errs for errs in fitting if all(e.relative_path for e in errs)]
     if len(inner) == 1:
         return inner[0]
@@ -106,8 +115,11 @@ def _fitting_branch(context: list[ValidationError]) -> list[ValidationError]:
     branches: dict[Any, list[ValidationError]] = {}
     for err in context:
         branches.setdefault(err.relative_schema_path[0], []).append(err)
-    fitting = [errs for errs in branches.values()
-               if not any(e.validator == "type" and not e.relative_path for e in errs)]
+    fitting = [
+        errs
+        for errs in branches.values()
+        if not any(e.validator == "type" and not e.relative_path for e in errs)
+    ]
     return fitting[0] if len(fitting) == 1 else []
 
 
@@ -128,22 +140,35 @@ def _unknown_keys(error: ValidationError, path: DocPath) -> Iterator[tuple[DocPa
 
 def _unknown_key_message(key: str, path: DocPath, known: list[str]) -> str:
     if not path and key in _MULTI_ONLY and "import_path" in known:
-        return (f"'{key}' belongs to the multi-application shape (applications: [...]); in the "
-                "single-application shape use host and port at the top")
+        return (
+            f"'{key}' belongs to the multi-application shape (applications: [...]); in the "
+            "single-application shape use host and port at the top"
+        )
     if not path and key in _SINGLE_ONLY and "applications" in known:
-        return (f"'{key}' belongs to the single-application shape and cannot be mixed with "
-                "applications; move it into an application")
+        return (
+            f"'{key}' belongs to the single-application shape and cannot be mixed with "
+            "applications; move it into an application"
+        )
     if len(path) == 2 and path[0] == "applications" and key in ("host", "port"):
         return f"'{key}' cannot be set on an application; set it in http_options"
-    if path and path[-1] == "autoscaling_config" and key in ("max_ongoing_requests",
-                                                              "max_concurrent_queries"):
+    if (
+        path
+        and path[-1] == "autoscaling_config"
+        and key in ("max_ongoing_requests", "max_concurrent_queries")
+    ):
         return f"'{key}' belongs to the deployment, not inside autoscaling_config"
     return f"unknown key '{key}'{did_you_mean(key, known)}"
 
 
-_TYPE_WORDS = {"integer": "an integer", "number": "a number", "string": "a string",
-               "object": "a mapping", "array": "a list", "boolean": "true or false",
-               "null": "null"}
+_TYPE_WORDS = {
+    "integer": "an integer",
+    "number": "a number",
+    "string": "a string",
+    "object": "a mapping",
+    "array": "a list",
+    "boolean": "true or false",
+    "null": "null",
+}
 
 
 def _kind_of(value: Any) -> str:

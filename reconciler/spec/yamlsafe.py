@@ -25,8 +25,12 @@ MAX_NODES = 100_000
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 _MERGE = "tag:yaml.org,2002:merge"
-_KIND = {"int": "a number", "float": "a number", "bool": "a boolean (yes/no/on/off are booleans)",
-         "NoneType": "null"}
+_KIND = {
+    "int": "a number",
+    "float": "a number",
+    "bool": "a boolean (yes/no/on/off are booleans)",
+    "NoneType": "null",
+}
 
 
 class YamlRefused(Exception):
@@ -72,13 +76,15 @@ class _Loader(yaml.SafeLoader):
                 mark = self._event_mark()
                 raise YamlRefused(
                     f"more than {MAX_ALIASES} YAML aliases (*name); refusing a possible alias bomb",
-                    _mark(mark))
+                    _mark(mark),
+                )
         self.depth += 1
         try:
             if self.depth > MAX_DEPTH:
                 raise YamlRefused(
                     f"the document is nested deeper than {MAX_DEPTH} levels",
-                    _mark(self._event_mark()))
+                    _mark(self._event_mark()),
+                )
             return super().compose_node(parent, index)
         finally:
             self.depth -= 1
@@ -95,7 +101,8 @@ def decode(data: bytes) -> str:
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         raise YamlRefused(
             f"the file is not valid UTF-8 (byte 0x{data[exc.start]:02x}); save it as UTF-8",
-            Mark(line, column)) from None
+            Mark(line, column),
+        ) from None
     return text.removeprefix("\ufeff")
 
 
@@ -104,13 +111,18 @@ def _syntax_message(exc: yaml.YAMLError, text: str) -> YamlRefused:
     where = _mark(mark)
     problem = getattr(exc, "problem", None) or str(exc)
     lines = text.splitlines()
-    if mark is not None and 0 < where.line <= len(lines) and "\t" in lines[where.line - 1][
-            :where.column]:
-        return YamlRefused("a tab character is used for indentation; YAML indents with spaces only",
-                           where)
+    if (
+        mark is not None
+        and 0 < where.line <= len(lines)
+        and "\t" in lines[where.line - 1][: where.column]
+    ):
+        return YamlRefused(
+            "a tab character is used for indentation; YAML indents with spaces only", where
+        )
     if "expected a single document" in str(exc):
-        return YamlRefused("the file holds more than one YAML document ('---'); a config is one "
-                           "document", where)
+        return YamlRefused(
+            "the file holds more than one YAML document ('---'); a config is one document", where
+        )
     context = getattr(exc, "context", None)
     extra = f" ({context})" if context else ""
     return YamlRefused(f"YAML syntax error: {problem}{extra}", where)
@@ -120,8 +132,10 @@ def _reader_message(exc: yaml.reader.ReaderError, text: str) -> YamlRefused:
     before = text[: exc.position]
     mark = Mark(before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1)
     code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "?")
-    return YamlRefused(f"the file holds the control character U+{code:04X}, which YAML does not "
-                       "allow; remove it", mark)
+    return YamlRefused(
+        f"the file holds the control character U+{code:04X}, which YAML does not allow; remove it",
+        mark,
+    )
 
 
 def parse(data: bytes) -> Parsed:
@@ -162,37 +176,48 @@ class _Builder:
     def _value(self, node: Node, path: DocPath, stack: set[int]) -> Any:
         self.nodes += 1
         if self.nodes > MAX_NODES:
-            raise YamlRefused(f"the document expands to more than {MAX_NODES} values through "
-                              "aliases; refusing a possible alias bomb", _mark(node))
+            raise YamlRefused(
+                f"the document expands to more than {MAX_NODES} values through "
+                "aliases; refusing a possible alias bomb",
+                _mark(node),
+            )
         if id(node) in stack:
-            raise YamlRefused("a YAML alias refers to a node that contains it (a cycle)",
-                              _mark(node))
+            raise YamlRefused(
+                "a YAML alias refers to a node that contains it (a cycle)", _mark(node)
+            )
         if len(path) > MAX_DEPTH:
-            raise YamlRefused(f"the document is nested deeper than {MAX_DEPTH} levels",
-                              _mark(node))
+            raise YamlRefused(f"the document is nested deeper than {MAX_DEPTH} levels", _mark(node))
         self.parsed.positions.values[path] = _mark(node)
         if isinstance(node, MappingNode):
             return self._mapping(node, path, stack | {id(node)})
         if isinstance(node, SequenceNode):
             if node.tag != _SEQ:
                 self._problem(path, f"unsupported YAML tag {node.tag}; write a plain list")
-            return [self._value(item, (*path, i), stack | {id(node)})
-                    for i, item in enumerate(node.value)]
+            return [
+                self._value(item, (*path, i), stack | {id(node)})
+                for i, item in enumerate(node.value)
+            ]
         return self._scalar(node, path)
 
     def _scalar(self, node: Node, path: DocPath) -> Any:
         try:
             value = self.constructor.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, TypeError, OverflowError):
-            self._problem(path, f"cannot read the value {node.value!r} (tag {node.tag}); quote it "
-                                "if it is a string")
+            self._problem(
+                path,
+                f"cannot read the value {node.value!r} (tag {node.tag}); quote it "
+                "if it is a string",
+            )
             return str(node.value)
         return self._jsonable(value, node, path)
 
     def _jsonable(self, value: Any, node: Node, path: DocPath) -> Any:
         if isinstance(value, datetime.date | datetime.datetime):
-            self._problem(path, f"YAML reads {node.value!r} as a date, which JSON cannot carry; "
-                                "quote it if you mean a string")
+            self._problem(
+                path,
+                f"YAML reads {node.value!r} as a date, which JSON cannot carry; "
+                "quote it if you mean a string",
+            )
             return str(node.value)
         if isinstance(value, bytes):
             self._problem(path, "binary (!!binary) values cannot be carried by JSON; use a string")
@@ -220,9 +245,12 @@ class _Builder:
             child = (*path, key)
             if key in result:
                 self.parsed.positions.keys.setdefault(child, _mark(key_node))
-                self._problem(child, f"duplicate key '{key}' at line {_mark(key_node).line} "
-                              f"(first at line {first_line[key]}); a key may appear once",
-                              at_key=True)
+                self._problem(
+                    child,
+                    f"duplicate key '{key}' at line {_mark(key_node).line} "
+                    f"(first at line {first_line[key]}); a key may appear once",
+                    at_key=True,
+                )
                 # the duplicate's own position is what the user must look at
                 self.parsed.positions.keys[child] = _mark(key_node)
                 continue
@@ -236,8 +264,9 @@ class _Builder:
                 result[key] = self._value(value_node, (*path, key), stack)
         return result
 
-    def _merged(self, node: MappingNode, path: DocPath,
-                stack: set[int]) -> Iterator[tuple[Node, Node]]:
+    def _merged(
+        self, node: MappingNode, path: DocPath, stack: set[int]
+    ) -> Iterator[tuple[Node, Node]]:
         """The pairs brought in by `<<: *anchor` keys, in YAML's precedence order."""
         for key_node, value_node in node.value:
             if key_node.tag != _MERGE:
@@ -263,7 +292,10 @@ class _Builder:
             text = str(key_node.value)
             self.parsed.positions.keys[(*path, text)] = _mark(key_node)
             kind = _KIND.get(type(key).__name__, type(key).__name__)
-            self._problem((*path, text), f"YAML reads the key {text!r} as {kind}, but keys "
-                          "must be strings; quote it", at_key=True)
+            self._problem(
+                (*path, text),
+                f"YAML reads the key {text!r} as {kind}, but keys must be strings; quote it",
+                at_key=True,
+            )
             return text
         return key

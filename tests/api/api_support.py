@@ -108,8 +108,7 @@ class ApiClient:
         return self.request("post", path, **kwargs)
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        response = self.session.request(method.upper(), self.base_url + path, timeout=10,
-                                        **kwargs)
+        response = self.session.request(method.upper(), self.base_url + path, timeout=10, **kwargs)
         check_against_openapi(method, response)
         return response
 
@@ -134,10 +133,12 @@ MakeApi = Callable[..., LiveApi]
 
 def _deployment(name: str, running: int, target: int) -> DeploymentStatusInfo:
     status = DeploymentStatus.HEALTHY if running == target else DeploymentStatus.UPDATING
-    states = (("RUNNING", running),) + ((("STARTING", target - running),) if target > running
-                                       else ())
-    return DeploymentStatusInfo(name=name, status=status, target_replicas=target,
-                                replica_states=tuple(sorted(states)))
+    states = (("RUNNING", running),) + (
+        (("STARTING", target - running),) if target > running else ()
+    )
+    return DeploymentStatusInfo(
+        name=name, status=status, target_replicas=target, replica_states=tuple(sorted(states))
+    )
 
 
 FRUIT_DEPLOYMENTS = (
@@ -156,34 +157,70 @@ SINGLE_DOCUMENT = {
 MULTI_DOCUMENT = {
     "http_options": {"host": "0.0.0.0", "port": 8000},
     "applications": [
-        {"name": "fruit", "route_prefix": "/fruit", "import_path": "fruit:graph",
-         "deployments": [{"name": "MangoStand", "num_replicas": 2}]},
+        {
+            "name": "fruit",
+            "route_prefix": "/fruit",
+            "import_path": "fruit:graph",
+            "deployments": [{"name": "MangoStand", "num_replicas": 2}],
+        },
         {"name": "hello", "route_prefix": "/hello", "import_path": "hello:app"},
     ],
 }
 
 
 def single_snapshot() -> Snapshot:
-    app = ApplicationStatusInfo(name="default", status=ApplicationStatus.DEPLOYING,
-                                message="rolling out PearStand", deployment_timestamp=1700000000.5,
-                                route_prefix="/", deployments=FRUIT_DEPLOYMENTS)
-    return Snapshot(shape="single", applications=(app,), applied_commit=COMMIT_A,
-                    applied_document=SINGLE_DOCUMENT, applied_at=1700000000.5,
-                    latest_commit=COMMIT_B, attempted_commit=COMMIT_B, attempt_outcome="invalid",
-                    attempt_errors=("serve.yaml:4:7: num_replicas must be >= 0",),
-                    last_pass_at=1700000100.0, last_pass_duration_s=0.2, passes=7)
+    app = ApplicationStatusInfo(
+        name="default",
+        status=ApplicationStatus.DEPLOYING,
+        message="rolling out PearStand",
+        deployment_timestamp=1700000000.5,
+        route_prefix="/",
+        deployments=FRUIT_DEPLOYMENTS,
+    )
+    return Snapshot(
+        shape="single",
+        applications=(app,),
+        applied_commit=COMMIT_A,
+        applied_document=SINGLE_DOCUMENT,
+        applied_at=1700000000.5,
+        latest_commit=COMMIT_B,
+        attempted_commit=COMMIT_B,
+        attempt_outcome="invalid",
+        attempt_errors=("serve.yaml:4:7: num_replicas must be >= 0",),
+        last_pass_at=1700000100.0,
+        last_pass_duration_s=0.2,
+        passes=7,
+    )
 
 
 def multi_snapshot() -> Snapshot:
-    fruit = ApplicationStatusInfo(name="fruit", status=ApplicationStatus.RUNNING,
-                                  deployment_timestamp=1700000000.0, route_prefix="/fruit",
-                                  deployments=FRUIT_DEPLOYMENTS[:2])
-    hello = ApplicationStatusInfo(name="hello", status=ApplicationStatus.UNHEALTHY,
-                                  message="Hello: replica crashed", route_prefix="/hello",
-                                  deployments=(DeploymentStatusInfo(
-                                      "Hello", DeploymentStatus.UNHEALTHY, "exit code 1", 1,
-                                      (("FAILED", 1),)),))
-    return Snapshot(shape="multi", applications=(fruit, hello), applied_commit=COMMIT_A,
-                    applied_document=MULTI_DOCUMENT, latest_commit=COMMIT_A,
-                    attempted_commit=COMMIT_A, attempt_outcome="applied",
-                    engine_error="Docker engine unreachable", last_pass_at=1700000200.0, passes=3)
+    fruit = ApplicationStatusInfo(
+        name="fruit",
+        status=ApplicationStatus.RUNNING,
+        deployment_timestamp=1700000000.0,
+        route_prefix="/fruit",
+        deployments=FRUIT_DEPLOYMENTS[:2],
+    )
+    hello = ApplicationStatusInfo(
+        name="hello",
+        status=ApplicationStatus.UNHEALTHY,
+        message="Hello: replica crashed",
+        route_prefix="/hello",
+        deployments=(
+            DeploymentStatusInfo(
+                "Hello", DeploymentStatus.UNHEALTHY, "exit code 1", 1, (("FAILED", 1),)
+            ),
+        ),
+    )
+    return Snapshot(
+        shape="multi",
+        applications=(fruit, hello),
+        applied_commit=COMMIT_A,
+        applied_document=MULTI_DOCUMENT,
+        latest_commit=COMMIT_A,
+        attempted_commit=COMMIT_A,
+        attempt_outcome="applied",
+        engine_error="Docker engine unreachable",
+        last_pass_at=1700000200.0,
+        passes=3,
+    )

@@ -21,9 +21,14 @@ def make_api() -> Iterator[Callable[..., LiveApi]]:
     def start(**overrides: Any) -> LiveApi:
         state, metrics = FakeState(), Metrics()
         options: dict[str, Any] = {
-            "snapshot": lambda: state.snapshot, "history": state.get_history,
-            "trigger": state.trigger, "health": lambda: state.health, "metrics": metrics,
-            "branch": BRANCH, "webhook_secret": SECRET, "max_webhook_bytes": MAX_WEBHOOK_BYTES,
+            "snapshot": lambda: state.snapshot,
+            "history": state.get_history,
+            "trigger": state.trigger,
+            "health": lambda: state.health,
+            "metrics": metrics,
+            "branch": BRANCH,
+            "webhook_secret": SECRET,
+            "max_webhook_bytes": MAX_WEBHOOK_BYTES,
         }
         options.update(overrides)
         server = ApiServer(create_app(**options), port=0, threads=4)

@@ -60,7 +60,8 @@ def test_status_before_first_deploy(api: LiveApi, capsys: pytest.CaptureFixture[
 
 
 def test_status_multi_prints_one_document_per_app(
-        api: LiveApi, capsys: pytest.CaptureFixture[str]) -> None:
+    api: LiveApi, capsys: pytest.CaptureFixture[str]
+) -> None:
     api.state.snapshot = multi_snapshot()
     code, out, _ = _cli(capsys, "status", "-a", api.url)
     documents = list(yaml.safe_load_all(out))
@@ -78,7 +79,8 @@ def test_status_name_selects_one_app(api: LiveApi, capsys: pytest.CaptureFixture
 
 
 def test_status_unknown_name_fails_listing_the_apps(
-        api: LiveApi, capsys: pytest.CaptureFixture[str]) -> None:
+    api: LiveApi, capsys: pytest.CaptureFixture[str]
+) -> None:
     api.state.snapshot = multi_snapshot()
     code, out, err = _cli(capsys, "status", "-a", api.url, "--name", "nope")
     assert (code, out) == (1, "")
@@ -92,8 +94,9 @@ def test_status_json(api: LiveApi, capsys: pytest.CaptureFixture[str]) -> None:
     assert json.loads(out) == api.client.get("/status").json()
 
 
-def test_address_from_environment(api: LiveApi, capsys: pytest.CaptureFixture[str],
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_address_from_environment(
+    api: LiveApi, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(ADDRESS_ENV, api.url)
     code, out, _ = _cli(capsys, "status")
     assert code == 0 and "app_status" in out
@@ -108,17 +111,20 @@ def test_address_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("command", ["status", "config"])
-def test_nothing_listening_exits_1_with_advice(capsys: pytest.CaptureFixture[str],
-                                               dead_address: str, command: str) -> None:
+def test_nothing_listening_exits_1_with_advice(
+    capsys: pytest.CaptureFixture[str], dead_address: str, command: str
+) -> None:
     code, out, err = _cli(capsys, command, "-a", dead_address)
     assert (code, out) == (1, "")
     assert err.strip() == (
         f"error: could not reach the reconciler at {dead_address}: connection refused. "
-        "Is `reconciler run` running? Pass -a/--address or set RECONCILER_ADDRESS.")
+        "Is `reconciler run` running? Pass -a/--address or set RECONCILER_ADDRESS."
+    )
 
 
-def test_config_single_prints_the_document(api: LiveApi,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_config_single_prints_the_document(
+    api: LiveApi, capsys: pytest.CaptureFixture[str]
+) -> None:
     api.state.snapshot = single_snapshot()
     code, out, _ = _cli(capsys, "config", "-a", api.url)
     assert code == 0
@@ -127,7 +133,8 @@ def test_config_single_prints_the_document(api: LiveApi,
 
 
 def test_config_multi_prints_one_document_per_app(
-        api: LiveApi, capsys: pytest.CaptureFixture[str]) -> None:
+    api: LiveApi, capsys: pytest.CaptureFixture[str]
+) -> None:
     api.state.snapshot = multi_snapshot()
     code, out, _ = _cli(capsys, "config", "-a", api.url)
     assert code == 0
@@ -136,8 +143,9 @@ def test_config_multi_prints_one_document_per_app(
     assert list(yaml.safe_load_all(out)) == [MULTI_DOCUMENT["applications"][1]]
 
 
-def test_config_before_first_deploy_exits_1(api: LiveApi,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_config_before_first_deploy_exits_1(
+    api: LiveApi, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, err = _cli(capsys, "config", "-a", api.url)
     assert (code, out) == (1, "")
     assert "no config has been applied yet" in err and api.url in err

@@ -24,8 +24,11 @@ from api_support import (
 
 from reconciler.model import ApplicationStatus, ApplicationStatusInfo, HistoryEntry, Snapshot
 
-YAML_WAYS = [{"params": {"format": "yaml"}}, {"headers": {"Accept": "application/yaml"}},
-             {"headers": {"Accept": "text/yaml"}}]
+YAML_WAYS = [
+    {"params": {"format": "yaml"}},
+    {"headers": {"Accept": "application/yaml"}},
+    {"headers": {"Accept": "text/yaml"}},
+]
 
 
 def test_openapi_document_is_valid_and_served(api: LiveApi) -> None:
@@ -41,8 +44,7 @@ def test_openapi_document_is_valid_and_served(api: LiveApi) -> None:
 
 def test_status_before_first_deploy_is_not_started(api: LiveApi) -> None:
     body = api.client.get("/status").json()
-    assert body["app_status"] == {"status": "NOT_STARTED", "message": "",
-                                  "deployment_timestamp": 0}
+    assert body["app_status"] == {"status": "NOT_STARTED", "message": "", "deployment_timestamp": 0}
     assert body["deployment_statuses"] == []
     assert body["name"] == ""
     assert body["applied_commit"] is None
@@ -55,13 +57,24 @@ def test_status_single_keeps_the_seed_shape(api: LiveApi) -> None:
     body = response.json()
     assert list(body)[:3] == ["name", "app_status", "deployment_statuses"]
     assert body["name"] == "default"
-    assert body["app_status"] == {"status": "DEPLOYING", "message": "rolling out PearStand",
-                                  "deployment_timestamp": 1700000000.5}
+    assert body["app_status"] == {
+        "status": "DEPLOYING",
+        "message": "rolling out PearStand",
+        "deployment_timestamp": 1700000000.5,
+    }
     pear = body["deployment_statuses"][2]
-    assert pear == {"name": "PearStand", "status": "UPDATING", "message": "",
-                    "replicas": {"target": 3, "RUNNING": 1, "STARTING": 2}}
+    assert pear == {
+        "name": "PearStand",
+        "status": "UPDATING",
+        "message": "",
+        "replicas": {"target": 3, "RUNNING": 1, "STARTING": 2},
+    }
     assert [d["name"] for d in body["deployment_statuses"]] == [
-        "MangoStand", "OrangeStand", "PearStand", "FruitMarket"]
+        "MangoStand",
+        "OrangeStand",
+        "PearStand",
+        "FruitMarket",
+    ]
     assert (body["applied_commit"], body["latest_commit"]) == (COMMIT_A, COMMIT_B)
     assert (body["attempted_commit"], body["attempt_outcome"]) == (COMMIT_B, "invalid")
     assert body["errors"] == ["serve.yaml:4:7: num_replicas must be >= 0"]
@@ -69,11 +82,15 @@ def test_status_single_keeps_the_seed_shape(api: LiveApi) -> None:
 
 
 def test_status_deploy_failed_before_any_good_commit(api: LiveApi) -> None:
-    failed = ApplicationStatusInfo(name="", status=ApplicationStatus.DEPLOY_FAILED,
-                                   message="serve.yaml:1:1: not a mapping")
-    api.state.snapshot = Snapshot(applications=(failed,), attempted_commit=COMMIT_B,
-                                  attempt_outcome="invalid",
-                                  attempt_errors=("serve.yaml:1:1: not a mapping",))
+    failed = ApplicationStatusInfo(
+        name="", status=ApplicationStatus.DEPLOY_FAILED, message="serve.yaml:1:1: not a mapping"
+    )
+    api.state.snapshot = Snapshot(
+        applications=(failed,),
+        attempted_commit=COMMIT_B,
+        attempt_outcome="invalid",
+        attempt_errors=("serve.yaml:1:1: not a mapping",),
+    )
     body = api.client.get("/status").json()
     assert body["app_status"]["status"] == "DEPLOY_FAILED"
     assert body["errors"] == ["serve.yaml:1:1: not a mapping"]
@@ -86,9 +103,14 @@ def test_status_multi_has_one_entry_per_application(api: LiveApi) -> None:
     hello = body["applications"][1]
     assert hello["route_prefix"] == "/hello"
     assert hello["app_status"]["status"] == "UNHEALTHY"
-    assert hello["deployment_statuses"] == [{"name": "Hello", "status": "UNHEALTHY",
-                                             "message": "exit code 1",
-                                             "replicas": {"target": 1, "FAILED": 1}}]
+    assert hello["deployment_statuses"] == [
+        {
+            "name": "Hello",
+            "status": "UNHEALTHY",
+            "message": "exit code 1",
+            "replicas": {"target": 1, "FAILED": 1},
+        }
+    ]
     assert body["engine_error"] == "Docker engine unreachable"
     assert "app_status" not in body
 
@@ -132,8 +154,11 @@ def test_config_before_first_deploy_is_404(api: LiveApi, how: dict[str, dict[str
 
 
 def test_config_404_says_what_was_attempted(api: LiveApi) -> None:
-    api.state.snapshot = Snapshot(attempted_commit=COMMIT_B, attempt_outcome="invalid",
-                                  attempt_errors=("serve.yaml:2:3: unknown key",))
+    api.state.snapshot = Snapshot(
+        attempted_commit=COMMIT_B,
+        attempt_outcome="invalid",
+        attempt_errors=("serve.yaml:2:3: unknown key",),
+    )
     body = api.client.get("/config").json()
     assert (body["attempted_commit"], body["attempt_outcome"]) == (COMMIT_B, "invalid")
 
@@ -147,7 +172,8 @@ def test_config_json_carries_commit_in_body_and_header(api: LiveApi) -> None:
 
 @pytest.mark.parametrize("how", YAML_WAYS)
 def test_config_yaml_is_the_document_headed_by_the_commit(
-        api: LiveApi, how: dict[str, dict[str, str]]) -> None:
+    api: LiveApi, how: dict[str, dict[str, str]]
+) -> None:
     api.state.snapshot = multi_snapshot()
     response = api.client.get("/config", **how)
     assert response.headers["X-Serve-Commit"] == COMMIT_A
@@ -160,18 +186,27 @@ def test_config_yaml_is_the_document_headed_by_the_commit(
 
 
 def _history() -> list[HistoryEntry]:
-    return [HistoryEntry(f"{i:040x}", 1700000000.0 + i, "applied" if i % 3 else "invalid",
-                         f"deploy {i}") for i in range(30)]
+    return [
+        HistoryEntry(
+            f"{i:040x}", 1700000000.0 + i, "applied" if i % 3 else "invalid", f"deploy {i}"
+        )
+        for i in range(30)
+    ]
 
 
 def test_history_is_newest_first_with_default_limit(api: LiveApi) -> None:
     api.state.history = _history()
     body = api.client.get("/history").json()
     assert len(body) == 20
-    assert [e["received_at"] for e in body] == sorted((e["received_at"] for e in body),
-                                                      reverse=True)
-    assert body[0] == {"commit": f"{19:040x}", "received_at": 1700000019.0,
-                       "outcome": "applied", "message": "deploy 19"}
+    assert [e["received_at"] for e in body] == sorted(
+        (e["received_at"] for e in body), reverse=True
+    )
+    assert body[0] == {
+        "commit": f"{19:040x}",
+        "received_at": 1700000019.0,
+        "outcome": "applied",
+        "message": "deploy 19",
+    }
     assert api.state.history_limits == [20]
 
 
@@ -205,8 +240,10 @@ def test_healthz_unhealthy_is_503_with_reason(api: LiveApi) -> None:
     api.state.health = (False, "no pass finished for 312 s (interval 30 s)")
     response = api.client.get("/healthz")
     assert response.status_code == 503
-    assert response.json() == {"status": "unhealthy",
-                               "message": "no pass finished for 312 s (interval 30 s)"}
+    assert response.json() == {
+        "status": "unhealthy",
+        "message": "no pass finished for 312 s (interval 30 s)",
+    }
 
 
 def test_healthz_probe_that_raises_is_503_not_500(make_api: MakeApi) -> None:
@@ -235,8 +272,9 @@ def test_metrics_show_what_was_recorded(api: LiveApi) -> None:
     assert 'serve_reconciler_failures_total{kind="engine"} 1.0' in text
     assert "serve_reconciler_poll_errors_total 1.0" in text
     assert f'serve_reconciler_applied_commit_info{{commit="{COMMIT_A}"}} 1.0' in text
-    assert ('serve_reconciler_replicas{app="fruit",deployment="MangoStand",state="RUNNING"} 2.0'
-            in text)
+    assert (
+        'serve_reconciler_replicas{app="fruit",deployment="MangoStand",state="RUNNING"} 2.0' in text
+    )
 
 
 # --- errors: unknown paths, wrong methods, never a 500 -------------------------------------
@@ -248,9 +286,16 @@ def test_unknown_path_is_404_json(api: LiveApi) -> None:
     assert "/status" in response.json()["endpoints"]
 
 
-@pytest.mark.parametrize(("method", "path"), [("post", "/status"), ("delete", "/config"),
-                                              ("get", "/webhook"), ("put", "/metrics"),
-                                              ("options", "/status")])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("post", "/status"),
+        ("delete", "/config"),
+        ("get", "/webhook"),
+        ("put", "/metrics"),
+        ("options", "/status"),
+    ],
+)
 def test_wrong_method_is_405_json(api: LiveApi, method: str, path: str) -> None:
     response = api.client.request(method, path)
     assert response.status_code == 405
@@ -269,8 +314,16 @@ def test_a_failing_snapshot_is_a_json_500_without_traceback(make_api: MakeApi) -
     assert "Traceback" not in response.text and "secret internals" not in response.text
 
 
-@pytest.mark.parametrize("path", ["/status?format=%ff", "/%ff%fe", "/history?limit=%00",
-                                  "/config?format=yaml&format=json", "/" + "a" * 4000])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/status?format=%ff",
+        "/%ff%fe",
+        "/history?limit=%00",
+        "/config?format=yaml&format=json",
+        "/" + "a" * 4000,
+    ],
+)
 def test_odd_requests_never_500(api: LiveApi, path: str) -> None:
     response = requests.get(api.url + path, timeout=10)
     assert response.status_code < 500
@@ -313,8 +366,9 @@ def test_stop_lets_a_request_in_flight_finish(make_api: MakeApi) -> None:
 
     live = make_api(snapshot=slow_snapshot)
     answers: list[int] = []
-    client = threading.Thread(target=lambda: answers.append(
-        requests.get(live.url + "/status", timeout=10).status_code))
+    client = threading.Thread(
+        target=lambda: answers.append(requests.get(live.url + "/status", timeout=10).status_code)
+    )
     client.start()
     assert entered.wait(10)
     stopper = threading.Thread(target=live.server.stop)

@@ -17,17 +17,40 @@ from reconciler.model import Snapshot
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 
 
-@pytest.mark.parametrize("make_snapshot", [Snapshot, single_snapshot, multi_snapshot],
-                         ids=["before-first-deploy", "single", "multi"])
-def test_schemathesis_finds_nothing(make_api: MakeApi, tmp_path: Path,
-                                    make_snapshot: Callable[[], Snapshot]) -> None:
+@pytest.mark.parametrize(
+    "make_snapshot",
+    [Snapshot, single_snapshot, multi_snapshot],
+    ids=["before-first-deploy", "single", "multi"],
+)
+def test_schemathesis_finds_nothing(
+    make_api: MakeApi, tmp_path: Path, make_snapshot: Callable[[], Snapshot]
+) -> None:
     live = make_api()
     live.state.snapshot = make_snapshot()
     result = subprocess.run(
-        [str(SCHEMATHESIS), "run", f"{live.url}/openapi.json", "--checks", "all",
-         "--max-examples", "30", "--seed", "20240601", "--workers", "1",
-         "--generation-database", ":memory:", "--request-timeout", "10", "--no-color"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=240, check=False,
+        [
+            str(SCHEMATHESIS),
+            "run",
+            f"{live.url}/openapi.json",
+            "--checks",
+            "all",
+            "--max-examples",
+            "30",
+            "--seed",
+            "20240601",
+            "--workers",
+            "1",
+            "--generation-database",
+            ":memory:",
+            "--request-timeout",
+            "10",
+            "--no-color",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]

@@ -17,14 +17,17 @@ def _push(ref: str = "refs/heads/main", pad: int = 0) -> bytes:
 
 
 def _github(body: bytes, event: str = "push", secret: str = SECRET) -> dict[str, str]:
-    return {"X-GitHub-Event": event, "Content-Type": "application/json",
-            "X-Hub-Signature-256": "sha256=" + signature_for(body, secret)}
+    return {
+        "X-GitHub-Event": event,
+        "Content-Type": "application/json",
+        "X-Hub-Signature-256": "sha256=" + signature_for(body, secret),
+    }
 
 
 def _metric(api: LiveApi, result: str) -> float:
     text = api.client.get("/metrics").text
     line = f'serve_reconciler_webhooks_total{{result="{result}"}} '
-    return float(next(x for x in text.splitlines() if x.startswith(line))[len(line):])
+    return float(next(x for x in text.splitlines() if x.startswith(line))[len(line) :])
 
 
 def test_github_signed_push_triggers_once(api: LiveApi) -> None:
@@ -44,7 +47,8 @@ def test_unsigned_push_is_401_and_does_not_trigger(api: LiveApi) -> None:
 
 
 def test_wrongly_signed_push_is_401_logged_without_the_secret(
-        api: LiveApi, caplog: pytest.LogCaptureFixture) -> None:
+    api: LiveApi, caplog: pytest.LogCaptureFixture
+) -> None:
     body = _push()
     with caplog.at_level(logging.WARNING, logger="reconciler.api.routes"):
         response = api.client.post("/webhook", data=body, headers=_github(body, secret="wrong"))
@@ -67,7 +71,7 @@ def test_oversized_body_is_413_before_verification(api: LiveApi) -> None:
 
 def test_oversized_chunked_body_is_413(api: LiveApi) -> None:
     body = _push(pad=MAX_WEBHOOK_BYTES)
-    chunks = (body[i:i + 8192] for i in range(0, len(body), 8192))
+    chunks = (body[i : i + 8192] for i in range(0, len(body), 8192))
     response = api.client.post("/webhook", data=chunks, headers=_github(body))
     assert response.status_code == 413
     assert api.state.triggers == 0
@@ -94,8 +98,10 @@ def test_push_to_another_branch_is_ignored(api: LiveApi) -> None:
     body = _push("refs/heads/feature/x")
     response = api.client.post("/webhook", data=body, headers=_github(body))
     assert response.status_code == 202
-    assert response.json() == {"status": "ignored",
-                               "message": "push to 'feature/x' ignored: watching 'main'"}
+    assert response.json() == {
+        "status": "ignored",
+        "message": "push to 'feature/x' ignored: watching 'main'",
+    }
     assert api.state.triggers == 0
 
 
@@ -160,8 +166,7 @@ def test_empty_secret_means_off(make_api: MakeApi) -> None:
     assert live.state.triggers == 0
 
 
-def test_a_flood_of_refusals_is_logged_once(api: LiveApi,
-                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_a_flood_of_refusals_is_logged_once(api: LiveApi, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="reconciler.api.routes"):
         for _ in range(20):
             response = api.client.post("/webhook", data=b"{}", headers={"X-Gitlab-Token": "x"})

@@ -138,8 +138,18 @@ def test_other_events_are_ignored() -> None:
 
 
 @pytest.mark.parametrize(
-    "body", [b"", b"not json", b"[1, 2]", b'"refs/heads/main"', b'{"ref": 5}', b'{"after": "x"}',
-             b"\xff\xfe\x00", b"[" * 100_000, b'{"ref": 1' + b"0" * 5000 + b"}"],
+    "body",
+    [
+        b"",
+        b"not json",
+        b"[1, 2]",
+        b'"refs/heads/main"',
+        b'{"ref": 5}',
+        b'{"after": "x"}',
+        b"\xff\xfe\x00",
+        b"[" * 100_000,
+        b'{"ref": 1' + b"0" * 5000 + b"}",
+    ],
 )
 def test_signed_but_malformed_is_400(body: bytes) -> None:
     verdict = verify(github(body), body)
@@ -164,22 +174,40 @@ def test_long_or_odd_branch_names_are_cut_and_escaped_in_messages() -> None:
 
 # --- Property test: any input, no exception, no trigger without a valid signature -----------
 
-_HEADER_NAMES = st.sampled_from([
-    "X-Hub-Signature-256", "x-hub-signature-256", "X-Gitea-Signature", "X-Forgejo-Signature",
-    "X-Gitlab-Token", "X-GitHub-Event", "X-Gitea-Event", "X-Gitlab-Event", "Content-Type",
-]) | st.text(max_size=30)
-_HEADER_VALUES = st.sampled_from([
-    "sha256=", "ping", "push", "Push Hook", "application/x-www-form-urlencoded", "",
-]) | st.text(max_size=80)
+_HEADER_NAMES = st.sampled_from(
+    [
+        "X-Hub-Signature-256",
+        "x-hub-signature-256",
+        "X-Gitea-Signature",
+        "X-Forgejo-Signature",
+        "X-Gitlab-Token",
+        "X-GitHub-Event",
+        "X-Gitea-Event",
+        "X-Gitlab-Event",
+        "Content-Type",
+    ]
+) | st.text(max_size=30)
+_HEADER_VALUES = st.sampled_from(
+    [
+        "sha256=",
+        "ping",
+        "push",
+        "Push Hook",
+        "application/x-www-form-urlencoded",
+        "",
+    ]
+) | st.text(max_size=80)
 _MARK = "Zq9-secret-"  # secrets with this prefix are the ones checked for leaks
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                  max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
-_REFS = st.sampled_from(["refs/heads/main", "refs/heads/dev", "refs/tags/v1", "main", ""]) | \
-    st.text(max_size=40)
+_REFS = st.sampled_from(
+    ["refs/heads/main", "refs/heads/dev", "refs/tags/v1", "main", ""]
+) | st.text(max_size=40)
 _BODIES = st.one_of(
     st.binary(max_size=600),
     _JSON.map(lambda v: json.dumps(v).encode()),
@@ -197,16 +225,25 @@ def _requests(draw: st.DrawFn) -> tuple[dict[str, str], bytes, str, str, bool]:
     scheme = draw(st.sampled_from(["none", "github", "gitea", "forgejo", "gitlab"]))
     signed = scheme != "none"
     if scheme == "github":
-        headers = {"X-Hub-Signature-256": "sha256=" + signature_for(body, secret),
-                   **{k: v for k, v in headers.items() if k.lower() != "x-hub-signature-256"}}
+        headers = {
+            "X-Hub-Signature-256": "sha256=" + signature_for(body, secret),
+            **{k: v for k, v in headers.items() if k.lower() != "x-hub-signature-256"},
+        }
     elif scheme in ("gitea", "forgejo"):
-        headers = {f"X-{scheme.capitalize()}-Signature": signature_for(body, secret),
-                   **{k: v for k, v in headers.items() if "signature" not in k.lower()}}
+        headers = {
+            f"X-{scheme.capitalize()}-Signature": signature_for(body, secret),
+            **{k: v for k, v in headers.items() if "signature" not in k.lower()},
+        }
     elif scheme == "gitlab":
-        headers = {"X-Gitlab-Token": secret,
-                   **{k: v for k, v in headers.items()
-                      if k.lower() not in ("x-gitlab-token", "x-hub-signature-256")
-                      and "signature" not in k.lower()}}
+        headers = {
+            "X-Gitlab-Token": secret,
+            **{
+                k: v
+                for k, v in headers.items()
+                if k.lower() not in ("x-gitlab-token", "x-hub-signature-256")
+                and "signature" not in k.lower()
+            },
+        }
     return headers, body, secret, draw(st.text(max_size=20)), signed
 
 
@@ -216,16 +253,19 @@ def _check_any_request(request: tuple[dict[str, str], bytes, str, str, bool]) ->
     assert isinstance(verdict, WebhookVerdict)
     assert verdict.status in (200, 202, 400, 401)
     assert not verdict.trigger or verdict.status == 202
-    if not signed and not any(k.lower() in ("x-gitlab-token", "x-hub-signature-256")
-                              or "signature" in k.lower() for k in headers):
+    if not signed and not any(
+        k.lower() in ("x-gitlab-token", "x-hub-signature-256") or "signature" in k.lower()
+        for k in headers
+    ):
         assert verdict.status == 401
     if verdict.status == 401:
         assert not verdict.trigger
     if signed:
         assert verdict.status != 401, verdict.message
     # Only a secret that is in no input but the token header, and no fixed text, can be checked.
-    if secret.startswith(_MARK) and secret not in body.decode("utf-8", "replace") + branch + \
-            "".join(f"{k}{v}" for k, v in headers.items() if k.lower() != "x-gitlab-token"):
+    if secret.startswith(_MARK) and secret not in body.decode(
+        "utf-8", "replace"
+    ) + branch + "".join(f"{k}{v}" for k, v in headers.items() if k.lower() != "x-gitlab-token"):
         assert secret not in verdict.message
 
 
@@ -238,6 +278,5 @@ def test_any_input_never_raises(request: tuple[dict[str, str], bytes, str, str, 
 @pytest.mark.slow
 @settings(max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_requests())
-def test_any_input_never_raises_long(request: tuple[dict[str, str], bytes, str, str,
-                                                    bool]) -> None:
+def test_any_input_never_raises_long(request: tuple[dict[str, str], bytes, str, str, bool]) -> None:
     _check_any_request(request)

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 import requests
-from reconciler.runtime.docker_engine import DockerEngine
 
 from reconciler import spec
 from reconciler.model import ApplicationStatus, ObservedReplica, ReplicaState
 from reconciler.reconcile import Reconciler, WorkTreeTarget
+from reconciler.runtime.docker_engine import DockerEngine
 from tests.conftest import BASE_IMAGE
 from tests.support import EXAMPLES, free_port, wait_for
 

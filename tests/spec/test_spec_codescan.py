@@ -45,7 +45,12 @@ def test_decorator_forms() -> None:
         class Plain: pass
     """)
     assert {n: v.name for n, v in values.items() if isinstance(v, ScannedDeployment)} == {
-        "A": "A", "B": "bee", "C": "C", "d": "d", "E": "E"}
+        "A": "A",
+        "B": "bee",
+        "C": "C",
+        "d": "d",
+        "E": "E",
+    }
     b = values["B"]
     assert isinstance(b, ScannedDeployment)
     assert b.options == {"num_replicas": 3, "user_config": {"k": [1, 2]}}
@@ -67,8 +72,11 @@ def test_functional_wrapping_and_options_chains() -> None:
     assert isinstance(wrapped, ScannedDeployment) and wrapped.name == "Stand"
     assert isinstance(named, ScannedDeployment) and named.options == {"num_replicas": 2}
     assert isinstance(renamed, ScannedDeployment)
-    assert (renamed.name, renamed.class_name, renamed.options) == ("Kiosk", "Stand",
-                                                                   {"num_replicas": 4})
+    assert (renamed.name, renamed.class_name, renamed.options) == (
+        "Kiosk",
+        "Stand",
+        {"num_replicas": 4},
+    )
     graph = values["graph"]
     assert isinstance(graph, Bound) and graph.deployment.name == "Kiosk"
     assert [c.deployment.name for c in graph.children] == ["named"]
@@ -82,7 +90,9 @@ def test_graph_through_variables_lists_and_keywords(tmp_path: Path) -> None:
 
 
 def _scan_app_source(tmp_path: Path) -> ScannedApp:
-    return _app(tmp_path, """
+    return _app(
+        tmp_path,
+        """
         from ray import serve
 
         @serve.deployment
@@ -97,7 +107,8 @@ def _scan_app_source(tmp_path: Path) -> ScannedApp:
         a = A.bind()
         shared = B.bind(a)
         app = Router.bind([a, shared], extra={"c": C.bind()}, again=a)
-    """)
+    """,
+    )
 
 
 def test_reassigned_variable_is_forgotten() -> None:
@@ -112,14 +123,16 @@ def test_reassigned_variable_is_forgotten() -> None:
 
 
 def test_non_literal_and_unknown_options_are_issues_at_their_line(tmp_path: Path) -> None:
-    (tmp_path / "m.py").write_text(textwrap.dedent("""
+    (tmp_path / "m.py").write_text(
+        textwrap.dedent("""
         from ray import serve
         N = 2
         opts = {}
         @serve.deployment(num_replicas=N, health_check_period=3, **opts)
         class A: pass
         app = A.bind()
-    """))
+    """)
+    )
     found = scan_app(tmp_path, ".", [], "m:app")
     assert isinstance(found, list)
     messages = sorted((i.line, i.message) for i in found)
@@ -134,19 +147,23 @@ def test_imports_across_modules_and_packages(tmp_path: Path) -> None:
     pkg = tmp_path / "shop"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
-    (pkg / "stands.py").write_text(textwrap.dedent("""
+    (pkg / "stands.py").write_text(
+        textwrap.dedent("""
         from ray import serve
         @serve.deployment(user_config={"price": 3})
         class Mango: pass
-    """))
-    (pkg / "main.py").write_text(textwrap.dedent("""
+    """)
+    )
+    (pkg / "main.py").write_text(
+        textwrap.dedent("""
         from ray import serve
         from .stands import Mango
         from shop.stands import Mango as M2
         @serve.deployment
         class Market: pass
         app = Market.bind(Mango.bind(), M2.options(name="Mango2").bind())
-    """))
+    """)
+    )
     found = scan_app(tmp_path, ".", [], "shop.main:app")
     assert isinstance(found, ScannedApp)
     assert found.deployments == ("Market", "Mango", "Mango2")
@@ -159,7 +176,8 @@ def test_py_modules_package_is_found_by_its_directory_name(tmp_path: Path) -> No
     lib = tmp_path / "vendor" / "pricing"
     lib.mkdir(parents=True)
     (lib / "__init__.py").write_text(
-        "from ray import serve\n@serve.deployment\nclass P: pass\napp = P.bind()\n")
+        "from ray import serve\n@serve.deployment\nclass P: pass\napp = P.bind()\n"
+    )
     (tmp_path / "code").mkdir()
     found = scan_app(tmp_path, "code", ["vendor/pricing"], "pricing:app")
     assert isinstance(found, ScannedApp) and found.module_file == "vendor/pricing/__init__.py"
@@ -168,10 +186,15 @@ def test_py_modules_package_is_found_by_its_directory_name(tmp_path: Path) -> No
 
 
 def test_import_path_issues_have_no_file(tmp_path: Path) -> None:
-    (tmp_path / "m.py").write_text("from ray import serve\n@serve.deployment\nclass A: pass\n"
-                                   "def build(args): return A.bind()\n")
-    for attr, words in [("A", "not bound"), ("build", "builder functions"),
-                        ("nothing", "defines no 'nothing'")]:
+    (tmp_path / "m.py").write_text(
+        "from ray import serve\n@serve.deployment\nclass A: pass\n"
+        "def build(args): return A.bind()\n"
+    )
+    for attr, words in [
+        ("A", "not bound"),
+        ("build", "builder functions"),
+        ("nothing", "defines no 'nothing'"),
+    ]:
         found = scan_app(tmp_path, ".", [], f"m:{attr}")
         assert isinstance(found, list)
         assert found[-1].file == "" and found[-1].path == "import_path"
@@ -180,14 +203,17 @@ def test_import_path_issues_have_no_file(tmp_path: Path) -> None:
 
 def test_code_is_never_run(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
-    _app(tmp_path, f"""
+    _app(
+        tmp_path,
+        f"""
         import pathlib
         pathlib.Path({str(marker)!r}).write_text("ran")
         from ray import serve
         @serve.deployment
         class A: pass
         app = A.bind()
-    """)
+    """,
+    )
     assert not marker.exists()
 
 

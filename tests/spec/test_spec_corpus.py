@@ -50,14 +50,23 @@ def test_invalid_config(path: Path) -> None:
     exit_code, report = _validate("--root", str(INVALID), str(path))
     assert exit_code == code
     issues = report["files"][0]["issues"]
-    matching = [i for i in issues if (i["line"], i["column"]) == (line, column)
-                and all(w in i["message"] for w in words)]
+    matching = [
+        i
+        for i in issues
+        if (i["line"], i["column"]) == (line, column) and all(w in i["message"] for w in words)
+    ]
     assert matching, f"no issue at {line}:{column} with {words}; got {issues}"
 
 
-@pytest.mark.parametrize("path", [EXAMPLES / "serve_config.yaml",
-                                  EXAMPLES / "multi_app_config.yaml",
-                                  *sorted(VALID.glob("*.yaml"))], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path",
+    [
+        EXAMPLES / "serve_config.yaml",
+        EXAMPLES / "multi_app_config.yaml",
+        *sorted(VALID.glob("*.yaml")),
+    ],
+    ids=lambda p: p.name,
+)
 def test_valid_config(path: Path) -> None:
     exit_code, report = _validate("--root", str(path.parent), str(path))
     assert report["files"][0]["issues"] == []
@@ -70,14 +79,21 @@ def test_invalid_config_in_a_subprocess(name: str) -> None:
     code, line, column, words = _expectation(path)
     result = subprocess.run(
         [sys.executable, "-m", "reconciler", "validate", "--root", str(INVALID), str(path)],
-        capture_output=True, text=True, timeout=60)
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == code
     located = [row for row in result.stdout.splitlines() if f":{line}:{column}: " in row]
     assert located and all(w in located[0] for w in words), result.stdout
 
 
 def test_valid_example_in_a_subprocess() -> None:
-    result = subprocess.run([sys.executable, "-m", "reconciler", "validate", str(EXAMPLES)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "reconciler", "validate", str(EXAMPLES)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "serve_config.yaml" in result.stdout and "multi_app_config.yaml" in result.stdout

@@ -18,23 +18,66 @@ from reconciler.spec import load_bytes
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples-repo"
 FRUIT = yaml.safe_load((EXAMPLES / "serve_config.yaml").read_text())
 MULTI = yaml.safe_load((EXAMPLES / "multi_app_config.yaml").read_text())
-KEYS = ["import_path", "runtime_env", "host", "port", "deployments", "applications", "name",
-        "num_replicas", "route_prefix", "user_config", "autoscaling_config", "working_dir",
-        "env_vars", "ray_actor_options", "num_cpus", "min_replicas", "max_replicas",
-        "initial_replicas", "http_options", "py_modules", "image_uri", "from_env", "secret",
-        "value", "max_ongoing_requests", "max_concurrent_queries", "x-note", "args"]
+KEYS = [
+    "import_path",
+    "runtime_env",
+    "host",
+    "port",
+    "deployments",
+    "applications",
+    "name",
+    "num_replicas",
+    "route_prefix",
+    "user_config",
+    "autoscaling_config",
+    "working_dir",
+    "env_vars",
+    "ray_actor_options",
+    "num_cpus",
+    "min_replicas",
+    "max_replicas",
+    "initial_replicas",
+    "http_options",
+    "py_modules",
+    "image_uri",
+    "from_env",
+    "secret",
+    "value",
+    "max_ongoing_requests",
+    "max_concurrent_queries",
+    "x-note",
+    "args",
+]
 DEADLINE_S = 2.0
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True),
-    st.text(max_size=20), st.sampled_from(["auto", "/", "/fruit", "fruit:deployment_graph",
-                                           "MangoStand", "..", "/etc", "https://x/y.zip", "."]))
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True),
+    st.text(max_size=20),
+    st.sampled_from(
+        [
+            "auto",
+            "/",
+            "/fruit",
+            "fruit:deployment_graph",
+            "MangoStand",
+            "..",
+            "/etc",
+            "https://x/y.zip",
+            ".",
+        ]
+    ),
+)
 documents = st.recursive(
     scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=4),
-                            st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8),
-                                            inner, max_size=5)),
-    max_leaves=30)
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), inner, max_size=5),
+    ),
+    max_leaves=30,
+)
 
 
 def _load(data: bytes) -> None:
@@ -107,5 +150,5 @@ def test_mutated_text(data: st.DataObject) -> None:
     text = bytearray((EXAMPLES / "serve_config.yaml").read_bytes())
     for _ in range(data.draw(st.integers(1, 5))):
         at = data.draw(st.integers(0, len(text) - 1))
-        text[at:at + 1] = data.draw(st.binary(min_size=0, max_size=3))
+        text[at : at + 1] = data.draw(st.binary(min_size=0, max_size=3))
     _load(bytes(text))

@@ -46,15 +46,23 @@ def test_single_app_fruit_resolves_every_field() -> None:
     assert (config.http.host, config.http.port) == ("127.0.0.1", 8000)
     (app,) = config.applications
     assert (app.name, app.route_prefix, app.ingress) == ("default", "/", "FruitMarket")
-    assert [d.name for d in app.deployments] == ["FruitMarket", "MangoStand", "OrangeStand",
-                                                 "PearStand"]
+    assert [d.name for d in app.deployments] == [
+        "FruitMarket",
+        "MangoStand",
+        "OrangeStand",
+        "PearStand",
+    ]
     market, mango = app.deployments[0], app.deployments[1]
     assert (market.num_replicas, market.is_ingress, market.route_prefix) == (2, True, "/")
     assert (mango.num_replicas, mango.is_ingress, mango.route_prefix) == (1, False, None)
     assert mango.user_config == {"price": 3}
     assert mango.resources.num_cpus == 0.1 and mango.max_ongoing_requests == 5
-    assert (mango.graceful_shutdown_wait_loop_s, mango.graceful_shutdown_timeout_s,
-            mango.health_check_period_s, mango.health_check_timeout_s) == (2.0, 20.0, 10.0, 30.0)
+    assert (
+        mango.graceful_shutdown_wait_loop_s,
+        mango.graceful_shutdown_timeout_s,
+        mango.health_check_period_s,
+        mango.health_check_timeout_s,
+    ) == (2.0, 20.0, 10.0, 30.0)
     assert mango.code is not None and mango.code.root == str(EXAMPLES.resolve())
     assert mango.code.dirs == (".",)
     assert [path for path, _ in mango.code.files] == ["README.md", "fruit.py"]
@@ -85,18 +93,27 @@ def test_code_options_apply_when_the_config_is_silent(repo: Path) -> None:
 
 
 def test_ray_actor_options_replace_the_code_value_as_a_whole(repo: Path) -> None:
-    source = (repo / "fruit.py").read_text().replace(
-        "@serve.deployment(num_replicas=2)",
-        '@serve.deployment(num_replicas=2, ray_actor_options={"num_cpus": 2, "num_gpus": 1})')
+    source = (
+        (repo / "fruit.py")
+        .read_text()
+        .replace(
+            "@serve.deployment(num_replicas=2)",
+            '@serve.deployment(num_replicas=2, ray_actor_options={"num_cpus": 2, "num_gpus": 1})',
+        )
+    )
     (repo / "fruit.py").write_text(source)
     (repo / "serve_config.yaml").write_text("import_path: fruit:deployment_graph\n")
     assert _deployment(repo, "FruitMarket").resources.num_gpus == 1.0
     (repo / "serve_config.yaml").write_text(
         "import_path: fruit:deployment_graph\ndeployments:\n  - name: FruitMarket\n"
-        "    ray_actor_options: {memory: 1000}\n")
+        "    ray_actor_options: {memory: 1000}\n"
+    )
     market = _deployment(repo, "FruitMarket")
-    assert (market.resources.num_cpus, market.resources.num_gpus,
-            market.resources.memory) == (1.0, 0.0, 1000)
+    assert (market.resources.num_cpus, market.resources.num_gpus, market.resources.memory) == (
+        1.0,
+        0.0,
+        1000,
+    )
 
 
 def test_autoscaling_and_env_resolution() -> None:
@@ -104,8 +121,11 @@ def test_autoscaling_and_env_resolution() -> None:
     by_name = {d.name: d for d in config.deployments()}
     orange, pear = by_name["OrangeStand"], by_name["PearStand"]
     assert orange.autoscaling_config is not None
-    assert (orange.autoscaling_config.min_replicas, orange.autoscaling_config.max_replicas,
-            orange.autoscaling_config.target_ongoing_requests) == (1, 4, 2.0)
+    assert (
+        orange.autoscaling_config.min_replicas,
+        orange.autoscaling_config.max_replicas,
+        orange.autoscaling_config.target_ongoing_requests,
+    ) == (1, 4, 2.0)
     assert orange.num_replicas == 1
     assert pear.num_replicas == 2 and pear.autoscaling_config is not None
     assert by_name["FruitMarket"].num_replicas == 2  # null in the config: the code's 2
@@ -118,8 +138,9 @@ def test_autoscaling_and_env_resolution() -> None:
 
 
 def test_from_env_reads_the_reconciler_environment() -> None:
-    config = load_config(VALID, "extensions_and_anchors.yaml",
-                         environ={"FRUIT_DB_PASSWORD": "hunter2"})
+    config = load_config(
+        VALID, "extensions_and_anchors.yaml", environ={"FRUIT_DB_PASSWORD": "hunter2"}
+    )
     pear = next(d for d in config.deployments() if d.name == "PearStand")
     assert dict(pear.env)["DB_PASSWORD"] == "hunter2"
     with pytest.raises(ConfigError) as caught:
@@ -142,7 +163,8 @@ def test_version_ignores_lightweight_changes(repo: Path) -> None:
     before = {d.name: d for d in load_config(repo).deployments()}
     text = (repo / "serve_config.yaml").read_text()
     (repo / "serve_config.yaml").write_text(
-        text.replace("price: 3", "price: 5").replace("num_replicas: 2", "num_replicas: 3"))
+        text.replace("price: 3", "price: 5").replace("num_replicas: 2", "num_replicas: 3")
+    )
     after = {d.name: d for d in load_config(repo).deployments()}
     assert after["MangoStand"].user_config == {"price": 5}
     assert after["FruitMarket"].num_replicas == 3
@@ -150,15 +172,25 @@ def test_version_ignores_lightweight_changes(repo: Path) -> None:
     assert after["MangoStand"].user_config_hash != before["MangoStand"].user_config_hash
 
 
-@pytest.mark.parametrize("edit", [
-    ("fruit.py", "return -1", "return -2"),
-    ("serve_config.yaml", "runtime_env: {}", "runtime_env: {image_uri: 'python:3.12'}"),
-    ("serve_config.yaml", "runtime_env: {}", "runtime_env: {env_vars: {A: b}}"),
-    ("serve_config.yaml", "num_cpus: 0.1\n\n  - name: OrangeStand",
-     "num_cpus: 0.2\n\n  - name: OrangeStand"),
-    ("serve_config.yaml", "import_path: fruit:deployment_graph",
-     "import_path: fruit.deployment_graph"),
-], ids=["code", "image", "env", "resources", "import_path"])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        ("fruit.py", "return -1", "return -2"),
+        ("serve_config.yaml", "runtime_env: {}", "runtime_env: {image_uri: 'python:3.12'}"),
+        ("serve_config.yaml", "runtime_env: {}", "runtime_env: {env_vars: {A: b}}"),
+        (
+            "serve_config.yaml",
+            "num_cpus: 0.1\n\n  - name: OrangeStand",
+            "num_cpus: 0.2\n\n  - name: OrangeStand",
+        ),
+        (
+            "serve_config.yaml",
+            "import_path: fruit:deployment_graph",
+            "import_path: fruit.deployment_graph",
+        ),
+    ],
+    ids=["code", "image", "env", "resources", "import_path"],
+)
 def test_version_changes_with_heavyweight_fields(repo: Path, edit: tuple[str, str, str]) -> None:
     before = _deployment(repo, "MangoStand").version
     file, old, new = edit
@@ -168,12 +200,14 @@ def test_version_changes_with_heavyweight_fields(repo: Path, edit: tuple[str, st
     assert _deployment(repo, "MangoStand").version != before
 
 
-def test_symlinked_working_dir_outside_the_repository(repo: Path, tmp_path_factory:
-                                                      pytest.TempPathFactory) -> None:
+def test_symlinked_working_dir_outside_the_repository(
+    repo: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     outside = tmp_path_factory.mktemp("outside")
     os.symlink(outside, repo / "code")
     (repo / "serve_config.yaml").write_text(
-        "import_path: fruit:deployment_graph\nruntime_env: {working_dir: code}\n")
+        "import_path: fruit:deployment_graph\nruntime_env: {working_dir: code}\n"
+    )
     assert any("symlink to a place outside the repository" in m for m in _issues(repo))
 
 
@@ -208,8 +242,9 @@ def test_config_files_and_caches_are_not_code(repo: Path) -> None:
 
 
 def test_oversized_config_is_refused(repo: Path) -> None:
-    (repo / "serve_config.yaml").write_text("import_path: fruit:deployment_graph\n"
-                                            + "# padding\n" * 120_000)
+    (repo / "serve_config.yaml").write_text(
+        "import_path: fruit:deployment_graph\n" + "# padding\n" * 120_000
+    )
     (message,) = _issues(repo)
     assert "may be at most 1 MiB" in message
 

@@ -46,8 +46,16 @@ def test_every_property_has_a_description() -> None:
 
 def test_closed_objects_allow_extension_keys() -> None:
     loaded = json.loads(REPO_COPY.read_text())
-    for name in ("singleApp", "multiApp", "application", "deployment", "runtimeEnv",
-                 "rayActorOptions", "autoscalingConfig", "httpOptions"):
+    for name in (
+        "singleApp",
+        "multiApp",
+        "application",
+        "deployment",
+        "runtimeEnv",
+        "rayActorOptions",
+        "autoscalingConfig",
+        "httpOptions",
+    ):
         definition = loaded["$defs"][name]
         assert definition["additionalProperties"] is False
         assert "^x-" in definition["patternProperties"]
@@ -63,19 +71,27 @@ def test_both_shapes_and_defaults_are_declared() -> None:
 
 
 def test_messages_are_plain_words() -> None:
-    found = {path: (at_key, message) for path, at_key, message in schema.check({
-        "import_path": "fruit:graph",
-        "port": "80",
-        "deployments": [{"name": "A", "num_replica": 2, "user_config": [1]}],
-    })}
+    found = {
+        path: (at_key, message)
+        for path, at_key, message in schema.check(
+            {
+                "import_path": "fruit:graph",
+                "port": "80",
+                "deployments": [{"name": "A", "num_replica": 2, "user_config": [1]}],
+            }
+        )
+    }
     assert found[("port",)] == (False, 'port must be an integer, not a string ("80")')
     assert found[("deployments", 0, "num_replica")] == (
-        True, "unknown key 'num_replica' (did you mean 'num_replicas'?)")
+        True,
+        "unknown key 'num_replica' (did you mean 'num_replicas'?)",
+    )
     assert "user_config must be a mapping or null" in found[("deployments", 0, "user_config")][1]
 
 
 def test_check_against_one_definition() -> None:
     found = list(schema.check({"name": "A", "num_replicas": 0}, "deployment"))
     assert [(path, message) for path, _, message in found] == [
-        (("num_replicas",), 'num_replicas must be a positive integer, "auto" or null')]
+        (("num_replicas",), 'num_replicas must be a positive integer, "auto" or null')
+    ]
     assert list(schema.check({"name": "A"}, "deployment")) == []

@@ -33,17 +33,20 @@ def test_merge_keys_and_anchors() -> None:
     assert parsed.problems == []
 
 
-@pytest.mark.parametrize(("data", "words", "line"), [
-    (b"", "empty", 0),
-    (b"# only a comment\n", "empty", 0),
-    (b"a: 1\n---\nb: 2\n", "more than one YAML document", 2),
-    (b"a:\n\tb: 1\n", "tab character", 2),
-    (b"ok: 1\nbad: \xc3\x28\n", "not valid UTF-8", 2),
-    (b"a: &a [1, *a]\n", "cycle", 1),
-    (b"a: " + b"[" * 60 + b"]" * 60 + b"\n", "nested deeper than 50", 1),
-    (b"x: &x 1\ny: [" + b", ".join([b"*x"] * 101) + b"]\n", "more than 100 YAML aliases", 2),
-    (b"a: [1\n", "YAML syntax error", 2),
-])
+@pytest.mark.parametrize(
+    ("data", "words", "line"),
+    [
+        (b"", "empty", 0),
+        (b"# only a comment\n", "empty", 0),
+        (b"a: 1\n---\nb: 2\n", "more than one YAML document", 2),
+        (b"a:\n\tb: 1\n", "tab character", 2),
+        (b"ok: 1\nbad: \xc3\x28\n", "not valid UTF-8", 2),
+        (b"a: &a [1, *a]\n", "cycle", 1),
+        (b"a: " + b"[" * 60 + b"]" * 60 + b"\n", "nested deeper than 50", 1),
+        (b"x: &x 1\ny: [" + b", ".join([b"*x"] * 101) + b"]\n", "more than 100 YAML aliases", 2),
+        (b"a: [1\n", "YAML syntax error", 2),
+    ],
+)
 def test_refused(data: bytes, words: str, line: int) -> None:
     with pytest.raises(yamlsafe.YamlRefused) as caught:
         yamlsafe.parse(data)
@@ -66,14 +69,17 @@ def test_size_cap() -> None:
     assert "at most 1 MiB" in caught.value.message
 
 
-@pytest.mark.parametrize(("line", "words"), [
-    (b"d: 2024-01-31", "as a date"),
-    (b"n: .inf", "NaN or infinity"),
-    (b"b: !!binary aGk=", "binary"),
-    (b"s: !!set {a}", "sets"),
-    (b"yes: 1", "as a boolean"),
-    (b"t: !custom 1", "cannot read the value"),
-])
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        (b"d: 2024-01-31", "as a date"),
+        (b"n: .inf", "NaN or infinity"),
+        (b"b: !!binary aGk=", "binary"),
+        (b"s: !!set {a}", "sets"),
+        (b"yes: 1", "as a boolean"),
+        (b"t: !custom 1", "cannot read the value"),
+    ],
+)
 def test_values_json_cannot_carry_are_problems(line: bytes, words: str) -> None:
     parsed = yamlsafe.parse(line + b"\n")
     assert any(words in message for _, _, message in parsed.problems)

@@ -89,9 +89,15 @@ def test_second_store_on_the_same_directory_is_refused(tmp_path: Path) -> None:
         assert "--state-dir" in str(caught.value)
 
         other = subprocess.run(
-            [sys.executable, "-c", f"from reconciler.state import StateStore; "
-             f"StateStore(__import__('pathlib').Path({str(tmp_path)!r}))"],
-            capture_output=True, text=True, timeout=60,
+            [
+                sys.executable,
+                "-c",
+                f"from reconciler.state import StateStore; "
+                f"StateStore(__import__('pathlib').Path({str(tmp_path)!r}))",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert other.returncode != 0
         assert f"another reconciler (pid {os.getpid()})" in other.stderr
@@ -166,7 +172,9 @@ def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
     mnt.mkdir()
     done = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
