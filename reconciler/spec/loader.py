@@ -11,7 +11,7 @@ from typing import Any
 
 from reconciler.errors import ConfigError, ConfigIssue
 from reconciler.model import ApplicationSpec, CodeTree, HttpOptions, ServeConfig, canonical_json
-from reconciler.spec import codescan, discover, options, schema, yamlsafe
+from reconciler.spec import codescan, discover, imageref, options, schema, yamlsafe
 from reconciler.spec.codescan import ScannedApp, ScannedDeployment
 from reconciler.spec.codetree import TreeError, build_tree, check_dir
 from reconciler.spec.envvars import EnvEntry, merge_runtime_env, read_env_vars
@@ -304,6 +304,10 @@ class _Load:
             if tree is None:
                 continue
             image = merged.get("image_uri")
+            if isinstance(image, str) and (bad := imageref.problem(image)):
+                on = (*where, "ray_actor_options") if "image_uri" in actor_env else path
+                self._report((*on, "runtime_env", "image_uri"), bad)
+                continue
             specs.append(
                 options.build_spec(
                     app=name,
