@@ -31,6 +31,9 @@ def _json(status: int, value: Any) -> Encoded:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body are two writes; with Nagle on, the body waits for the client's delayed
+    # ACK of the headers (40 ms) on every keep-alive request after the first.
+    disable_nagle_algorithm = True
     server: ReplicaServer
 
     def log_message(self, format: str, *args: Any) -> None:
