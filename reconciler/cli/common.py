@@ -15,7 +15,8 @@ def env_default(name: str, default: str | None = None) -> str | None:
     return os.environ.get(ENV_PREFIX + name, default)
 
 
-def add_engine_flags(parser: argparse.ArgumentParser) -> None:
+def add_engine_flags(parser: argparse.ArgumentParser, *, owner_only: bool = False) -> None:
+    """The Docker flags; `owner_only` (for `down`) offers just --instance, the rest default."""
     group = parser.add_argument_group("Docker")
     group.add_argument(
         "--instance",
@@ -23,9 +24,15 @@ def add_engine_flags(parser: argparse.ArgumentParser) -> None:
         help="name of this reconciler instance; it owns (and only touches) containers labelled "
         "with it [RECONCILER_INSTANCE, default: %(default)s]",
     )
+    if owner_only:
+        parser.set_defaults(
+            default_image=DEFAULT_IMAGE, allowed_images="", publish_host="127.0.0.1"
+        )
+        return
     group.add_argument(
         "--default-image",
         default=env_default("DEFAULT_IMAGE", DEFAULT_IMAGE),
+        metavar="IMAGE",
         help="image for replicas whose runtime_env has no image_uri, and for the ingress "
         "[RECONCILER_DEFAULT_IMAGE, default: %(default)s]",
     )
@@ -39,6 +46,7 @@ def add_engine_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--publish-host",
         default=env_default("PUBLISH_HOST", "127.0.0.1"),
+        metavar="ADDRESS",
         help="address on which each replica's control port is published for the reconciler "
         "[RECONCILER_PUBLISH_HOST, default: %(default)s]",
     )
@@ -61,7 +69,7 @@ def add_logging_flag(parser: argparse.ArgumentParser) -> None:
         "--log-level",
         default=env_default("LOG_LEVEL", "INFO"),
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="[RECONCILER_LOG_LEVEL, default: %(default)s]",
+        help="how much to log to stderr [RECONCILER_LOG_LEVEL, default: %(default)s]",
     )
 
 

@@ -49,7 +49,12 @@ def register(sub: Any) -> None:
         help="config path in the repository (default: %(default)s)",
     )
     p.add_argument("-C", "--repo", default=".", help="the git checkout (default: .)")
-    p.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    p.add_argument(
+        "--format",
+        choices=["text", "json", "markdown"],
+        default="text",
+        help="text, json, or markdown (for a pull-request comment) (default: text)",
+    )
     p.add_argument("--all", action="store_true", help="also list unchanged deployments")
     p.set_defaults(handler=run)
 

@@ -33,17 +33,19 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--repo",
         default=env_default("REPO"),
+        metavar="URL",
         help="repository URL: a path, file://, ssh:// or https:// (credentials from "
         "RECONCILER_GIT_* variables, never in the URL) [RECONCILER_REPO]",
     )
     p.add_argument(
         "--branch",
         default=env_default("BRANCH", "main"),
-        help="[RECONCILER_BRANCH, default: %(default)s]",
+        help="the branch to follow [RECONCILER_BRANCH, default: %(default)s]",
     )
     p.add_argument(
         "--config",
         default=env_default("CONFIG", "serve_config.yaml"),
+        metavar="PATH",
         help="path of the Serve config inside the repository "
         "[RECONCILER_CONFIG, default: %(default)s]",
     )
@@ -58,6 +60,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--state-dir",
         default=env_default("STATE_DIR"),
+        metavar="DIR",
         help="where the clone and the state database live "
         "[RECONCILER_STATE_DIR, default: ~/.local/state/serve-reconciler/INSTANCE]",
     )
@@ -114,7 +117,7 @@ def _webhook_secret(path: str | None) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from reconciler.app import DaemonSettings, build_daemon, converge_once
+    from reconciler.app import DaemonSettings, build_daemon
     from reconciler.errors import ReconcilerError
 
     setup_logging(args.log_level)
@@ -148,10 +151,29 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(exc), 1)
     try:
         if args.once:
-            return converge_once(daemon, args.once_timeout)
+            return _once(daemon, args.once_timeout)
         return _serve(daemon)
     finally:
         daemon.close()
+
+
+# What --once says on its way out, by exit code: the log above holds the details.
+_ONCE_OUTCOME = {
+    1: "the config at the branch head is invalid; run `reconciler validate` in a checkout",
+    3: "gave up: git or Docker is unreachable",
+    4: "gave up: not converged in time; `docker ps -a` and the log above say why",
+}
+
+
+def _once(daemon: Any, timeout_s: float) -> int:
+    from reconciler.app import converge_once
+
+    code = converge_once(daemon, timeout_s)
+    if code in _ONCE_OUTCOME:
+        snap = daemon.reconciler.snapshot
+        cause = snap.source_error or snap.engine_error or "; ".join(snap.attempt_errors[:3])
+        fail(_ONCE_OUTCOME[code] + (f" ({cause})" if cause else ""), code)
+    return code
 
 
 def _serve(daemon: Any) -> int:
@@ -175,7 +197,15 @@ def _serve(daemon: Any) -> int:
     )
     server = ApiServer(app, settings.listen_host, settings.listen_port)
     with stop_on_signals() as stop:
-        server.start()
+        try:
+            server.start()
+        except OSError as exc:
+            where = f"{settings.listen_host}:{settings.listen_port}"
+            return fail(
+                f"cannot listen on {where}: {exc.strerror or exc}; pick another port with "
+                "--listen HOST:PORT (or stop what uses it)",
+                1,
+            )
         log.info("API on http://%s:%d  (GET /status, /config)", settings.listen_host, server.port)
         log.info(
             "watching %s branch %s, every %gs",

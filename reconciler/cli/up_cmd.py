@@ -58,9 +58,11 @@ def register(sub: Any) -> None:
     down: argparse.ArgumentParser = sub.add_parser(
         "down",
         help="remove every container and network an instance owns",
-        description="Remove every container and network labelled with this instance's name.",
+        description="Remove every container and network labelled with this instance's name "
+        "(what `reconciler run` or `reconciler up --detach` left running). Nothing else is "
+        "touched.",
     )
-    add_engine_flags(down)
+    add_engine_flags(down, owner_only=True)
     add_logging_flag(down)
     down.set_defaults(handler=run_down)
 

@@ -72,7 +72,10 @@ def _seam(action: str) -> Iterator[None]:
         kind = Conflict if e.status_code == 409 else EngineError
         raise kind(f"{action}: {e.explanation or e}") from e
     except (requests.exceptions.RequestException, docker.errors.DockerException, OSError) as e:
-        raise EngineUnavailable(f"{action}: the Docker engine is not reachable ({e})") from e
+        raise EngineUnavailable(
+            f"{action}: the Docker engine is not reachable ({e}); is dockerd running, and does "
+            "DOCKER_HOST name it? (`docker info` must work for this user)"
+        ) from e
 
 
 class DockerEngine:

@@ -36,9 +36,14 @@ def load_config(
         with open(root / clean, "rb") as handle:
             data = handle.read(MAX_BYTES + 1)
     except OSError as exc:
-        raise ConfigError(
-            [ConfigIssue(config_path, 0, 0, "", (f"cannot read the config: {exc.strerror or exc}"))]
-        ) from None
+        # The path is the daemon's --config, relative to the repository root: say so.
+        hint = (
+            " (the config path is relative to the repository root; check --config and the branch)"
+            if isinstance(exc, FileNotFoundError)
+            else ""
+        )
+        message = f"cannot read the config: {exc.strerror or exc}{hint}"
+        raise ConfigError([ConfigIssue(config_path, 0, 0, "", message)]) from None
     return load_bytes(data, root=root, config_path=clean.replace(os.sep, "/"), environ=environ)
 
 

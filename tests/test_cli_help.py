@@ -1,0 +1,183 @@
+"""The command line as a newcomer meets it: every `--help` reads well, and the obvious mistakes
+(no --repo, a dead repository URL, a taken port, a locked state directory, no Docker engine, a
+missing config, a dead API address) end with a message that says what to do, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reconciler.cli import build_parser
+from tests.support import EXAMPLES, free_port
+
+COMMANDS = ("run", "up", "down", "validate", "diff", "build", "status", "config")
+
+
+def reconciler(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def _subparsers() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def test_top_level_help_lists_every_command() -> None:
+    result = reconciler("--help")
+    assert result.returncode == 0, result.stderr
+    assert "A pushed commit is the deploy" in " ".join(result.stdout.split())  # wrapped
+    for command in COMMANDS:
+        assert f"\n    {command} " in result.stdout, f"{command} missing from --help"
+
+
+def test_no_command_prints_help_and_exits_2() -> None:
+    result = reconciler()
+    assert result.returncode == 2
+    assert "usage: reconciler" in result.stderr and "COMMAND --help" in result.stderr
+
+
+def test_version() -> None:
+    from reconciler import __version__
+
+    result = reconciler("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"reconciler {__version__}"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_subcommand_help(command: str) -> None:
+    result = reconciler(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: reconciler {command}")
+    parser = _subparsers()[command]
+    assert parser.description and len(parser.description) > 40, "a sentence saying what it does"
+    for action in parser._actions:
+        if action.help == argparse.SUPPRESS:
+            continue
+        assert action.help and action.help.strip(" []"), f"{command} {action.dest}: no help"
+        # A help that is only the env var and default says nothing about the flag itself.
+        assert not action.help.startswith("["), f"{command} {action.dest}: {action.help!r}"
+
+
+def test_every_command_is_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    for command in COMMANDS:
+        assert f"`reconciler {command}" in readme, f"README does not describe {command}"
+
+
+def test_down_offers_only_the_flags_it_uses() -> None:
+    result = reconciler("down", "--help")
+    assert "--instance" in result.stdout
+    assert "--default-image" not in result.stdout and "--publish-host" not in result.stdout
+
+
+# --- the obvious mistakes -------------------------------------------------------------------
+
+
+def _says(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    text = result.stderr
+    assert "Traceback" not in text, text
+    for word in words:
+        assert word in text, f"{word!r} not in:\n{text}"
+
+
+def test_run_without_repo(tmp_path: Path) -> None:
+    result = reconciler("run", "--state-dir", str(tmp_path), env={"RECONCILER_REPO": ""})
+    assert result.returncode == 2
+    _says(result, "--repo URL", "RECONCILER_REPO")
+
+
+def test_run_once_with_a_repository_that_does_not_exist(tmp_path: Path) -> None:
+    missing = f"file://{tmp_path}/nowhere.git"
+    result = reconciler(
+        "run", "--once", "--once-timeout", "1", "--repo", missing,
+        "--state-dir", str(tmp_path / "state"), "--listen", f"127.0.0.1:{free_port()}",
+        "--instance", "t-help-norepo",
+    )  # fmt: skip
+    assert result.returncode == 3
+    _says(result, "gave up", "nowhere.git", "does not appear to be a git repository")
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+def test_run_on_a_port_in_use(tmp_path: Path, taken_port: int) -> None:
+    result = reconciler(
+        "run", "--repo", f"file://{tmp_path}/r.git", "--state-dir", str(tmp_path / "s"),
+        "--listen", f"127.0.0.1:{taken_port}", "--instance", "t-help-port",
+    )  # fmt: skip
+    assert result.returncode == 1
+    _says(result, f"cannot listen on 127.0.0.1:{taken_port}", "in use", "--listen")
+
+
+def test_run_on_a_locked_state_dir(tmp_path: Path) -> None:
+    # Hold the lock the way a running daemon does (an flock on the lock file holding its pid).
+    from reconciler.state import LOCK_NAME
+
+    fd = os.open(tmp_path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.write(fd, str(os.getpid()).encode())
+        result = reconciler(
+            "run", "--repo", f"file://{tmp_path}/r.git", "--state-dir", str(tmp_path),
+            "--listen", f"127.0.0.1:{free_port()}",
+        )  # fmt: skip
+    finally:
+        os.close(fd)
+    assert result.returncode == 1
+    _says(result, f"another reconciler (pid {os.getpid()})", "--state-dir")
+
+
+def test_no_docker_engine() -> None:
+    result = reconciler(
+        "down", "--instance", "t-help-nodocker", env={"DOCKER_HOST": "unix:///nonexistent"}
+    )
+    assert result.returncode == 3
+    _says(result, "Docker engine is not reachable", "DOCKER_HOST", "docker info")
+
+
+def test_validate_a_missing_file(tmp_path: Path) -> None:
+    result = reconciler("validate", str(tmp_path / "serve_config.yaml"))
+    assert result.returncode == 2
+    _says(result, "no such file")
+
+
+def test_missing_config_in_the_repository_says_where_it_looked(tmp_path: Path) -> None:
+    from reconciler import spec
+    from reconciler.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        spec.load_config(EXAMPLES, "deploy/serve_config.yaml")
+    text = str(caught.value)
+    assert "deploy/serve_config.yaml" in text and "No such file" in text
+    assert "relative to the repository root" in text and "--config" in text
+
+
+def test_status_and_config_to_a_dead_port() -> None:
+    port = free_port()
+    for command in ("status", "config"):
+        result = reconciler(command, "-a", f"127.0.0.1:{port}")
+        assert result.returncode == 1
+        _says(result, "connection refused", "reconciler run", "--address")
