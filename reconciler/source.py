@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 import git
 from git.exc import GitError, ODBError
 
-from reconciler.errors import SourceError, SourceUnavailable
+from reconciler.errors import SourceError, SourceUnavailable, StateError
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +229,12 @@ class GitSource:
         """A fresh bare clone, built beside the old one and swapped in only when complete."""
         tmp = self._workdir / f".repo-{uuid.uuid4().hex[:8]}"
         try:
-            git.Repo.init(tmp, bare=True).close()
+            try:
+                self._workdir.mkdir(parents=True, exist_ok=True)
+                git.Repo.init(tmp, bare=True).close()
+            except (GitError, OSError) as exc:  # a full or read-only state directory
+                why = str(getattr(exc, "stderr", "") or exc).strip().removeprefix("stderr: ")
+                raise StateError(f"cannot create a clone in {self._workdir}: {why}") from None
             self._fetch(into=tmp)
             old = self._workdir / f".old-{uuid.uuid4().hex[:8]}"
             if self._repo_dir.exists():
@@ -329,18 +334,18 @@ def _export_commit(repo: git.Repo, commit: str, dest: Path) -> None:
     """Write the tree of `commit` into `dest` atomically (built in a sibling, then renamed)."""
     if dest.exists() and any(dest.iterdir()):
         raise SourceError(f"{dest} exists and is not empty")
-    dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".tmp-{dest.name}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
     try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
         _write_tree(repo, commit, tmp)
         if dest.exists():
             dest.rmdir()
         tmp.rename(dest)
     except (GitError, ODBError, ValueError, AssertionError) as exc:
         raise _Damaged(f"cannot read commit {commit}: {type(exc).__name__}: {exc}") from None
-    except OSError as exc:
-        raise SourceError(f"cannot export commit {commit} to {dest}: {exc}") from None
+    except OSError as exc:  # the disk, not the commit: a full or read-only state directory
+        raise StateError(f"cannot export commit {commit} to {dest}: {exc}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

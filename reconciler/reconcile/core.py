@@ -58,6 +58,7 @@ class _Memory:
     apps: tuple[ApplicationStatusInfo, ...] = ()
     transient_failures: int = 0
     passes: int = 0
+    view: TargetView | None = None  # the last target seen, shown if a refresh itself fails
 
 
 class Reconciler:
@@ -98,6 +99,7 @@ class Reconciler:
         outcome, delay = "ok", None
         try:
             view = self._target.refresh()
+            self._memory.view = view
             if view.attempt is not None and view.attempt.outcome == "invalid":
                 outcome = "invalid"
             delay = self._note_source(view)
@@ -116,7 +118,8 @@ class Reconciler:
             outcome, engine_error = "error", f"internal error: {type(exc).__name__}: {exc}"
             self._count("internal")
         finally:
-            self._finish(view, engine_error, started, outcome)
+            # A failed refresh must not make /status forget what is applied and running.
+            self._finish(view or self._memory.view, engine_error, started, outcome)
         return delay
 
     def _note_source(self, view: TargetView) -> float | None:

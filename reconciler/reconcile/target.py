@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from reconciler.errors import ConfigError, ReconcilerError, TransientError
+from reconciler.errors import ConfigError, ReconcilerError, StateError, TransientError
 from reconciler.model import ServeConfig, canonical_json, short_hash
 from reconciler.ports import Source, Store
 
@@ -92,7 +92,10 @@ class GitTarget:
             self._latest = head
             if not self._already_decided(head):
                 changed = self._try_commit(head)
-        except TransientError as exc:
+        except ReconcilerError as exc:
+            # The remote is unreachable, the branch is gone, or the state directory cannot be
+            # written (disk full): the commit could not be judged. Retried with backoff; the
+            # last good target keeps running.
             return self._view(source_error=str(exc), changed=False)
         return self._view(source_error=None, changed=changed)
 
@@ -119,8 +122,8 @@ class GitTarget:
             self._attempt = Attempt(commit, "invalid", _issue_lines(exc), now)
             self._store.record_attempt(commit, "invalid", self._attempt.errors, now)
             return False
-        except TransientError:
-            raise
+        except (TransientError, StateError):
+            raise  # nothing is wrong with the commit: try it again next pass
         except ReconcilerError as exc:
             log.error("commit %s could not be read: %s", commit[:12], exc)
             self._attempt = Attempt(commit, "error", (str(exc),), now)
