@@ -48,6 +48,7 @@ from reconciler.runtime.observe import Observer
 
 _BUNDLE_CACHE_SIZE = 16
 INGRESS_RELOAD_WAIT_S = 5.0
+INGRESS_RESEND_S = 0.5  # no new version served after this long: the reload signal was lost
 
 log = logging.getLogger(__name__)
 
@@ -330,17 +331,27 @@ class DockerEngine:
                 else:
                     self._api().start(container_id)
             if INGRESS_VERSION_TOKEN in haproxy_cfg:
-                self._await_ingress_version(http, version)
+                self._await_ingress_version(http, version, container_id if running else None)
             self._ingress_applied = (http, haproxy_cfg)
 
-    def _await_ingress_version(self, http: HttpOptions, version: str) -> None:
+    def _await_ingress_version(self, http: HttpOptions, version: str, reload: str | None) -> None:
         """Wait (briefly) until the reloaded HAProxy serves the new config, so that when this
-        returns, drained replicas get no new requests and new ones are routable."""
+        returns, drained replicas get no new requests and new ones are routable.
+
+        A SIGUSR2 that reaches the master while it is still finishing the previous reload is
+        dropped (seen in about 1 of 20 back-to-back reloads: the old config stayed in force
+        until the next change); so the signal is sent again while the new version is not
+        served. Reloading the same file twice is harmless."""
         host = "127.0.0.1" if http.host in ("0.0.0.0", "", "::") else http.host
-        deadline = time.monotonic() + INGRESS_RELOAD_WAIT_S
+        now = time.monotonic()
+        deadline, resend_at = now + INGRESS_RELOAD_WAIT_S, now + INGRESS_RESEND_S
         while time.monotonic() < deadline:
             if ingress_version(host, http.port, INGRESS_VERSION_PATH) == version:
                 return
+            if reload is not None and time.monotonic() >= resend_at:
+                resend_at = time.monotonic() + INGRESS_RESEND_S
+                with contextlib.suppress(EngineError), _seam("reload the ingress"):
+                    self._api().kill(reload, signal="SIGUSR2")
             time.sleep(0.02)
         log.warning(
             "the ingress did not confirm config %s within %.0fs", version, INGRESS_RELOAD_WAIT_S
