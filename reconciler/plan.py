@@ -31,6 +31,7 @@ from reconciler.model import (
 __all__ = [
     "DEFAULT_DRAIN_TIMEOUT_S",
     "MAX_BACKOFF_S",
+    "STABLE_S",
     "DeploymentChange",
     "classify",
     "diff_configs",
@@ -42,6 +43,7 @@ __all__ = [
 Key = tuple[str, str]
 
 MAX_BACKOFF_S = 64
+STABLE_S = 10.0  # how long a replica must have run before its deployment's failure count resets
 # A deployment gone from the config has no graceful_shutdown_timeout_s any more: Serve's default.
 DEFAULT_DRAIN_TIMEOUT_S = 20.0
 GENERIC_FAILURE = "the replica container exited without reporting an error"
@@ -214,7 +216,21 @@ def plan(
 
 
 def _failed(replica: ObservedReplica, spec: DeploymentSpec) -> bool:
-    return replica.state is ReplicaState.FAILED and replica.version == spec.version
+    """A current-version replica that exited, or that failed its health checks (each is counted
+    once: `plan` removes the first and drains the second on the same pass)."""
+    gone = (ReplicaState.FAILED, ReplicaState.UNHEALTHY)
+    return replica.state in gone and replica.version == spec.version
+
+
+def _stable(replica: ObservedReplica, spec: DeploymentSpec, now: float) -> bool:
+    """RUNNING at the current version for STABLE_S: only then is a failure streak over. A replica
+    that comes up and crashes a second later must not reset the backoff each time (a hot loop);
+    Kubernetes' CrashLoopBackOff resets the same way, after a while of running."""
+    return (
+        replica.state is ReplicaState.RUNNING
+        and replica.version == spec.version
+        and now - replica.created_at >= STABLE_S
+    )
 
 
 def _count_failure(
@@ -235,10 +251,11 @@ def next_failures(
     failures: Mapping[Key, FailureRecord],
     now: float,
 ) -> dict[Key, FailureRecord]:
-    """The failure records after this pass: FAILED current-version replicas add to the count
-    (backoff 1, 2, 4 ... 64 s); a RUNNING current-version replica, or a new version, clears it.
+    """The failure records after this pass: FAILED or UNHEALTHY current-version replicas add to
+    the count (backoff 1, 2, 4 ... 64 s); a current-version replica RUNNING for STABLE_S, or a
+    new version, clears it.
 
-    A RUNNING replica clears the record before this pass's failures are counted, so a crash next
+    A stable replica clears the record before this pass's failures are counted, so a crash next
     to a healthy replica still waits one second before its replacement starts.
     """
     groups = _group(observed)
@@ -248,7 +265,7 @@ def next_failures(
         record = failures.get(spec.key)
         if record is not None and record.version != spec.version:
             record = None
-        if any(r.state is ReplicaState.RUNNING and r.version == spec.version for r in replicas):
+        if any(_stable(r, spec, now) for r in replicas):
             record = None
         for replica in (r for r in replicas if _failed(r, spec)):
             record = _count_failure(record, replica, spec, now)

@@ -24,7 +24,7 @@ from reconciler.model import (
     ServeConfig,
     StartReplica,
 )
-from reconciler.plan import next_failures, plan, rollout_batch
+from reconciler.plan import STABLE_S, next_failures, plan, rollout_batch
 
 RUNNING, STARTING, STOPPING = ReplicaState.RUNNING, ReplicaState.STARTING, ReplicaState.STOPPING
 FAILED, STALE, UNHEALTHY = ReplicaState.FAILED, ReplicaState.STALE, ReplicaState.UNHEALTHY
@@ -337,6 +337,25 @@ def test_failure_record_resets_on_running_replica_and_on_new_version() -> None:
     assert next_failures(config(spec(code="v2")), [], {s.key: record}, 10.0) == {}
     old_failed = rep(s, 0, FAILED, version="old")
     assert next_failures(config(s), [old_failed], {}, 10.0) == {}  # only the spec's version counts
+
+
+def test_a_replica_that_crashes_soon_after_running_does_not_reset_the_backoff() -> None:
+    s = spec(n=1)
+    record = FailureRecord(s.version, 3, "err", 50.0)
+    young = rep(s, 0, created_at=100.0)  # RUNNING for 5 s: the streak goes on
+    assert next_failures(config(s), [young], {s.key: record}, 105.0) == {s.key: record}
+    after = next_failures(config(s), [replace(young, state=FAILED)], {s.key: record}, 106.0)
+    assert (after[s.key].count, after[s.key].retry_at) == (4, 106.0 + 8)
+    assert next_failures(config(s), [young], {s.key: record}, 100.0 + STABLE_S) == {}
+
+
+def test_a_failed_health_check_counts_towards_the_backoff() -> None:
+    s = spec(n=1)
+    sick = rep(s, 0, UNHEALTHY, error="Last health check: TimeoutError: hung")
+    record = next_failures(config(s), [sick], {}, 10.0)[s.key]
+    assert (record.count, record.retry_at, record.last_error) == (1, 11.0, sick.error)
+    p = plan(config(s), [sick], {s.key: record}, 10.0)
+    assert len(of(p, DrainReplica)) == 1 and started(p) == []
 
 
 def test_two_failures_in_one_pass_count_twice() -> None:
