@@ -107,6 +107,13 @@ def _updating_message(
     return f"{_failure_note(record, failure_threshold(spec.num_replicas))} {progress}"
 
 
+def _health_message(sick: Sequence[ObservedReplica]) -> str:
+    """The generic sentence plus the replica's own words (its check_health() error, or what
+    the probe saw), so the user learns why without reading container logs."""
+    detail = next((r.error for r in sick if r.error), None)
+    return f"{HEALTH_CHECK_FAILED} {_sentence(detail)}" if detail else HEALTH_CHECK_FAILED
+
+
 def deployment_status(
     spec: DeploymentSpec,
     replicas: Sequence[ObservedReplica],
@@ -128,8 +135,9 @@ def deployment_status(
     threshold = failure_threshold(spec.num_replicas)
     if record is not None and record.count >= threshold and not running:
         return info(DeploymentStatus.UNHEALTHY, _failed_message(record, now))
-    if any(r.state is ReplicaState.UNHEALTHY and r.version == spec.version for r in replicas):
-        return info(DeploymentStatus.UNHEALTHY, HEALTH_CHECK_FAILED)
+    sick = [r for r in replicas if r.state is ReplicaState.UNHEALTHY and r.version == spec.version]
+    if sick:
+        return info(DeploymentStatus.UNHEALTHY, _health_message(sick))
     return info(DeploymentStatus.UPDATING, _updating_message(spec, replicas, record))
 
 

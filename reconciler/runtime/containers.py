@@ -27,6 +27,7 @@ HARDENING: dict[str, Any] = {
     "security_opt": ["no-new-privileges"],
     "pids_limit": 256,
 }
+PROBE_MARGIN_S = 2.0
 _NS = 1_000_000_000
 _MIN_NS = 1_000_000  # Docker rejects healthcheck durations under 1 ms
 
@@ -80,7 +81,9 @@ def healthcheck(spec: DeploymentSpec) -> dict[str, Any]:
     return {
         "test": PROBE_COMMAND,
         "interval": _ns(spec.health_check_period_s),
-        "timeout": _ns(spec.health_check_timeout_s),
+        # Later than the replica's own timeout (the probe waits one second more): a hung
+        # check_health() is reported in the user's words, not as Docker's "exceeded timeout".
+        "timeout": _ns(spec.health_check_timeout_s + PROBE_MARGIN_S),
         "retries": 3,
         "start_period": _ns(spec.health_check_timeout_s),
     }

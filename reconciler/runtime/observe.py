@@ -127,7 +127,8 @@ class Observer:
 
     def _unhealthy(self, cid: str) -> str:
         output = self._health(cid).strip()
-        return output or "the replica's health check failed 3 times in a row"
+        # The probe's last output: the user's check_health() error, or why the probe failed.
+        return f"Last health check: {output}" if output else "the health check failed 3 times"
 
     def _config_hash(
         self, cid: str, state: ReplicaState, url: str | None, lab: dict[str, str]

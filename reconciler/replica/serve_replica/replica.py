@@ -35,6 +35,7 @@ class Replica:
         self._target: Any = None
         self._is_function = False
         self.initialized = False
+        self.started_at = time.monotonic()
         self.draining = False
         self.error: str | None = None
         self.user_config, self.user_config_hash = self._initial_config()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import traceback
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -108,7 +109,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _healthz(self, replica: Replica) -> Encoded:
         if not replica.initialized:
-            return _json(503, {"healthy": False, "error": replica.error or "initializing"})
+            waited = time.monotonic() - replica.started_at
+            starting = f"the deployment's __init__ has not returned after {waited:.0f}s"
+            return _json(503, {"healthy": False, "error": replica.error or starting})
         try:
             replica.check_health()
         except Exception as exc:
