@@ -32,6 +32,19 @@ def load_config(
         raise ConfigError(
             [ConfigIssue(config_path, 0, 0, "", "the config path must be inside the repository")]
         )
+    if not _inside(root, root / clean):
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    config_path,
+                    0,
+                    0,
+                    "",
+                    "the config is a symlink to a place outside "
+                    "the repository; the reconciler reads nothing outside it",
+                )
+            ]
+        )
     try:
         with open(root / clean, "rb") as handle:
             data = handle.read(MAX_BYTES + 1)
@@ -45,6 +58,15 @@ def load_config(
         message = f"cannot read the config: {exc.strerror or exc}{hint}"
         raise ConfigError([ConfigIssue(config_path, 0, 0, "", message)]) from None
     return load_bytes(data, root=root, config_path=clean.replace(os.sep, "/"), environ=environ)
+
+
+def _inside(root: Path, path: Path) -> bool:
+    """`path`, symlinks resolved, is `root` or below it (a missing file is left to open())."""
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # missing, or a symlink loop: open() says which
+        return True
+    return real.is_relative_to(root.resolve())
 
 
 def validate_file(path: str | Path, *, root: str | Path | None = None) -> list[ConfigIssue]:
