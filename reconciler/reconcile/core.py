@@ -56,7 +56,9 @@ class _Memory:
     failures: FailureMap = field(default_factory=dict)
     phase: dict[str, ApplicationStatus] = field(default_factory=dict)
     apps: tuple[ApplicationStatusInfo, ...] = ()
-    transient_failures: int = 0
+    # Consecutive failures per kind ("source", "engine"): each backs off on its own, so a
+    # healthy git remote does not reset the backoff of an engine that is down.
+    transient_failures: dict[str, int] = field(default_factory=dict)
     passes: int = 0
     view: TargetView | None = None  # the last target seen, shown if a refresh itself fails
 
@@ -124,7 +126,7 @@ class Reconciler:
 
     def _note_source(self, view: TargetView) -> float | None:
         if view.source_error is None:
-            self._memory.transient_failures = 0
+            self._memory.transient_failures.pop("source", None)
             return None
         if self._metrics:
             self._metrics.poll_error()
@@ -132,13 +134,14 @@ class Reconciler:
 
     def _transient_backoff(self, kind: str, message: str) -> float:
         self._count(kind)
-        self._memory.transient_failures += 1
-        n = self._memory.transient_failures
+        n = self._memory.transient_failures.get(kind, 0) + 1
+        self._memory.transient_failures[kind] = n
         log.warning("%s unavailable (attempt %d): %s", kind, n, message)
         return min(self._interval * 2.0 ** (n - 1), max(self._interval, MAX_BACKOFF_S))
 
     def _converge(self, config: ServeConfig, now: float, view: TargetView) -> float | None:
         observed = self._engine.observe()
+        self._memory.transient_failures.pop("engine", None)
         failures = planner.next_failures(config, observed, self._memory.failures, now)
         plan = planner.plan(config, observed, failures, now)
         errors = apply_plan(
