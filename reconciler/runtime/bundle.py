@@ -5,7 +5,8 @@
   app/py_modules/<name>/...  every other CodeTree directory
 
 Files are owned by root and world-readable, so the replica (uid 65534) reads but cannot change
-them. Symlinks inside the repository are copied as the files they point to; one that leaves the
+them. Hidden directories and byte-code caches are left out (as the code digest leaves them out).
+Symlinks inside the repository are copied as the files they point to; one that leaves the
 repository is refused. Timestamps are fixed, so equal inputs give equal bytes.
 """
 
@@ -38,7 +39,9 @@ def _walk(src: str, root: str, seen: frozenset[str] = frozenset()) -> Iterator[t
         if entry.is_symlink() and not _inside(real, root):
             raise EngineError(f"code file {entry.path} is a symlink that leaves the repository")
         if os.path.isdir(real):
-            if entry.name not in SKIP_DIRS:
+            # Hidden directories (.mypy_cache, .venv...) are skipped as the code digest skips
+            # them: a stray 4 MB type-check cache was copied into every container.
+            if entry.name not in SKIP_DIRS and not entry.name.startswith("."):
                 for rel, path in _walk(entry.path, root, seen | {real_src}):
                     yield f"{entry.name}/{rel}", path
         elif os.path.isfile(real):
