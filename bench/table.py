@@ -1,0 +1,115 @@
+"""The one table `bench/run` prints (and RESULTS.md shows): one row per figure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+
+def _f(value: Any, unit: str = "", digits: int = 2) -> str:
+    if isinstance(value, float):
+        return f"{value:.{digits}f}{unit}"
+    return f"{value}{unit}"
+
+
+def _converge(data: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    for n, d in data.items():
+        yield (
+            f"converge N={n}: reconciler / compose / docker run",
+            f"{d['reconciler_s']:.2f}s / {d['compose_s']:.2f}s / {d['run_s']:.2f}s",
+            f"a/c {d['ratio_reconciler_vs_run']:.2f}, a/b {d['ratio_reconciler_vs_compose']:.2f}",
+        )
+
+
+def _scale(d: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    yield ("scale 10 -> 30", _f(d["scale_up_s"], "s"), f"restarted {d['restarted']} (all steps)")
+    yield ("user_config change, 30 replicas", _f(d["user_config_s"], "s"), "")
+    yield ("scale 30 -> 10 (drained, removed)", _f(d["scale_down_s"], "s"), "")
+
+
+def _rolling(d: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    yield (
+        f"rolling code update, {d['replicas']} replicas",
+        _f(d["rollout_s"], "s"),
+        f"failed {d['failed_requests']} of {d['requests']} requests via ingress",
+    )
+
+
+def _push(d: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    yield (f"push -> served ({d['replicas']} replicas), poll 1s", _f(d["poll_1s_s"], "s"), "")
+    yield (f"push -> served ({d['replicas']} replicas), webhook", _f(d["webhook_s"], "s"), "")
+
+
+def _idle(data: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    for n, d in data.items():
+        yield (
+            f"idle pass, N={n}",
+            f"{d['wall_ms']:.1f}ms wall, {d['cpu_ms']:.1f}ms CPU",
+            f"{d['docker_api_calls']:g} Docker API calls",
+        )
+
+
+def _memory(d: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    yield (f"daemon VmRSS, {d['replicas']} replicas", _f(d["rss_mib"], " MiB", 1), "")
+
+
+def _status(d: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    yield (
+        "GET /status idle (wrk -c8)",
+        f"{d['idle_rps']:.0f} req/s",
+        f"p99 {d['idle_p99_ms']:.1f}ms",
+    )
+    yield ("GET /status during rollout", f"{d['rollout_rps']:.0f} req/s",
+           f"p99 {d['rollout_p99_ms']:.1f}ms")  # fmt: skip
+    yield (
+        f"rollout ({d['replicas']} replicas) without / with wrk",
+        f"{d['rollout_s']:.2f}s / {d['rollout_under_wrk_s']:.2f}s",
+        f"x{d['rollout_slowdown']:.2f}",
+    )
+
+
+def _ingress(d: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    yield ("via ingress (wrk -c8)", f"{d['ingress_rps']:.0f} req/s",
+           f"p50 {d['ingress_p50_ms']:.2f}ms p99 {d['ingress_p99_ms']:.2f}ms")  # fmt: skip
+    yield ("one replica directly", f"{d['direct_rps']:.0f} req/s",
+           f"p50 {d['direct_p50_ms']:.2f}ms p99 {d['direct_p99_ms']:.2f}ms")  # fmt: skip
+    yield ("ingress / direct", f"x{d['rps_ratio_ingress_vs_direct']:.2f} req/s",
+           f"x{d['p99_ratio_ingress_vs_direct']:.2f} p99")  # fmt: skip
+
+
+ROWS = {
+    "converge": _converge,
+    "scale": _scale,
+    "rolling": _rolling,
+    "push": _push,
+    "idle-pass": _idle,
+    "memory": _memory,
+    "status-api": _status,
+    "ingress": _ingress,
+}
+
+
+def rows(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    out: list[tuple[str, str, str, str]] = []
+    for section, data in report["sections"].items():
+        out.extend((section, *row) for row in ROWS[section](data))
+    return out
+
+
+def render(report: dict[str, Any], markdown: bool = False) -> str:
+    table = rows(report)
+    header = ("section", "figure", "value (median)", "note")
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|---|---|---|---|"]
+        lines += ["| " + " | ".join(r) + " |" for r in table]
+        return "\n".join(lines)
+    widths = [max(len(r[i]) for r in [header, *table]) for i in range(4)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+    lines += [fmt.format(*r) for r in table]
+    m = report["machine"]
+    lines.append(
+        f"\n{report['mode']} run, {report.get('total_seconds', '?')}s; {m['cores']} cores, "
+        f"{m['memory_gib']} GiB, Docker {m['docker']}, kernel {m['kernel']}"
+    )
+    return "\n".join(lines)
