@@ -182,8 +182,9 @@ class DockerEngine:
                 self._api().put_archive(container_id, "/", bundle)
             with _seam(f"start {name}"):
                 self._api().start(container_id)
-        except EngineError:
+        except EngineError as exc:
             self._remove_quietly(container_id)
+            self._forget_network(exc)
             raise
         self._observer.remember_hash(container_id, spec.user_config_hash)
 
@@ -311,6 +312,13 @@ class DockerEngine:
                     )
             self._network_ok = True
 
+    def _forget_network(self, exc: EngineError) -> None:
+        """A start refused with 404 means the network we made is gone (pruned, engine reset):
+        check and make it again next time instead of trusting the cached answer forever."""
+        if isinstance(exc, Missing):
+            with self._network_lock:
+                self._network_ok = False
+
     def apply_ingress(self, http: HttpOptions | None, haproxy_cfg: str | None) -> None:
         with self._ingress_lock:
             if http is None or haproxy_cfg is None:
@@ -325,11 +333,15 @@ class DockerEngine:
             text = haproxy_cfg.replace(INGRESS_VERSION_TOKEN, version)
             with _seam("write the ingress config"):
                 self._api().put_archive(container_id, containers.INGRESS_CFG_DIR, _cfg_tar(text))
-            with _seam("reload the ingress"):
-                if running:
-                    self._api().kill(container_id, signal="SIGUSR2")
-                else:
-                    self._api().start(container_id)
+            try:
+                with _seam("reload the ingress"):
+                    if running:
+                        self._api().kill(container_id, signal="SIGUSR2")
+                    else:
+                        self._api().start(container_id)
+            except EngineError as exc:
+                self._forget_network(exc)
+                raise
             if INGRESS_VERSION_TOKEN in haproxy_cfg:
                 self._await_ingress_version(http, version, container_id if running else None)
             self._ingress_applied = (http, haproxy_cfg)
