@@ -61,6 +61,9 @@ class Greeter:
     def greet(self, name):
         return f"{{self.greeting}}, {{name}}"
 
+    def env(self, name):
+        return os.environ.get(name)
+
     def __call__(self, request):
         return self.greeting
 
