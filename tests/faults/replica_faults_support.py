@@ -162,3 +162,68 @@ def greeting_everywhere(h: Harness, expected: str) -> bool:
     """Every Greeter replica answers with `expected` (and there is one)."""
     replicas = running(h, "Greeter")
     return bool(replicas) and all(h.call(r, "greet", "al") == f"{expected}, al" for r in replicas)
+
+
+@dataclass
+class RateResult:
+    sent: int
+    errors: list[str]
+    latencies: list[float]  # seconds, from each request's intended send time
+    marked: int  # answers holding the marker bytes
+    behind_max: float  # how late (s) the client was to send, at worst
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else 0.0
+
+
+def hold_rate(
+    url: str, *, rate: float, seconds: float, threads: int = 8, marker: bytes = b""
+) -> RateResult:
+    """An open-loop client: request i is due at t0 + i/rate whatever happened before, on
+    keep-alive connections spread over `threads`. Latency counts from the due time, so a client
+    or server that falls behind shows in the figures (no coordinated omission)."""
+    import http.client
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    total = int(rate * seconds)
+    t0 = time.monotonic() + 0.2
+    lock = threading.Lock()
+    result = RateResult(0, [], [], 0, 0.0)
+
+    def worker(k: int) -> None:
+        conn: http.client.HTTPConnection | None = None
+        pause = threading.Event()
+        for i in range(k, total, threads):
+            due = t0 + i / rate
+            pause.wait(max(0.0, due - time.monotonic()))
+            late = time.monotonic() - due
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+                conn.request("GET", parts.path or "/")
+                response = conn.getresponse()
+                body = response.read()
+                error = None if response.status == 200 else f"HTTP {response.status}"
+            except (OSError, http.client.HTTPException) as exc:
+                error, body = f"{type(exc).__name__}: {exc}", b""
+                conn = None
+            took = time.monotonic() - due
+            with lock:
+                result.sent += 1
+                result.behind_max = max(result.behind_max, late)
+                if error:
+                    result.errors.append(error)
+                else:
+                    result.latencies.append(took)
+                    result.marked += bool(marker) and marker in body
+        if conn is not None:
+            conn.close()
+
+    workers = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=seconds + 30)
+    return result
