@@ -67,6 +67,11 @@ def _deploy(engine: DockerEngine, code: CodeTree) -> dict[str, Any]:
     return {r.deployment: r for r in replicas}
 
 
+def _reloads(docker_client: Any, engine: DockerEngine) -> int:
+    """Reloads HAProxy has finished: the worker each one replaced has exited."""
+    return int(docker_client.api.logs(engine.ingress_name).decode().count("Former worker"))
+
+
 def test_ingress_routes_users_and_handle_calls(
     engine: DockerEngine, code_tree: CodeTree, docker_client: Any
 ) -> None:
@@ -100,6 +105,9 @@ def test_ingress_routes_users_and_handle_calls(
             engine.apply_ingress(
                 http_options, CFG.format(market=market, stand=stand, generation=generation)
             )
+            # Wait until this reload is over: HAProxy's master drops a SIGUSR2 that comes while
+            # it is still reloading, and 20 requests can take less time than a reload.
+            wait_until(lambda g=generation: _reloads(docker_client, engine) >= g, 30, "the reload")
             wait_until(lambda seen=seen: len(results) >= seen + 20, 30, "requests after reload")
     finally:
         stop.set()
