@@ -28,7 +28,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 log = logging.getLogger(__name__)
 
 MIN_INTERVAL_S = 1.0
-MIN_HEALTH_WINDOW_S = 60.0
+# Longer than the longest backoff a pass may ask for (60 s in reconcile.core), with margin, so a
+# loop that is only backing off from an unreachable engine or remote is not reported as stuck.
+MIN_HEALTH_WINDOW_S = 150.0
 _JOB = "reconcile-pass"
 
 
@@ -128,7 +130,7 @@ class PassScheduler:
         return when.timestamp() if isinstance(when, datetime) else None
 
     def health(self) -> tuple[bool, str]:
-        """(healthy, why). Unhealthy when no pass has finished for max(3 intervals, 60 s) or one
+        """(healthy, why). Unhealthy when no pass has finished for max(3 intervals, 150 s) or one
         has been running that long (stuck)."""
         window = max(3 * self._interval, MIN_HEALTH_WINDOW_S)
         now = self._clock()

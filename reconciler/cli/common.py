@@ -81,6 +81,9 @@ def setup_logging(level: str) -> None:
     )
     for noisy in ("urllib3", "docker", "apscheduler", "waitress", "git"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, getattr(logging, level)))
+    # "maximum number of running instances reached" is APScheduler coalescing a poll into the
+    # pass already running: that is the design (one pass at a time), not a problem to report.
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
 
 
 def fail(message: str, code: int = 2) -> int:
