@@ -181,8 +181,8 @@ def test_health_turns_false_for_a_stuck_pass(schedulers: list[PassScheduler]) ->
     wait_until(lambda: rec.active == 1)
     assert s.health()[0] is True
 
-    clock.now += 59
-    assert s.health()[0] is True  # the window is max(3 intervals, 60 s)
+    clock.now += 149
+    assert s.health()[0] is True  # the window is max(3 intervals, MIN_HEALTH_WINDOW_S = 150 s)
     clock.now += 2
     healthy, why = s.health()
     assert healthy is False
@@ -195,11 +195,11 @@ def test_health_turns_false_for_a_stuck_pass(schedulers: list[PassScheduler]) ->
 
 def test_health_turns_false_when_no_pass_finishes(schedulers: list[PassScheduler]) -> None:
     clock = FakeClock()
-    s = start(schedulers, Recorder(), interval_s=30, clock=clock)
+    s = start(schedulers, Recorder(), interval_s=60, clock=clock)
     wait_until(lambda: s.passes == 1)
     assert s.health()[0] is True
 
-    clock.now += 91  # past 3 intervals on the fake clock; the real next pass is 30 s away
+    clock.now += 181  # past 3 intervals on the fake clock; the real next pass is 60 s away
     healthy, why = s.health()
     assert healthy is False
     assert "finished" in why
