@@ -111,7 +111,11 @@ def _health_message(sick: Sequence[ObservedReplica]) -> str:
     """The generic sentence plus the replica's own words (its check_health() error, or what
     the probe saw), so the user learns why without reading container logs."""
     detail = next((r.error for r in sick if r.error), None)
-    return f"{HEALTH_CHECK_FAILED} {_sentence(detail)}" if detail else HEALTH_CHECK_FAILED
+    return (
+        f"{HEALTH_CHECK_FAILED} Last health check: {_sentence(detail)}"
+        if detail
+        else (HEALTH_CHECK_FAILED)
+    )
 
 
 def deployment_status(

@@ -127,8 +127,7 @@ class Observer:
 
     def _unhealthy(self, cid: str) -> str:
         output = self._health(cid).strip()
-        # The probe's last output: the user's check_health() error, or why the probe failed.
-        return f"Last health check: {output}" if output else "the health check failed 3 times"
+        return output or "the replica's health check failed 3 times in a row"
 
     def _config_hash(
         self, cid: str, state: ReplicaState, url: str | None, lab: dict[str, str]

@@ -351,7 +351,7 @@ def test_a_replica_that_crashes_soon_after_running_does_not_reset_the_backoff() 
 
 def test_a_failed_health_check_counts_towards_the_backoff() -> None:
     s = spec(n=1)
-    sick = rep(s, 0, UNHEALTHY, error="Last health check: TimeoutError: hung")
+    sick = rep(s, 0, UNHEALTHY, error="TimeoutError: hung")
     record = next_failures(config(s), [sick], {}, 10.0)[s.key]
     assert (record.count, record.retry_at, record.last_error) == (1, 11.0, sick.error)
     p = plan(config(s), [sick], {s.key: record}, 10.0)

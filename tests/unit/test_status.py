@@ -110,7 +110,7 @@ def test_health_check_failure_of_the_current_version_is_unhealthy() -> None:
     s = spec(n=2)
     info = status_of(s, [rep(s, 0), rep(s, 1, ReplicaState.UNHEALTHY)])
     assert (info.status, info.message) == (UNHEALTHY, HEALTH_CHECK_FAILED)
-    said = rep(s, 1, ReplicaState.UNHEALTHY, error="Last health check: TimeoutError: hung")
+    said = rep(s, 1, ReplicaState.UNHEALTHY, error="TimeoutError: hung")
     message = status_of(s, [rep(s, 0), said]).message
     assert message == f"{HEALTH_CHECK_FAILED} Last health check: TimeoutError: hung."
     old = rep(s, 1, ReplicaState.UNHEALTHY, version="old")
