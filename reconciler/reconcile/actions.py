@@ -1,13 +1,9 @@
 """Carry out a plan through the engine, in the order that keeps traffic flowing:
 
 1. remove what is dead (failed, never started, past its drain deadline);
-2. start new replicas and reconfigure running ones (in parallel), and meanwhile
-3. point the ingress at the routable set, so a replica leaves the routing set before it stops,
-4. then drain what the plan takes away (SIGTERM; the replica finishes in-flight requests, exits).
-
-Steps 3-4 run beside step 2: neither the routable set nor a drain depends on a replica that is
-only starting, and otherwise every batch of a rolling update waits for its slowest container
-start before the ingress reload (up to ~1 s) and the drains even begin.
+2. start new replicas and reconfigure running ones (in parallel);
+3. point the ingress at the routable set, so a replica leaves the routing set before it stops;
+4. drain what the plan takes away (SIGTERM; the replica finishes in-flight requests and exits).
 
 Each action's failure is collected, never raised: one bad replica does not stop the others.
 """
@@ -56,26 +52,18 @@ def apply_plan(
     workers: int = 8,
 ) -> list[ActionError]:
     """Apply `plan`; return what failed. EngineUnavailable propagates: nothing else can work."""
-    with (
-        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool,
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="traffic") as side,
-    ):
+    errors: list[ActionError] = []
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:
 
-        def run(kind: type[A], fn: Callable[[A], None]) -> list[ActionError]:
+        def run(kind: type[A], fn: Callable[[A], None]) -> None:
             batch = [a for a in plan.actions if isinstance(a, kind)]
-            return [e for e in pool.map(lambda a: _attempt(fn, a), batch) if e]
+            errors.extend(e for e in pool.map(lambda a: _attempt(fn, a), batch) if e)
 
-        def traffic() -> list[ActionError]:
-            engine.apply_ingress(config.http, render_ingress(config, observed, plan.routable))
-            return run(DrainReplica, lambda a: engine.drain(a.replica, a.timeout_s))
-
-        errors = run(RemoveReplica, lambda a: engine.remove(a.replica))
-        routed = side.submit(traffic)
-        try:
-            errors += run(StartReplica, lambda a: engine.start_replica(a.spec, a.index))
-            errors += run(ReconfigureReplica, lambda a: engine.reconfigure(a.replica, a.spec))
-        finally:
-            errors += routed.result()  # also re-raises EngineUnavailable from that side
+        run(RemoveReplica, lambda a: engine.remove(a.replica))
+        run(StartReplica, lambda a: engine.start_replica(a.spec, a.index))
+        run(ReconfigureReplica, lambda a: engine.reconfigure(a.replica, a.spec))
+        engine.apply_ingress(config.http, render_ingress(config, observed, plan.routable))
+        run(DrainReplica, lambda a: engine.drain(a.replica, a.timeout_s))
     for error in errors:
         log.warning("%s failed: %s", _describe(error.action), error.message)
     return errors
