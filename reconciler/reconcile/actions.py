@@ -38,7 +38,7 @@ IngressRenderer = Callable[[ServeConfig, Sequence[ObservedReplica], frozenset[st
 
 @dataclass(frozen=True)
 class ActionError:
-    action: Action
+    action: Action | None  # None: the ingress could not be updated
     message: str
 
 
@@ -62,11 +62,32 @@ def apply_plan(
         run(RemoveReplica, lambda a: engine.remove(a.replica))
         run(StartReplica, lambda a: engine.start_replica(a.spec, a.index))
         run(ReconfigureReplica, lambda a: engine.reconfigure(a.replica, a.spec))
-        engine.apply_ingress(config.http, render_ingress(config, observed, plan.routable))
-        run(DrainReplica, lambda a: engine.drain(a.replica, a.timeout_s))
+        ingress = _update_ingress(engine, config, observed, plan, render_ingress)
+        if ingress is None:
+            run(DrainReplica, lambda a: engine.drain(a.replica, a.timeout_s))
+        else:
+            # The drained replicas may still be routed to: stopping them now would fail requests.
+            # They are drained on a later pass, once the ingress follows again.
+            errors.append(ingress)
     for error in errors:
         log.warning("%s failed: %s", _describe(error.action), error.message)
     return errors
+
+
+def _update_ingress(
+    engine: Engine,
+    config: ServeConfig,
+    observed: Sequence[ObservedReplica],
+    plan: Plan,
+    render_ingress: IngressRenderer,
+) -> ActionError | None:
+    try:
+        engine.apply_ingress(config.http, render_ingress(config, observed, plan.routable))
+    except EngineUnavailable:
+        raise
+    except ReconcilerError as exc:
+        return ActionError(None, f"the ingress could not be updated: {exc}")
+    return None
 
 
 def _attempt(fn: Callable[[A], None], action: A) -> ActionError | None:
@@ -82,7 +103,9 @@ def _attempt(fn: Callable[[A], None], action: A) -> ActionError | None:
     return None
 
 
-def _describe(action: Action) -> str:
+def _describe(action: Action | None) -> str:
+    if action is None:
+        return "update of the ingress"
     if isinstance(action, StartReplica):
         return f"start {action.spec.app}/{action.spec.name}#{action.index}"
     return f"{type(action).__name__} {action.replica.name}"

@@ -61,6 +61,7 @@ class _Memory:
     transient_failures: dict[str, int] = field(default_factory=dict)
     passes: int = 0
     view: TargetView | None = None  # the last target seen, shown if a refresh itself fails
+    ingress_error: str | None = None  # the last pass could not update the ingress
 
 
 class Reconciler:
@@ -121,6 +122,7 @@ class Reconciler:
             self._count("internal")
         finally:
             # A failed refresh must not make /status forget what is applied and running.
+            engine_error = engine_error or self._memory.ingress_error
             self._finish(view or self._memory.view, engine_error, started, outcome)
         return delay
 
@@ -153,6 +155,7 @@ class Reconciler:
         )
         failures = _count_start_errors(config, errors, failures, now)
         self._memory.failures = failures
+        self._memory.ingress_error = next((e.message for e in errors if e.action is None), None)
         self._summarise_status(config, observed, failures, now, view)
         self.last_settled = plan.settled and not errors
         return None if self.last_settled else REQUEUE_S

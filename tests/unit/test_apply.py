@@ -1,0 +1,104 @@
+"""apply_plan against a behavioural model of the engine: order and containment of failures."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from reconciler.errors import EngineError
+from reconciler.model import (
+    ApplicationSpec,
+    DeploymentSpec,
+    DrainReplica,
+    HttpOptions,
+    ObservedReplica,
+    Plan,
+    ReplicaState,
+    ServeConfig,
+    StartReplica,
+)
+from reconciler.reconcile.actions import apply_plan
+
+
+class ModelEngine:
+    """Replicas as a dict; the ingress as the set of replicas it routes to."""
+
+    def __init__(self, replicas: list[ObservedReplica], ingress_works: bool = True) -> None:
+        self.replicas = {r.container_id: r for r in replicas}
+        self.routed: set[str] = set(self.replicas)
+        self.ingress_works = ingress_works
+
+    def observe(self) -> list[ObservedReplica]:
+        return list(self.replicas.values())
+
+    def start_replica(self, spec: DeploymentSpec, index: int) -> None:
+        cid = f"new-{index}"
+        self.replicas[cid] = ObservedReplica(
+            cid, cid, spec.app, spec.name, index, spec.version, ReplicaState.STARTING
+        )
+
+    def reconfigure(self, replica: ObservedReplica, spec: DeploymentSpec) -> None:
+        pass
+
+    def drain(self, replica: ObservedReplica, timeout_s: float) -> None:
+        if replica.container_id in self.routed:
+            raise AssertionError("drained a replica the ingress still routes to")
+        self.replicas[replica.container_id] = replace(replica, state=ReplicaState.STOPPING)
+
+    def remove(self, replica: ObservedReplica) -> None:
+        self.replicas.pop(replica.container_id, None)
+
+    def apply_ingress(self, http: HttpOptions | None, haproxy_cfg: str | None) -> None:
+        if not self.ingress_works:
+            raise EngineError("reload the ingress: container is restarting")
+        self.routed = set((haproxy_cfg or "").split(","))
+
+    def remove_all(self) -> None:
+        self.replicas.clear()
+
+
+SPEC = DeploymentSpec(
+    app="default",
+    name="Greeter",
+    import_path="g:app",
+    num_replicas=1,
+    route_prefix="/",
+    is_ingress=True,
+)
+CONFIG = ServeConfig(
+    shape="single",
+    http=HttpOptions(),
+    applications=(ApplicationSpec("default", "/", "g:app", "Greeter", (SPEC,)),),
+)
+
+
+def _render(config: ServeConfig, observed: object, routable: frozenset[str]) -> str:
+    return ",".join(sorted(routable))
+
+
+def _old(cid: str, index: int) -> ObservedReplica:
+    return ObservedReplica(cid, cid, "default", "Greeter", index, "old", ReplicaState.RUNNING)
+
+
+def test_a_drained_replica_leaves_the_routing_set_first() -> None:
+    a, b = _old("a", 0), _old("b", 1)
+    engine = ModelEngine([a, b])
+    plan = Plan((DrainReplica(b, 5.0, "scale down"),), routable=frozenset({"a"}), settled=False)
+    errors = apply_plan(engine, plan, config=CONFIG, observed=[a, b], render_ingress=_render)
+    assert errors == []
+    assert engine.routed == {"a"}
+    assert engine.replicas["b"].state == ReplicaState.STOPPING
+
+
+def test_no_drain_while_the_ingress_cannot_be_updated() -> None:
+    a, b = _old("a", 0), _old("b", 1)
+    engine = ModelEngine([a, b], ingress_works=False)
+    plan = Plan(
+        (StartReplica(SPEC, 2), DrainReplica(b, 5.0, "rolling update")),
+        routable=frozenset({"a"}),
+        settled=False,
+    )
+    errors = apply_plan(engine, plan, config=CONFIG, observed=[a, b], render_ingress=_render)
+    assert [e.action for e in errors] == [None]
+    assert "ingress could not be updated" in errors[0].message
+    assert engine.replicas["b"].state == ReplicaState.RUNNING  # still serving, not drained
+    assert "new-2" in engine.replicas  # the start still happened
