@@ -29,28 +29,38 @@ RESULTS = Path(__file__).resolve().parent / "results"
 class Sizes:
     converge: list[int]
     converge_repeats: int
-    repeats: int  # for the cheaper sections
+    scale_repeats: int
+    rolling_repeats: int
+    push_repeats: int
     idle: list[int]
     memory: int
     wrk_repeats: int
+    wrk_s: float  # seconds per wrk run (idle /status, ingress, direct)
 
 
-FULL = Sizes(converge=[10, 30, 100], converge_repeats=3, repeats=3, idle=[10, 30, 100],
-             memory=100, wrk_repeats=3)  # fmt: skip
-QUICK = Sizes(converge=[10, 30], converge_repeats=2, repeats=2, idle=[10, 30], memory=30,
-              wrk_repeats=2)  # fmt: skip
-SMALLEST = Sizes(converge=[2], converge_repeats=1, repeats=1, idle=[2], memory=2, wrk_repeats=1)
+FULL = Sizes(
+    converge=[10, 30, 100], converge_repeats=3, scale_repeats=3, rolling_repeats=3,
+    push_repeats=5, idle=[10, 30, 100], memory=100, wrk_repeats=3, wrk_s=5.0,
+)  # fmt: skip
+QUICK = Sizes(
+    converge=[10, 30], converge_repeats=2, scale_repeats=2, rolling_repeats=1, push_repeats=3,
+    idle=[10, 30], memory=30, wrk_repeats=1, wrk_s=3.0,
+)  # fmt: skip
+SMALLEST = Sizes(
+    converge=[2], converge_repeats=1, scale_repeats=1, rolling_repeats=1, push_repeats=1,
+    idle=[2], memory=2, wrk_repeats=1, wrk_s=1.0,
+)  # fmt: skip
 
 Section = Callable[[Cleanup, Sizes], dict[str, Any]]
 SECTIONS: dict[str, Section] = {
     "converge": lambda c, s: converge.run(c, s.converge, s.converge_repeats),
-    "scale": lambda c, s: lifecycle.scale(c, s.repeats),
-    "rolling": lambda c, s: lifecycle.rolling(c, s.repeats),
-    "push": lambda c, s: push.run(c, s.repeats),
+    "scale": lambda c, s: lifecycle.scale(c, s.scale_repeats),
+    "rolling": lambda c, s: lifecycle.rolling(c, s.rolling_repeats),
+    "push": lambda c, s: push.run(c, s.push_repeats),
     "idle-pass": lambda c, s: idle.run(c, s.idle),
     "memory": lambda c, s: memory.run(c, s.memory),
-    "status-api": lambda c, s: status_api.run(c, s.wrk_repeats),
-    "ingress": lambda c, s: ingress.run(c, s.wrk_repeats),
+    "status-api": lambda c, s: status_api.run(c, s.wrk_repeats, idle_s=s.wrk_s),
+    "ingress": lambda c, s: ingress.run(c, max(2, s.wrk_repeats), duration_s=s.wrk_s),
 }
 
 

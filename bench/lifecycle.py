@@ -52,6 +52,7 @@ def scale(cleanup: Cleanup, repeats: int, low: int = 10, high: int = 30) -> dict
 
 def rolling(cleanup: Cleanup, repeats: int, replicas: int = 30) -> dict[str, Any]:
     times, failed, sent, replaced = [], 0, 0, []
+    samples: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-rolling-") as tmp:
         port = free_port()
         root = Workload(replicas=replicas, port=port).write(Path(tmp))
@@ -65,6 +66,7 @@ def rolling(cleanup: Cleanup, repeats: int, replicas: int = 30) -> dict[str, Any
                 with SteadyLoad(url, {}, rate=25.0, threads=2) as load:
                     times.append(d.converge())
                 failed += load.sent - load.outcomes["200"]
+                samples += load.failures[: 5 - len(samples)]
                 sent += load.sent
                 after = d.containers()
                 replaced.append(sum(1 for n in before if after.get(n) != before[n]))
@@ -75,6 +77,7 @@ def rolling(cleanup: Cleanup, repeats: int, replicas: int = 30) -> dict[str, Any
         "rollout_s": median(times),
         "requests": sent,
         "failed_requests": failed,
+        "failures": samples,  # the first few, as SteadyLoad saw them
         "replaced": min(replaced) if replaced else 0,
         "runs": repeats,
     }

@@ -37,7 +37,9 @@ def _rollout(
     return time.monotonic() - t0
 
 
-def run(cleanup: Cleanup, repeats: int, replicas: int = 10) -> dict[str, Any]:
+def run(
+    cleanup: Cleanup, repeats: int, replicas: int = 10, idle_s: float = IDLE_S
+) -> dict[str, Any]:
     idle, busy, plain_times, loaded_times = [], [], [], []
     with tempfile.TemporaryDirectory(prefix="bench-status-") as tmp:
         workload = Workload(replicas=replicas, port=free_port())
@@ -47,7 +49,7 @@ def run(cleanup: Cleanup, repeats: int, replicas: int = 10) -> dict[str, Any]:
             url = daemon.url + "/status"
             version = 1
             for _ in range(repeats):
-                idle.append(wrk.run(url, IDLE_S))
+                idle.append(wrk.run(url, idle_s))
                 plain = _rollout(cleanup, daemon, remote, owner, replicas, version)
                 plain_times.append(plain)
                 version += 1
