@@ -142,10 +142,11 @@ def test_unavailable_deployment_answers_503_with_its_names() -> None:
     text = render(app_config(("fruit", "/fruit", 1)), [])
     backend = lines_of(text, f"backend {backend_name('fruit', 'Worker')}")
     assert (
-        "http-request return status 503 content-type application/json string "
+        "http-error status 503 content-type application/json string "
         '"{\\"error\\": \\"no healthy replica of deployment \\\'Worker\\\' in application '
-        "\\'fruit\\'\\\"}\" if { nbsrv lt 1 }"
+        "\\'fruit\\'\\\"}\""
     ) in backend
+    assert not any("nbsrv" in line for line in backend)  # nbsrv reads 0 right after a reload
     assert not [line for line in backend if line.startswith("server ")]
 
 
