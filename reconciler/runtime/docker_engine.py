@@ -357,14 +357,25 @@ class DockerEngine:
         host = "127.0.0.1" if http.host in ("0.0.0.0", "", "::") else http.host
         now = time.monotonic()
         deadline, resend_at = now + INGRESS_RELOAD_WAIT_S, now + INGRESS_RESEND_S
+        served: str | None = None
         while time.monotonic() < deadline:
-            if ingress_version(host, http.port, INGRESS_VERSION_PATH) == version:
+            served = ingress_version(host, http.port, INGRESS_VERSION_PATH)
+            if served == version:
                 return
             if reload is not None and time.monotonic() >= resend_at:
                 resend_at = time.monotonic() + INGRESS_RESEND_S
                 with contextlib.suppress(EngineError), _seam("reload the ingress"):
                     self._api().kill(reload, signal="SIGUSR2")
             time.sleep(0.02)
+        if served is not None:
+            # It answers, with an older config: not applied. The caller keeps the replicas it
+            # meant to drain in service, and the next pass tries again.
+            raise EngineError(
+                f"the ingress still serves config {served} {INGRESS_RELOAD_WAIT_S:.0f}s after "
+                f"a reload to {version}; see `docker logs {self.ingress_name}`"
+            )
+        # It does not answer at all here (e.g. a remote engine whose published ports this host
+        # cannot reach): nothing to confirm against, carry on.
         log.warning(
             "the ingress did not confirm config %s within %.0fs", version, INGRESS_RELOAD_WAIT_S
         )
