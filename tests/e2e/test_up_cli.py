@@ -80,7 +80,7 @@ def test_up_detach_then_down(greeter_tree: Path, instance_name: str, docker_clie
     containers, _ = _owned(docker_client, instance_name)
     assert sum(c.status == "running" for c in containers) >= 2
     down = subprocess.run(
-        [sys.executable, "-m", "reconciler", "down", *common],
+        [sys.executable, "-m", "reconciler", "down", "--instance", instance_name],
         capture_output=True,
         text=True,
         timeout=120,
