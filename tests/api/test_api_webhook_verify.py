@@ -269,14 +269,15 @@ def _check_any_request(request: tuple[dict[str, str], bytes, str, str, bool]) ->
         assert secret not in verdict.message
 
 
-@settings(max_examples=2_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Issue 9 asks for at least 10,000 inputs in the default suite (about 15-30 s here).
+@settings(max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_requests())
 def test_any_input_never_raises(request: tuple[dict[str, str], bytes, str, str, bool]) -> None:
     _check_any_request(request)
 
 
 @pytest.mark.slow
-@settings(max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_requests())
 def test_any_input_never_raises_long(request: tuple[dict[str, str], bytes, str, str, bool]) -> None:
     _check_any_request(request)
