@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import docker
 
 from reconciler.runtime import labels
+from tests.support import wait_for as wait_until  # the one poll-with-deadline helper
 
 T = TypeVar("T")
 BENCH_LABEL = f"{labels.PREFIX}.bench"
@@ -30,26 +31,6 @@ BENCH_LABEL = f"{labels.PREFIX}.bench"
 
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
-
-
-def wait_until(
-    probe: Callable[[], T], *, timeout: float, interval: float = 0.1, what: str = "condition"
-) -> T:
-    """Poll `probe` until truthy; raise TimeoutError (with the last value) after `timeout`."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    pause = threading.Event()
-    while True:
-        try:
-            last = probe()
-        except Exception as exc:  # a probe may fail while things come up
-            last = exc
-        else:
-            if last:
-                return last  # type: ignore[no-any-return]
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
-        pause.wait(interval)
 
 
 class ApiCounter:

@@ -22,6 +22,10 @@ EXAMPLES = ROOT / "examples-repo"
 T = TypeVar("T")
 
 
+class WaitTimeout(AssertionError, TimeoutError):
+    """A condition did not come true in time (a test failure, and a TimeoutError for the bench)."""
+
+
 def wait_for(
     probe: Callable[[], T], *, timeout: float = 60.0, interval: float = 0.2, what: str = "condition"
 ) -> T:
@@ -38,7 +42,7 @@ def wait_for(
             if last:
                 return last
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+            raise WaitTimeout(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
         pause.wait(interval)
 
 

@@ -22,32 +22,11 @@ from reconciler.runtime import labels, naming
 from reconciler.runtime.docker_engine import DockerEngine
 from reconciler.source import export_revision
 from tests.conftest import BASE_IMAGE
+from tests.e2e.conftest import GREETER as E2E_GREETER
 from tests.support import Daemon, GitRemote, free_port, wait_for
 
-GREETER = """\
-import os
-from ray import serve
-
-VERSION = "v0"
-
-
-@serve.deployment
-class Greeter:
-    def __init__(self):
-        self.greeting = "?"
-
-    def reconfigure(self, config):
-        self.greeting = config["greeting"]
-
-    def greet(self, name):
-        return f"{self.greeting}, {name} ({VERSION})"
-
-    def __call__(self, request):
-        return {"greeting": self.greeting, "pid": os.getpid(), "version": VERSION}
-
-
-app = Greeter.bind()
-"""
+# The e2e greeter at version "v0" (the config below sets replicas and user_config).
+GREETER = E2E_GREETER.replace('VERSION = "v1"', 'VERSION = "v0"')
 
 # Fast health and shutdown settings: a rollout of 2-3 replicas takes a few seconds.
 CONFIG = """\
