@@ -40,7 +40,7 @@ class Sizes:
 
 FULL = Sizes(
     converge=[10, 30, 100], converge_repeats=3, scale_repeats=3, rolling_repeats=3,
-    push_repeats=5, idle=[10, 30, 100], memory=100, wrk_repeats=3, wrk_s=5.0,
+    push_repeats=5, idle=[10, 30, 50, 100], memory=100, wrk_repeats=3, wrk_s=5.0,
 )  # fmt: skip
 QUICK = Sizes(
     converge=[10, 30], converge_repeats=2, scale_repeats=2, rolling_repeats=1, push_repeats=3,
