@@ -17,10 +17,8 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import hashlib
-import io
 import logging
 import math
-import tarfile
 import threading
 import time
 from collections import OrderedDict
@@ -33,7 +31,6 @@ import requests.exceptions
 
 from reconciler.errors import EngineError, EngineUnavailable
 from reconciler.model import (
-    INGRESS_VERSION_PATH,
     INGRESS_VERSION_TOKEN,
     CodeTree,
     DeploymentSpec,
@@ -42,13 +39,11 @@ from reconciler.model import (
 )
 from reconciler.runtime import containers, labels, naming
 from reconciler.runtime.bundle import build_bundle
-from reconciler.runtime.control import ingress_version
 from reconciler.runtime.control import reconfigure as post_reconfigure
+from reconciler.runtime.ingress_reload import await_version, config_tar
 from reconciler.runtime.observe import Observer
 
 _BUNDLE_CACHE_SIZE = 16
-INGRESS_RELOAD_WAIT_S = 5.0
-INGRESS_RESEND_S = 0.5  # no new version served after this long: the reload signal was lost
 
 log = logging.getLogger(__name__)
 
@@ -332,7 +327,7 @@ class DockerEngine:
             version = hashlib.sha256(haproxy_cfg.encode("utf-8")).hexdigest()[:16]
             text = haproxy_cfg.replace(INGRESS_VERSION_TOKEN, version)
             with _seam("write the ingress config"):
-                self._api().put_archive(container_id, containers.INGRESS_CFG_DIR, _cfg_tar(text))
+                self._api().put_archive(container_id, containers.INGRESS_CFG_DIR, config_tar(text))
             try:
                 with _seam("reload the ingress"):
                     if running:
@@ -343,42 +338,13 @@ class DockerEngine:
                 self._forget_network(exc)
                 raise
             if INGRESS_VERSION_TOKEN in haproxy_cfg:
-                self._await_ingress_version(http, version, container_id if running else None)
+                resend = (lambda: self._resend_reload(container_id)) if running else None
+                await_version(http, version, resend, self.ingress_name)
             self._ingress_applied = (http, haproxy_cfg)
 
-    def _await_ingress_version(self, http: HttpOptions, version: str, reload: str | None) -> None:
-        """Wait (briefly) until the reloaded HAProxy serves the new config, so that when this
-        returns, drained replicas get no new requests and new ones are routable.
-
-        A SIGUSR2 that reaches the master while it is still finishing the previous reload is
-        dropped (seen in about 1 of 20 back-to-back reloads: the old config stayed in force
-        until the next change); so the signal is sent again while the new version is not
-        served. Reloading the same file twice is harmless."""
-        host = "127.0.0.1" if http.host in ("0.0.0.0", "", "::") else http.host
-        now = time.monotonic()
-        deadline, resend_at = now + INGRESS_RELOAD_WAIT_S, now + INGRESS_RESEND_S
-        served: str | None = None
-        while time.monotonic() < deadline:
-            served = ingress_version(host, http.port, INGRESS_VERSION_PATH)
-            if served == version:
-                return
-            if reload is not None and time.monotonic() >= resend_at:
-                resend_at = time.monotonic() + INGRESS_RESEND_S
-                with contextlib.suppress(EngineError), _seam("reload the ingress"):
-                    self._api().kill(reload, signal="SIGUSR2")
-            time.sleep(0.02)
-        if served is not None:
-            # It answers, with an older config: not applied. The caller keeps the replicas it
-            # meant to drain in service, and the next pass tries again.
-            raise EngineError(
-                f"the ingress still serves config {served} {INGRESS_RELOAD_WAIT_S:.0f}s after "
-                f"a reload to {version}; see `docker logs {self.ingress_name}`"
-            )
-        # It does not answer at all here (e.g. a remote engine whose published ports this host
-        # cannot reach): nothing to confirm against, carry on.
-        log.warning(
-            "the ingress did not confirm config %s within %.0fs", version, INGRESS_RELOAD_WAIT_S
-        )
+    def _resend_reload(self, container_id: str) -> None:
+        with contextlib.suppress(EngineError), _seam("reload the ingress"):
+            self._api().kill(container_id, signal="SIGUSR2")
 
     def _ingress_container(self, http: HttpOptions) -> tuple[str, bool]:
         """(id, running) of an ingress bound to http.host:http.port, recreated if needed."""
@@ -432,13 +398,3 @@ class DockerEngine:
         with self._lock, self._ingress_lock:
             self._network_ok = False
             self._ingress_applied = None
-
-
-def _cfg_tar(cfg: str) -> bytes:
-    data = cfg.encode("utf-8")
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        info = tarfile.TarInfo("serve.cfg")
-        info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
-        tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()

@@ -1,0 +1,64 @@
+"""Confirming an HAProxy reload: the ingress answers `INGRESS_VERSION_PATH` with the version of the
+config it serves, so the engine can tell when a reload has taken effect (no Docker here: plain
+HTTP to the ingress's published port, and a callback that resends the reload signal).
+
+HAProxy's master drops a SIGUSR2 that arrives while it is still finishing the previous reload
+(seen in about 1 of 20 back-to-back reloads: the old config stayed in force until the next
+change), so the signal is sent again while the new version is not served. Reloading the same
+file twice is harmless.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import tarfile
+import time
+from collections.abc import Callable
+
+from reconciler.errors import EngineError
+from reconciler.model import INGRESS_VERSION_PATH, HttpOptions
+from reconciler.runtime.control import ingress_version
+
+log = logging.getLogger(__name__)
+
+RELOAD_WAIT_S = 5.0
+RESEND_S = 0.5  # no new version served after this long: the reload signal was lost
+
+
+def await_version(
+    http: HttpOptions, version: str, resend: Callable[[], None] | None, ingress_name: str
+) -> None:
+    """Return once the ingress serves `version`. Raise EngineError when it keeps answering an
+    older version (the reload did not take); carry on with a warning when it does not answer at
+    all here (a remote engine whose published ports this host cannot reach)."""
+    host = "127.0.0.1" if http.host in ("0.0.0.0", "", "::") else http.host
+    now = time.monotonic()
+    deadline, resend_at = now + RELOAD_WAIT_S, now + RESEND_S
+    served: str | None = None
+    while time.monotonic() < deadline:
+        served = ingress_version(host, http.port, INGRESS_VERSION_PATH)
+        if served == version:
+            return
+        if resend is not None and time.monotonic() >= resend_at:
+            resend_at = time.monotonic() + RESEND_S
+            resend()
+        time.sleep(0.02)
+    if served is not None:
+        # The caller keeps the replicas it meant to drain in service; the next pass retries.
+        raise EngineError(
+            f"the ingress still serves config {served} {RELOAD_WAIT_S:.0f}s after a reload to "
+            f"{version}; see `docker logs {ingress_name}`"
+        )
+    log.warning("the ingress did not confirm config %s within %.0fs", version, RELOAD_WAIT_S)
+
+
+def config_tar(cfg: str) -> bytes:
+    """A tar holding `serve.cfg`, for put_archive into the ingress's config directory."""
+    data = cfg.encode("utf-8")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("serve.cfg")
+        info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+        tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
