@@ -130,8 +130,14 @@ class Cleanup:
             c["Id"] for c in api.containers(all=True, filters={"label": f"{labels.OWNER}={owner}"})
         ]
         parallel(lambda cid: _quietly(lambda: api.remove_container(cid, force=True)), ids)
-        for net_id in [n["Id"] for n in api.networks(filters={"label": f"{labels.OWNER}={owner}"})]:
-            _quietly(functools.partial(api.remove_network, net_id))
+        # A network can refuse removal for a moment while its endpoints detach: try again.
+        for _ in range(20):
+            nets = [n["Id"] for n in api.networks(filters={"label": f"{labels.OWNER}={owner}"})]
+            if not nets:
+                break
+            for net_id in nets:
+                _quietly(functools.partial(api.remove_network, net_id))
+            threading.Event().wait(0.2)
 
     def sweep(self) -> None:
         for proc in self.processes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import uuid
 from collections.abc import Iterator
 
@@ -28,7 +29,31 @@ def docker_client():  # type: ignore[no-untyped-def]
     except Exception:
         pytest.fail(f"base image {BASE_IMAGE} missing; run scripts/build-image")
     yield client
+    leaked = _remove_leftovers(client)
+    if leaked:  # a safety net, and a report: every test should have removed its own
+        print(f"\nconftest: removed containers/networks left behind by tests: {leaked}")
     client.close()
+
+
+TEST_OWNER = re.compile(r"^t[0-9a-f]{8}$|^t\d+readme$")
+
+
+def _remove_leftovers(client) -> list[str]:  # type: ignore[no-untyped-def]
+    """Containers and networks of instances the tests named (t + 8 hex digits, the README test)."""
+    from reconciler.runtime import labels
+
+    owners = set()
+    for c in client.containers.list(all=True, filters={"label": labels.MANAGED}):
+        owner = c.labels.get(labels.OWNER, "")
+        if TEST_OWNER.match(owner):
+            owners.add(owner)
+    for n in client.networks.list(filters={"label": labels.MANAGED}):
+        owner = (n.attrs.get("Labels") or {}).get(labels.OWNER, "")
+        if TEST_OWNER.match(owner):
+            owners.add(owner)
+    for owner in owners:
+        remove_owned(client, owner)
+    return sorted(owners)
 
 
 @pytest.fixture
