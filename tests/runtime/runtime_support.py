@@ -5,20 +5,17 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import pytest
-
 from reconciler.model import CodeTree, DeploymentSpec
 from reconciler.runtime.bundle import RUNTIME_DIR
+from tests.support import free_port, wait_for
 
 T = TypeVar("T")
 
@@ -27,20 +24,8 @@ def wait_until(
     condition: Callable[[], T | None], timeout: float = 30.0, what: str = "condition"
 ) -> T:
     """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
+    return wait_for(condition, timeout=timeout, interval=0.05, what=what)  # type: ignore[return-value]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def http(
