@@ -97,3 +97,11 @@ def test_valid_example_in_a_subprocess() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "serve_config.yaml" in result.stdout and "multi_app_config.yaml" in result.stdout
+
+
+def test_corpus_code_is_the_example_code() -> None:
+    """The corpus directories are repository roots of their own, so each holds a copy of the
+    example's fruit.py (a symlink out of the root would be refused): keep them identical."""
+    example = (HERE.parents[1] / "examples-repo" / "fruit.py").read_text()
+    assert (INVALID / "fruit.py").read_text() == example
+    assert (VALID / "fruit.py").read_text() == example
