@@ -35,10 +35,6 @@ TIMEOUT_S = 300.0
 _HARDENING = ["--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--pids-limit", "256"]
 
 
-def _ms(ns: int) -> str:
-    return f"{max(1, ns // 1_000_000)}ms"
-
-
 def reconciler_up(cleanup: Cleanup, tree: Path, n: int) -> dict[str, float]:
     owner = cleanup.owner("conv")
     watch = ReadyWatch(cleanup.client, replica_filters(owner))
@@ -61,7 +57,6 @@ def reconciler_up(cleanup: Cleanup, tree: Path, n: int) -> dict[str, float]:
 
 
 def _compose_file(r: ContainerRecipe, owner: str) -> dict[str, Any]:
-    h = r.healthcheck
     service: dict[str, Any] = {
         "image": r.image,
         "command": r.command,
@@ -70,13 +65,6 @@ def _compose_file(r: ContainerRecipe, owner: str) -> dict[str, Any]:
         "environment": dict(r.env),
         "labels": {labels.OWNER: owner, BENCH_LABEL: "compose", labels.ROLE: "replica"},
         "ports": ["127.0.0.1::8000"],
-        "healthcheck": {
-            "test": h["test"],
-            "interval": _ms(h["interval"]),
-            "timeout": _ms(h["timeout"]),
-            "retries": h["retries"],
-            "start_period": _ms(h["start_period"]),
-        },
         "volumes": [f"{src}:{dst}:ro" for src, dst in r.binds.items()],
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
@@ -112,13 +100,10 @@ def compose_up(cleanup: Cleanup, r: ContainerRecipe, n: int, workdir: Path) -> d
 
 
 def _docker_run_args(r: ContainerRecipe, owner: str, network: str, i: int) -> list[str]:
-    h = r.healthcheck
     args = ["docker", "run", "-d", "--label", f"{labels.OWNER}={owner}", "--label",
             f"{labels.ROLE}=replica", "--label", f"{BENCH_LABEL}=docker-run", "--network",
             network, "-p", "127.0.0.1::8000", "--user", r.user, "-w", "/app/work",
-            "--health-cmd", " ".join(h["test"][1:]), "--health-interval", _ms(h["interval"]),
-            "--health-timeout", _ms(h["timeout"]), "--health-retries", str(h["retries"]),
-            "--health-start-period", _ms(h["start_period"]), *_HARDENING]  # fmt: skip
+            *_HARDENING]  # fmt: skip
     for key, value in {**r.env, "SERVE_REPLICA": str(i)}.items():
         args += ["-e", f"{key}={value}"]
     for src, dst in r.binds.items():

@@ -2,7 +2,7 @@
 
 One deployment (`Bench`), a tiny stdlib-only class: `reconfigure()` keeps the user_config and
 `__call__`/`info()` say which config and code version a replica runs. The baselines run the very
-same replica runtime, command, env, user and healthcheck; only the way the code gets in differs
+same replica runtime, command, env and user; only the way the code gets in differs
 (a read-only bind mount of the prepared bundle for compose and `docker run`, the reconciler's own
 put_archive for the reconciler).
 """
@@ -15,7 +15,6 @@ import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from reconciler import spec
 from reconciler.model import DeploymentSpec
@@ -115,7 +114,6 @@ class ContainerRecipe:
     command: list[str]
     user: str
     env: Mapping[str, str]
-    healthcheck: Mapping[str, Any]
     binds: Mapping[str, str]  # host dir -> container dir (read-only)
     nano_cpus: int | None
 
@@ -124,14 +122,12 @@ def recipe(root: Path, bind_dir: Path) -> ContainerRecipe:
     dep = deployment_spec(root)
     env = containers.replica_env(dep, 0, "http://127.0.0.1:1")  # no router: one deployment
     env.pop("SERVE_REPLICA")  # per container; the runtime only uses it in log lines
-    check = containers.healthcheck(dep)
     limits = containers.resource_limits(dep)
     return ContainerRecipe(
         image=IMAGE,
         command=list(containers.REPLICA_COMMAND),
         user=containers.USER,
         env=env,
-        healthcheck=check,
         binds={str(bind_dir / "opt" / "serve"): "/opt/serve", str(bind_dir / "app"): "/app"},
         nano_cpus=limits.get("nano_cpus"),
     )

@@ -1,4 +1,4 @@
-"""What a replica or ingress container is made of: env, labels, healthcheck, host settings.
+"""What a replica or ingress container is made of: env, labels, host settings.
 
 Pure functions of the spec; `docker_engine` turns them into API calls. Every container gets the
 same hardening: no privileges, no capabilities, no privilege escalation, a pid limit, the
@@ -17,7 +17,6 @@ REPLICA_PORT = 8000
 ROUTER_PORT = 8001
 USER = "65534:65534"
 REPLICA_COMMAND = ["python3", "-m", "serve_replica"]
-PROBE_COMMAND = ["CMD", "python3", "-S", "-I", "/opt/serve/probe.py"]
 INGRESS_CFG_DIR = "/etc/haproxy"
 INGRESS_CFG = f"{INGRESS_CFG_DIR}/serve.cfg"
 INGRESS_COMMAND = ["haproxy", "-W", "-db", "-f", INGRESS_CFG]
@@ -27,9 +26,7 @@ HARDENING: dict[str, Any] = {
     "security_opt": ["no-new-privileges"],
     "pids_limit": 256,
 }
-PROBE_MARGIN_S = 2.0
 _NS = 1_000_000_000
-_MIN_NS = 1_000_000  # Docker rejects healthcheck durations under 1 ms
 
 
 def base_labels(instance: str, role: str) -> dict[str, str]:
@@ -44,7 +41,21 @@ def replica_labels(instance: str, spec: DeploymentSpec, index: int) -> dict[str,
         labels.REPLICA: str(index),
         labels.VERSION: spec.version,
         labels.USER_CONFIG: spec.user_config_hash,
+        labels.HEALTH_CHECK_PERIOD: repr(spec.health_check_period_s),
+        labels.HEALTH_CHECK_TIMEOUT: repr(spec.health_check_timeout_s),
     }
+
+
+def health_settings(container_labels: dict[str, str]) -> tuple[float, float]:
+    """(period, timeout) of the health check a replica was created with; Serve's defaults for
+    a container that does not say (one made by an older reconciler)."""
+    try:
+        period = float(container_labels.get(labels.HEALTH_CHECK_PERIOD, "10"))
+        timeout = float(container_labels.get(labels.HEALTH_CHECK_TIMEOUT, "30"))
+    except ValueError:
+        return 10.0, 30.0
+    ok = math.isfinite(period) and math.isfinite(timeout) and period > 0 and timeout > 0
+    return (period, timeout) if ok else (10.0, 30.0)
 
 
 def replica_env(spec: DeploymentSpec, index: int, router_url: str) -> dict[str, str]:
@@ -70,22 +81,6 @@ def replica_env(spec: DeploymentSpec, index: int, router_url: str) -> dict[str, 
         "SERVE_HEALTH_CHECK_TIMEOUT_S": str(spec.health_check_timeout_s),
         "SERVE_ROUTER_URL": router_url,
         "SERVE_HTTP_PORT": str(REPLICA_PORT),
-    }
-
-
-def _ns(seconds: float) -> int:
-    return max(_MIN_NS, int(seconds * _NS))
-
-
-def healthcheck(spec: DeploymentSpec) -> dict[str, Any]:
-    return {
-        "test": PROBE_COMMAND,
-        "interval": _ns(spec.health_check_period_s),
-        # Later than the replica's own timeout (the probe waits one second more): a hung
-        # check_health() is reported in the user's words, not as Docker's "exceeded timeout".
-        "timeout": _ns(spec.health_check_timeout_s + PROBE_MARGIN_S),
-        "retries": 3,
-        "start_period": _ns(spec.health_check_timeout_s),
     }
 
 

@@ -40,6 +40,16 @@ def is_ready(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
+def health_error(url: str, timeout: float) -> str | None:
+    """`GET /-/healthz`: None when the replica answers 200, else why not (the user's
+    check_health() error as `ExcType: message` when it raised or timed out). Never raises."""
+    try:
+        status, data = _request(url, "GET", "/-/healthz", None, timeout)
+    except (OSError, http.client.HTTPException) as e:
+        return f"health check failed: {e or type(e).__name__}"
+    return None if status == 200 else _error_text(data, status, "health check")
+
+
 def state(url: str, timeout: float = 2.0) -> dict[str, Any] | None:
     """`GET /-/state`, or None if the replica does not answer."""
     try:
@@ -57,15 +67,15 @@ def reconfigure(url: str, user_config: JSONValue, config_hash: str, timeout: flo
     except (OSError, http.client.HTTPException) as e:
         raise EngineError(f"replica at {url} did not answer reconfigure: {e}") from e
     if status != 200 or not isinstance(data, dict):
-        raise EngineError(_error_text(data, status))
+        raise EngineError(_error_text(data, status, "reconfigure"))
     return str(data.get("user_config_hash", config_hash))
 
 
-def _error_text(data: Any, status: int) -> str:
+def _error_text(data: Any, status: int, what: str) -> str:
     if isinstance(data, dict) and "error" in data:
         kind = data.get("type")
         return f"{kind}: {data['error']}" if kind else str(data["error"])
-    return f"reconfigure failed with HTTP {status}: {data}"
+    return f"{what} failed with HTTP {status}: {str(data)[:500]}"
 
 
 def ingress_version(host: str, port: int, path: str, timeout: float = 1.0) -> str | None:

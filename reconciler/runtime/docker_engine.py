@@ -37,9 +37,9 @@ from reconciler.model import (
     HttpOptions,
     ObservedReplica,
 )
-from reconciler.runtime import containers, labels, naming
+from reconciler.runtime import containers, control, labels, naming
 from reconciler.runtime.bundle import build_bundle
-from reconciler.runtime.control import reconfigure as post_reconfigure
+from reconciler.runtime.health import HealthMonitor
 from reconciler.runtime.ingress_reload import await_version, config_tar
 from reconciler.runtime.observe import Observer
 
@@ -97,11 +97,13 @@ class DockerEngine:
         self._network_ok = False
         self._bundles: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
         self._ingress_applied: tuple[HttpOptions, str] | None = None
+        self._health_monitor = HealthMonitor(control.health_error)
         self._observer = Observer(
             network=self.network_name,
             publish_host=publish_host,
             logs=self._log_tail,
             health=self._health_output,
+            monitor=self._health_monitor,
         )
 
     @property
@@ -234,7 +236,6 @@ class DockerEngine:
                 labels=containers.replica_labels(self._instance, spec, index),
                 ports=[containers.REPLICA_PORT],
                 host_config=host_config,
-                healthcheck=containers.healthcheck(spec),
                 stop_timeout=max(1, math.ceil(spec.graceful_shutdown_timeout_s)),
             )
         return str(created["Id"])
@@ -250,7 +251,7 @@ class DockerEngine:
         if replica.control_url is None:
             raise EngineError(f"replica {replica.name} has no published control port")
         timeout = spec.health_check_timeout_s + spec.graceful_shutdown_timeout_s
-        config_hash = post_reconfigure(
+        config_hash = control.reconfigure(
             replica.control_url, spec.user_config, spec.user_config_hash, timeout
         )
         self._observer.remember_hash(replica.container_id, config_hash)
@@ -395,6 +396,7 @@ class DockerEngine:
         for network in networks:
             with contextlib.suppress(Missing, Conflict), _seam("remove network"):
                 api.remove_network(network["Id"])
+        self._health_monitor.retain(())
         with self._lock, self._ingress_lock:
             self._network_ok = False
             self._ingress_applied = None

@@ -12,4 +12,6 @@ DEPLOYMENT = f"{PREFIX}.deployment"
 REPLICA = f"{PREFIX}.replica"  # the replica index, as a decimal string
 VERSION = f"{PREFIX}.version"  # DeploymentSpec.version
 USER_CONFIG = f"{PREFIX}.user-config"  # user_config hash the replica was created with
+HEALTH_CHECK_PERIOD = f"{PREFIX}.health-check-period-s"  # the reconciler's health check of it
+HEALTH_CHECK_TIMEOUT = f"{PREFIX}.health-check-timeout-s"
 TEST = f"{PREFIX}.test"  # set by the test suite on anything it creates outside an instance

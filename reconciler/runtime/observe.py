@@ -5,9 +5,10 @@ Mapping (Docker state and health text -> ReplicaState):
   name carries the drain marker  -> STOPPING (deadline from the name; 0 once it has exited)
   created                        -> STALE
   exited / dead                  -> FAILED, error from the log tail
-  running "(unhealthy)"          -> UNHEALTHY, error from the last health probe output
-  running "(healthy)"            -> RUNNING
-  running otherwise              -> RUNNING once GET /-/ready has answered 200, else STARTING
+  running, failing health checks -> UNHEALTHY, the user's check_health() error (see health.py)
+  running "(unhealthy)"          -> UNHEALTHY, the last output of the image's own HEALTHCHECK
+  running otherwise              -> RUNNING once GET /-/ready has answered 200, else STARTING;
+                                    the health monitor checks it every period from first sight
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from typing import Any
 
 from reconciler.model import ObservedReplica, ReplicaState
 from reconciler.runtime import control, errortext, labels, naming
-from reconciler.runtime.containers import REPLICA_PORT
+from reconciler.runtime.containers import REPLICA_PORT, health_settings
+from reconciler.runtime.health import HealthMonitor
 
 LogReader = Callable[[str], str]  # container id -> log tail
-HealthReader = Callable[[str], str]  # container id -> last health probe output
+HealthReader = Callable[[str], str]  # container id -> last output of the image's HEALTHCHECK
 
 _ACTIVE = frozenset({"running", "restarting", "paused", "created"})
 
@@ -29,10 +31,18 @@ _ACTIVE = frozenset({"running", "restarting", "paused", "created"})
 class Observer:
     """Caches keyed by container id: readiness seen, user_config hash, failure text."""
 
-    def __init__(self, *, network: str, publish_host: str, logs: LogReader, health: HealthReader):
+    def __init__(
+        self,
+        *,
+        network: str,
+        publish_host: str,
+        logs: LogReader,
+        health: HealthReader,
+        monitor: HealthMonitor,
+    ):
         self._network = network
         self._host = "127.0.0.1" if publish_host in ("", "0.0.0.0", "::") else publish_host
-        self._logs, self._health = logs, health
+        self._logs, self._health, self._monitor = logs, health, monitor
         self._lock = threading.Lock()
         self._ready: set[str] = set()
         self._hashes: dict[str, str] = {}
@@ -55,7 +65,13 @@ class Observer:
             for cache in (self._hashes, self._errors):
                 for cid in set(cache) - live:
                     del cache[cid]
-        return [self._replica(e) for e in entries]
+        replicas = [self._replica(e) for e in entries]
+        self._monitor.retain(
+            r.container_id
+            for r in replicas
+            if r.state in (ReplicaState.STARTING, ReplicaState.RUNNING, ReplicaState.UNHEALTHY)
+        )
+        return replicas
 
     def control_url(self, entry: dict[str, Any]) -> str | None:
         for port in entry.get("Ports") or []:
@@ -100,17 +116,27 @@ class Observer:
             return ReplicaState.FAILED, None, self._failure(entry["Id"], status)
         if docker_state == "paused":
             return ReplicaState.UNHEALTHY, None, "the container is paused"
+        cid = entry["Id"]
+        failing = self._monitor.verdict(cid)
+        if failing is not None:
+            return ReplicaState.UNHEALTHY, None, failing
         if "(unhealthy)" in status:
-            return ReplicaState.UNHEALTHY, None, self._unhealthy(entry["Id"])
-        if "(healthy)" in status or self._is_ready(entry["Id"], url):
-            return ReplicaState.RUNNING, None, None
-        return ReplicaState.STARTING, None, None
+            return ReplicaState.UNHEALTHY, None, self._unhealthy(cid)
+        if url is None:
+            return ReplicaState.STARTING, None, None
+        # Watched from the first sight, so a replica that hangs in __init__ is bounded too: its
+        # failures count once the start period (the health check timeout) is over.
+        period, timeout = health_settings(entry.get("Labels") or {})
+        self._monitor.watch(cid, url, period, timeout, start_period_s=timeout)
+        if not self._is_ready(cid, url):
+            return ReplicaState.STARTING, None, None
+        return ReplicaState.RUNNING, None, None
 
-    def _is_ready(self, cid: str, url: str | None) -> bool:
+    def _is_ready(self, cid: str, url: str) -> bool:
         with self._lock:
             if cid in self._ready:
                 return True
-        if url is None or not control.is_ready(url):
+        if not control.is_ready(url):
             return False
         with self._lock:
             self._ready.add(cid)
@@ -127,7 +153,7 @@ class Observer:
 
     def _unhealthy(self, cid: str) -> str:
         output = self._health(cid).strip()
-        return output or "the replica's health check failed 3 times in a row"
+        return output or "the image's HEALTHCHECK reports the container unhealthy"
 
     def _config_hash(
         self, cid: str, state: ReplicaState, url: str | None, lab: dict[str, str]

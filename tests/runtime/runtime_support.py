@@ -27,7 +27,6 @@ def wait_until(
     return wait_for(condition, timeout=timeout, interval=0.05, what=what)  # type: ignore[return-value]
 
 
-
 def http(
     url: str, body: bytes | None = None, headers: dict[str, str] | None = None, timeout: float = 10
 ) -> tuple[int, bytes, str]:

@@ -70,7 +70,6 @@ def test_bundle_holds_runtime_working_dir_and_py_modules(tmp_path: Path) -> None
     for name in (
         "opt/serve/serve_replica/__main__.py",
         "opt/serve/ray/serve/__init__.py",
-        "opt/serve/probe.py",
         "app/work/main.py",
         "app/work/pkg/m.py",
         "app/py_modules/util/__init__.py",
@@ -107,9 +106,15 @@ def test_container_settings_from_the_spec(code_tree: CodeTree) -> None:
     assert host["nano_cpus"] == 500_000_000 and host["mem_limit"] == 256 * 2**20
     assert host["device_requests"][0]["Count"] == 1
     assert host["cap_drop"] == ["ALL"] and host["privileged"] is False
-    assert containers.healthcheck(spec)["interval"] == 1_000_000_000
     lab = containers.replica_labels("inst", spec, 1)
     assert lab[labels.OWNER] == "inst" and lab[labels.VERSION] == spec.version
+    assert containers.health_settings(lab) == (
+        spec.health_check_period_s,
+        spec.health_check_timeout_s,
+    )
+    assert containers.health_settings({}) == (10.0, 30.0)  # made by an older reconciler
+    bad = {labels.HEALTH_CHECK_PERIOD: "nan", labels.HEALTH_CHECK_TIMEOUT: "x"}
+    assert containers.health_settings(bad) == (10.0, 30.0)
 
 
 def test_graph_names_nodes_like_serve_and_builds_handles() -> None:

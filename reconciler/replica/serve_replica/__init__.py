@@ -3,7 +3,6 @@
 Layout inside the container (PYTHONPATH=/opt/serve):
   /opt/serve/serve_replica/   this package
   /opt/serve/ray/serve/       the `from ray import serve` shim
-  /opt/serve/probe.py         Docker HEALTHCHECK probe
   /app/work/                  the user's working_dir (the cwd, first on sys.path)
   /app/py_modules/<name>/     each py_modules directory (/app/py_modules is on sys.path)
 
@@ -22,7 +21,8 @@ Environment (the engine sets it; `settings.Settings.from_env` reads it):
                                                   (default /tmp/serve-state; survives a process
                                                   restart inside the same container)
 
-HTTP on 0.0.0.0:SERVE_HTTP_PORT: GET /-/ready, GET /-/healthz, GET /-/state,
+HTTP on 0.0.0.0:SERVE_HTTP_PORT: GET /-/ready, GET /-/healthz (the reconciler's health check
+runs the user's check_health() through it), GET /-/state,
 POST /-/reconfigure, POST /-/call/<app>/<deployment>/<method>; anything else goes to the user's
 `__call__(request)`. If `__init__` or the first `reconfigure` raises, the traceback goes to stderr
 (last line `ExcType: message`) and the process exits 1. SIGTERM drains, calls `__del__`, exits 0.
