@@ -19,6 +19,7 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed
 
 from reconciler.api import shapes
+from reconciler.api.fastpath import StatusFastPath
 from reconciler.metrics import Metrics
 from reconciler.model import HistoryEntry, Snapshot
 from reconciler.spec.yamlout import dump_yaml
@@ -72,6 +73,7 @@ def create_app(
         )
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _internal_error)
+    app.wsgi_app = StatusFastPath(app.wsgi_app, handlers.status_body)  # type: ignore[method-assign]
     return app
 
 
@@ -111,9 +113,9 @@ class _Handlers:
         self._health, self._metrics, self._branch = health, metrics, branch
         self._secret, self._max_bytes, self._openapi = secret, max_bytes, openapi
         self._refusals = _ThrottledLog(interval_s=10.0)
-        # fmt -> (snapshot, rendered text): a snapshot is immutable and replaced once per pass,
+        # fmt -> (snapshot, encoded body): a snapshot is immutable and replaced once per pass,
         # so under load /status renders each one once instead of once per request.
-        self._status_cache: dict[str, tuple[Snapshot, str]] = {}
+        self._status_cache: dict[str, tuple[Snapshot, bytes]] = {}
 
     def routes(self) -> list[tuple[str, Callable[[], Response], str]]:
         return [
@@ -128,12 +130,18 @@ class _Handlers:
 
     def status(self) -> Response:
         fmt = wanted_format()
+        return Response(
+            self.status_body(fmt), content_type=YAML_TYPE if fmt == "yaml" else JSON_TYPE
+        )
+
+    def status_body(self, fmt: str) -> bytes:
+        """GET /status encoded as `fmt`, rendered once per snapshot (also the fast path's)."""
         snap = self._snapshot()
         cached = self._status_cache.get(fmt)
         if cached is None or cached[0] is not snap:
-            cached = (snap, render_text(shapes.status_body(snap), fmt))
+            cached = (snap, render_text(shapes.status_body(snap), fmt).encode("utf-8"))
             self._status_cache[fmt] = cached
-        return Response(cached[1], content_type=YAML_TYPE if fmt == "yaml" else JSON_TYPE)
+        return cached[1]
 
     def config(self) -> Response:
         fmt = wanted_format()
