@@ -1,7 +1,8 @@
 """Carry out a plan through the engine, in the order that keeps traffic flowing:
 
 1. remove what is dead (failed, never started, past its drain deadline);
-2. start new replicas and reconfigure running ones (in parallel);
+2. start new replicas and reconfigure running ones (in parallel; container starts and removals at
+   most `container_slots` at a time: see `default_container_slots`);
 3. point the ingress at the routable set, so a replica leaves the routing set before it stops;
 4. drain what the plan takes away (SIGTERM; the replica finishes in-flight requests and exits).
 
@@ -11,6 +12,8 @@ Each action's failure is collected, never raised: one bad replica does not stop 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,6 +39,15 @@ A = TypeVar("A", bound=Action)
 IngressRenderer = Callable[[ServeConfig, Sequence[ObservedReplica], frozenset[str]], str]
 
 
+def default_container_slots() -> int:
+    """Container starts and removals in flight at once: twice the host's cores, 2 to 8. They are
+    CPU work on the host (runc, mounts, network namespaces), so more in flight finishes no sooner
+    and only lengthens every process's wait for a CPU. Measured on 2 cores, a 100-replica rollout
+    under 500 GET /status a second: 8 at once, the rollout 45 s and the API's p99 100-150 ms;
+    4 at once, 45-48 s and 52-55 ms; 2 at once, 53 s and 42-58 ms."""
+    return min(8, max(2, 2 * (os.cpu_count() or 1)))
+
+
 @dataclass(frozen=True)
 class ActionError:
     action: Action | None  # None: the ingress could not be updated
@@ -50,17 +62,29 @@ def apply_plan(
     observed: Sequence[ObservedReplica],
     render_ingress: IngressRenderer,
     workers: int = 8,
+    container_slots: int | None = None,
 ) -> list[ActionError]:
-    """Apply `plan`; return what failed. EngineUnavailable propagates: nothing else can work."""
+    """Apply `plan`; return what failed. EngineUnavailable propagates: nothing else can work.
+    `workers` bound the actions in flight (reconfigures are HTTP calls that may wait on user
+    code); `container_slots` bound the starts and removals among them."""
     errors: list[ActionError] = []
+    slots = threading.BoundedSemaphore(container_slots or default_container_slots())
+
+    def heavy(fn: Callable[[A], None]) -> Callable[[A], None]:
+        def in_slot(action: A) -> None:
+            with slots:
+                fn(action)
+
+        return in_slot
+
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:
 
         def run(kind: type[A], fn: Callable[[A], None]) -> None:
             batch = [a for a in plan.actions if isinstance(a, kind)]
             errors.extend(e for e in pool.map(lambda a: _attempt(fn, a), batch) if e)
 
-        run(RemoveReplica, lambda a: engine.remove(a.replica))
-        run(StartReplica, lambda a: engine.start_replica(a.spec, a.index))
+        run(RemoveReplica, heavy(lambda a: engine.remove(a.replica)))
+        run(StartReplica, heavy(lambda a: engine.start_replica(a.spec, a.index)))
         run(ReconfigureReplica, lambda a: engine.reconfigure(a.replica, a.spec))
         ingress = _update_ingress(engine, config, observed, plan, render_ingress)
         if ingress is None:

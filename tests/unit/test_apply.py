@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import replace
 
 from reconciler.errors import EngineError
@@ -12,11 +14,12 @@ from reconciler.model import (
     HttpOptions,
     ObservedReplica,
     Plan,
+    ReconfigureReplica,
     ReplicaState,
     ServeConfig,
     StartReplica,
 )
-from reconciler.reconcile.actions import apply_plan
+from reconciler.reconcile.actions import apply_plan, default_container_slots
 
 
 class ModelEngine:
@@ -102,3 +105,41 @@ def test_no_drain_while_the_ingress_cannot_be_updated() -> None:
     assert "ingress could not be updated" in errors[0].message
     assert engine.replicas["b"].state == ReplicaState.RUNNING  # still serving, not drained
     assert "new-2" in engine.replicas  # the start still happened
+
+
+class SlowStartEngine(ModelEngine):
+    """Starts take a while; records how many were in flight at once."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.lock = threading.Lock()
+        self.in_flight = self.most = 0
+        self.reconfigures_at_once = 0
+        self.gate = threading.Barrier(6, timeout=5)
+
+    def start_replica(self, spec: DeploymentSpec, index: int) -> None:
+        with self.lock:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+        threading.Event().wait(0.02)  # the model's start time
+        with self.lock:
+            self.in_flight -= 1
+        super().start_replica(spec, index)
+
+    def reconfigure(self, replica: ObservedReplica, spec: DeploymentSpec) -> None:
+        self.gate.wait()  # all six at once, or the barrier breaks
+
+
+def test_container_starts_are_bounded_but_reconfigures_are_not() -> None:
+    engine = SlowStartEngine()
+    olds = [_old(f"o{i}", i) for i in range(6)]
+    starts = tuple(StartReplica(SPEC, i) for i in range(10, 22))
+    reconfigures = tuple(ReconfigureReplica(r, SPEC) for r in olds)
+    plan = Plan(starts + reconfigures, routable=frozenset(), settled=False)
+    errors = apply_plan(
+        engine, plan, config=CONFIG, observed=olds, render_ingress=_render, container_slots=3
+    )
+    assert errors == []
+    assert len([c for c in engine.replicas if c.startswith("new-")]) == 12
+    assert engine.most == 3  # bounded by the slots, though 8 workers were free
+    assert default_container_slots() == min(8, max(2, 2 * (os.cpu_count() or 1)))
