@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli import build_parser
-from tests.support import EXAMPLES, free_port
+from tests.support import EXAMPLES, Daemon, free_port
 
 COMMANDS = ("run", "up", "down", "validate", "diff", "build", "status", "config")
 
@@ -181,3 +181,31 @@ def test_status_and_config_to_a_dead_port() -> None:
         result = reconciler(command, "-a", f"127.0.0.1:{port}")
         assert result.returncode == 1
         _says(result, "connection refused", "reconciler run", "--address")
+
+
+def test_run_nice_out_of_range(tmp_path: Path) -> None:
+    result = reconciler("run", "--repo", f"file://{tmp_path}/r.git", "--nice", "-21")
+    assert result.returncode == 2
+    _says(result, "--nice must be from -20 to 19")
+
+
+def _thread_nices(pid: int) -> list[int]:
+    nices = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        stat = (task / "stat").read_text()
+        nices.append(int(stat[stat.rindex(")") + 2 :].split()[16]))  # field 19: nice
+    return nices
+
+
+def test_run_nice_reaches_every_thread_of_the_daemon(tmp_path: Path) -> None:
+    # A positive value needs no privilege; the API, scheduler and worker threads all inherit it.
+    port = free_port()
+    args = ["--repo", f"file://{tmp_path}/r.git", "--state-dir", str(tmp_path / "s")]
+    args += ["--listen", f"127.0.0.1:{port}", "--instance", "t-help-nice", "--nice", "7"]
+    daemon = Daemon(args, port, {}, tmp_path / "daemon.log").start()
+    try:
+        assert daemon.proc is not None
+        nices = _thread_nices(daemon.proc.pid)
+        assert len(nices) > 3 and set(nices) == {7}, nices
+    finally:
+        daemon.kill()
