@@ -66,6 +66,17 @@ def _status(d: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
         f"{d['rollout_s']:.2f}s / {d['rollout_under_wrk_s']:.2f}s",
         f"x{d['rollout_slowdown']:.2f}",
     )
+    if "rate_rollout_p99_ms" in d:
+        yield (
+            f"GET /status at {d['rate']:.0f}/s: idle / during rollout",
+            f"p99 {d['rate_idle_p99_ms']:.1f}ms / {d['rate_rollout_p99_ms']:.1f}ms",
+            f"p50 during rollout {d['rate_rollout_p50_ms']:.1f}ms, errors {d['rate_errors']}",
+        )
+        yield (
+            f"rollout without / with {d['rate']:.0f} req/s",
+            f"{d['rollout_s']:.2f}s / {d['rollout_under_rate_s']:.2f}s",
+            f"x{d['rollout_rate_slowdown']:.2f}",
+        )
 
 
 def _ingress(d: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
