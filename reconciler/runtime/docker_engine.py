@@ -21,6 +21,7 @@ import logging
 import math
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -98,6 +99,8 @@ class DockerEngine:
         self._bundles: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
         self._ingress_applied: tuple[HttpOptions, str] | None = None
         self._health_monitor = HealthMonitor(control.health_error)
+        # An engine object dropped (tests make many) stops its checks with it.
+        weakref.finalize(self, self._health_monitor.close).atexit = False
         self._observer = Observer(
             network=self.network_name,
             publish_host=publish_host,

@@ -9,17 +9,18 @@ about 80 ms of CPU each time counting runc, the shim and dockerd. At 100 replica
 10 s period that was most of a core spent doing nothing, taken from the rollouts and the API. An
 HTTP request from here costs about a millisecond.
 
-One scheduler thread hands due checks to a small pool; a replica never has two checks in flight,
-so a hung `check_health()` holds one worker for at most its timeout and delays no other replica
-while workers remain. The thread runs only while something is watched.
+One scheduler thread hands due checks to a few worker threads; a replica never has two checks in
+flight, so a hung `check_health()` holds one worker for at most its timeout and delays no other
+replica while workers remain. The threads run only while something is watched, and are daemon
+threads: a check in flight never holds up the process's exit.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 UNHEALTHY_THRESHOLD = 3
@@ -56,7 +57,6 @@ class HealthMonitor:
         self._cond = threading.Condition()
         self._watched: dict[str, _Watched] = {}
         self._thread: threading.Thread | None = None
-        self._pool: ThreadPoolExecutor | None = None
         self._closed = False
 
     def watch(
@@ -105,13 +105,19 @@ class HealthMonitor:
             self._watched.clear()
             self._cond.notify()
             thread = self._thread
-        if thread is not None:
+        if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
 
     # --- the scheduler thread -------------------------------------------------------------------
 
     def _run(self) -> None:
-        pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="health")
+        work: queue.SimpleQueue[tuple[str, str, float] | None] = queue.SimpleQueue()
+        workers = [
+            threading.Thread(target=self._work, args=(work,), name="health-check", daemon=True)
+            for _ in range(self._workers)
+        ]
+        for worker in workers:
+            worker.start()
         try:
             while True:
                 with self._cond:
@@ -119,10 +125,15 @@ class HealthMonitor:
                     if due is None:
                         self._thread = None
                         return
-                for cid, url, timeout in due:
-                    pool.submit(self._check, cid, url, timeout)
+                for item in due:
+                    work.put(item)
         finally:
-            pool.shutdown(wait=False)
+            for _ in workers:
+                work.put(None)
+
+    def _work(self, work: queue.SimpleQueue[tuple[str, str, float] | None]) -> None:
+        while (item := work.get()) is not None:
+            self._check(*item)
 
     def _take_due(self) -> list[tuple[str, str, float]] | None:
         """Wait (under the lock) until some check is due; None once nothing is watched."""

@@ -91,12 +91,7 @@ def test_retain_stops_watching_and_the_thread_ends_with_nothing_to_watch(
     wait_for(lambda: monitor.verdict("c"), timeout=5, interval=0.01, what="unhealthy")
     monitor.retain(())
     assert monitor.watching() == 0 and monitor.verdict("c") is None
-    wait_for(
-        lambda: not any(t.name == "health-monitor" for t in threading.enumerate()),
-        timeout=5,
-        interval=0.01,
-        what="the scheduler thread to end",
-    )
+    wait_for(lambda: monitor._thread is None, timeout=5, interval=0.01, what="the scheduler to end")
     seen = replicas.count("u")
     monitor.watch("c2", "u", period_s=0.02, timeout_s=1.0)  # and starts again when needed
     wait_for(lambda: replicas.count("u") > seen, timeout=5, interval=0.01, what="probing again")
@@ -113,3 +108,17 @@ def test_a_probe_that_raises_counts_as_a_failure(replicas: Replicas) -> None:
         assert "bug in the probe" in (m.verdict("c") or "")
     finally:
         m.close()
+
+
+def test_a_dropped_engine_stops_its_checks() -> None:
+    import gc
+
+    from reconciler.runtime.docker_engine import DockerEngine
+
+    engine = DockerEngine(instance="t-health-gc", default_image="none")
+    monitor = engine._health_monitor
+    monitor.watch("c", "http://127.0.0.1:9", period_s=30.0, timeout_s=1.0)
+    assert monitor.watching() == 1
+    del engine
+    gc.collect()
+    assert monitor.watching() == 0 and monitor._thread is None
