@@ -5,7 +5,7 @@ form (20 replicas, 10 s) runs by default; the full one (100 replicas, 60 s) is m
 
 The daemon runs with `--nice -10`, as README "On a small host" advises when the API must stay
 quick while a rollout saturates the machine (at the default priority the p99 of the full run was
-100-150 ms: the rollout keeps the run queue of 2 cores long). Where this process may not raise a
+52-55 ms: the rollout keeps the run queue of 2 cores long). Where this process may not raise a
 priority (not root), or without a C compiler for the client, the figures would measure CPU
 starvation rather than the daemon, so the p99 is then printed but only the median asserted."""
 
