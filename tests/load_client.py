@@ -72,7 +72,8 @@ def hold_rate(url: str, *, rate: float, seconds: float, marker: str = "") -> Rat
         return _python_hold_rate(url, rate=rate, seconds=seconds, marker=marker.encode())
     parts = urllib.parse.urlsplit(url)
     prefix = _fifo_prefix()
-    args = [str(binary), parts.hostname or "127.0.0.1", str(parts.port), parts.path or "/"]
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    args = [str(binary), parts.hostname or "127.0.0.1", str(parts.port), target]
     args += [str(rate), str(seconds), *([marker] if marker else [])]
     done = subprocess.run(
         [*prefix, *args], capture_output=True, text=True, timeout=seconds + 60, check=False
@@ -94,6 +95,7 @@ def _python_hold_rate(
     url: str, *, rate: float, seconds: float, marker: bytes, threads: int = 8
 ) -> RateResult:
     parts = urllib.parse.urlsplit(url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     total = int(rate * seconds)
     t0 = time.monotonic() + 0.2
     lock = threading.Lock()
@@ -111,7 +113,7 @@ def _python_hold_rate(
             try:
                 if conn is None:
                     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-                conn.request("GET", parts.path or "/")
+                conn.request("GET", target)
                 response = conn.getresponse()
                 body = response.read()
                 ok = response.status == 200

@@ -17,6 +17,9 @@ REPLICA_PORT = 8000
 ROUTER_PORT = 8001
 USER = "65534:65534"
 REPLICA_COMMAND = ["python3", "-m", "serve_replica"]
+# The reconciler checks health itself (runtime/health.py); an image's own HEALTHCHECK would judge
+# the replica by another rule and cost a `runc exec` every period, so it is switched off.
+NO_IMAGE_HEALTHCHECK = {"test": ["NONE"]}
 INGRESS_CFG_DIR = "/etc/haproxy"
 INGRESS_CFG = f"{INGRESS_CFG_DIR}/serve.cfg"
 INGRESS_COMMAND = ["haproxy", "-W", "-db", "-f", INGRESS_CFG]

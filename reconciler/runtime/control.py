@@ -46,7 +46,7 @@ def health_error(url: str, timeout: float) -> str | None:
     try:
         status, data = _request(url, "GET", "/-/healthz", None, timeout)
     except (OSError, http.client.HTTPException) as e:
-        return f"health check failed: {e or type(e).__name__}"
+        return f"health check failed: {str(e) or type(e).__name__}"
     return None if status == 200 else _error_text(data, status, "health check")
 
 

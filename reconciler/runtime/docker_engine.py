@@ -240,6 +240,7 @@ class DockerEngine:
                 ports=[containers.REPLICA_PORT],
                 host_config=host_config,
                 stop_timeout=max(1, math.ceil(spec.graceful_shutdown_timeout_s)),
+                healthcheck=containers.NO_IMAGE_HEALTHCHECK,
             )
         return str(created["Id"])
 

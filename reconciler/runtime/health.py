@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 UNHEALTHY_THRESHOLD = 3
+_MAX_WAIT_S = 3600.0  # a period of 1e10 s is valid config; Condition.wait() cannot take it
 CLIENT_MARGIN_S = 2.0  # the replica answers at its own timeout; wait a little longer for it
 
 # (control url, timeout) -> None when healthy, else what went wrong in the user's words
@@ -66,8 +67,10 @@ class HealthMonitor:
         `start_period_s` from now are not counted (Docker's start period: a replica still in
         `__init__` is given the health check timeout before it counts). Idempotent."""
         with self._cond:
-            if self._closed or cid in self._watched:
+            known = self._watched.get(cid)
+            if self._closed or (known is not None and known.url == url):
                 return
+            # New, or restarted under the same id with another published port: start afresh.
             now = self._clock()
             self._watched[cid] = _Watched(
                 url, period_s, timeout_s, due=now + period_s, counts_from=now + start_period_s
@@ -123,11 +126,12 @@ class HealthMonitor:
                 with self._cond:
                     due = self._take_due()
                     if due is None:
-                        self._thread = None
                         return
                 for item in due:
                     work.put(item)
         finally:
+            with self._cond:
+                self._thread = None  # also if this thread dies: the next watch() starts another
             for _ in workers:
                 work.put(None)
 
@@ -147,7 +151,8 @@ class HealthMonitor:
                     w.in_flight = True
                 return [(cid, w.url, w.timeout_s) for cid, w in due]
             pending = [w.due for w in self._watched.values() if not w.in_flight]
-            self._cond.wait(timeout=max(0.0, min(pending) - now) if pending else None)
+            wait = min(min(pending) - now, _MAX_WAIT_S) if pending else None
+            self._cond.wait(timeout=None if wait is None else max(0.0, wait))
 
     def _check(self, cid: str, url: str, timeout_s: float) -> None:
         try:

@@ -6,7 +6,8 @@ Mapping (Docker state and health text -> ReplicaState):
   created                        -> STALE
   exited / dead                  -> FAILED, error from the log tail
   running, failing health checks -> UNHEALTHY, the user's check_health() error (see health.py)
-  running "(unhealthy)"          -> UNHEALTHY, the last output of the image's own HEALTHCHECK
+  running "(unhealthy)"          -> UNHEALTHY, the last Docker HEALTHCHECK output (containers made
+                                    by an older reconciler; new ones have Docker's switched off)
   running otherwise              -> RUNNING once GET /-/ready has answered 200, else STARTING;
                                     the health monitor checks it every period from first sight
 """
@@ -23,7 +24,7 @@ from reconciler.runtime.containers import REPLICA_PORT, health_settings
 from reconciler.runtime.health import HealthMonitor
 
 LogReader = Callable[[str], str]  # container id -> log tail
-HealthReader = Callable[[str], str]  # container id -> last output of the image's HEALTHCHECK
+HealthReader = Callable[[str], str]  # container id -> last output of its Docker HEALTHCHECK
 
 _ACTIVE = frozenset({"running", "restarting", "paused", "created"})
 
@@ -153,7 +154,7 @@ class Observer:
 
     def _unhealthy(self, cid: str) -> str:
         output = self._health(cid).strip()
-        return output or "the image's HEALTHCHECK reports the container unhealthy"
+        return output or "Docker's HEALTHCHECK reports the container unhealthy"
 
     def _config_hash(
         self, cid: str, state: ReplicaState, url: str | None, lab: dict[str, str]

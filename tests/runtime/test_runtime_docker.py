@@ -159,7 +159,8 @@ def test_hardening_and_resources(
     assert not host["Binds"] and not info["Mounts"]
     assert host["NanoCpus"] == 500_000_000 and host["Memory"] == 128 * 2**20
     assert config["User"] == "65534:65534" and config["StopTimeout"] == 10
-    assert not config.get("Healthcheck")  # the reconciler checks health over HTTP (health.py)
+    # The reconciler checks health over HTTP (health.py); an image's HEALTHCHECK is switched off.
+    assert config["Healthcheck"] == {"Test": ["NONE"]}
     assert host["PortBindings"]["8000/tcp"][0]["HostIp"] == "127.0.0.1"
 
 

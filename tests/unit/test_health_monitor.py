@@ -122,3 +122,25 @@ def test_a_dropped_engine_stops_its_checks() -> None:
     del engine
     gc.collect()
     assert monitor.watching() == 0 and monitor._thread is None
+
+
+def test_a_huge_period_does_not_stop_the_checks_of_others(
+    monitor: HealthMonitor, replicas: Replicas
+) -> None:
+    monitor.watch("slow", "never", period_s=1e10, timeout_s=1.0)  # valid config
+    replicas.says["u"] = "boom"
+    monitor.watch("c", "u", period_s=0.02, timeout_s=1.0)
+    wait_for(lambda: monitor.verdict("c"), timeout=5, interval=0.01, what="unhealthy")
+    assert replicas.count("never") == 0
+
+
+def test_a_new_control_url_under_the_same_id_starts_afresh(
+    monitor: HealthMonitor, replicas: Replicas
+) -> None:
+    replicas.says["old"] = "health check failed: connection refused"  # the port before a restart
+    monitor.watch("c", "old", period_s=0.02, timeout_s=1.0)
+    wait_for(lambda: monitor.verdict("c"), timeout=5, interval=0.01, what="unhealthy")
+    monitor.watch("c", "new", period_s=0.02, timeout_s=1.0)  # `docker restart`: a new port
+    assert monitor.verdict("c") is None
+    wait_for(lambda: replicas.count("new") >= 5, timeout=5, interval=0.01, what="new probes")
+    assert monitor.verdict("c") is None
