@@ -49,6 +49,7 @@ class DaemonSettings:
     listen_port: int = 8265
     webhook_secret: str | None = None
     git_timeout_s: float = 60.0
+    max_parallel_starts: int | None = None  # None: reconcile.actions.default_container_slots()
     engine: EngineSettings = EngineSettings()
 
 
@@ -112,6 +113,7 @@ def build_daemon(settings: DaemonSettings) -> Daemon:
             redact=spec.redacted_document,
             interval_s=settings.poll_interval_s,
             metrics=metrics,
+            container_slots=settings.max_parallel_starts,
         )
     except BaseException:
         store.close()

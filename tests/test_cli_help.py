@@ -209,3 +209,9 @@ def test_run_nice_reaches_every_thread_of_the_daemon(tmp_path: Path) -> None:
         assert len(nices) > 3 and set(nices) == {7}, nices
     finally:
         daemon.kill()
+
+
+def test_run_max_parallel_starts_must_not_be_negative(tmp_path: Path) -> None:
+    result = reconciler("run", "--repo", f"file://{tmp_path}/r.git", "--max-parallel-starts", "-1")
+    assert result.returncode == 2
+    _says(result, "--max-parallel-starts must be 0 or more")

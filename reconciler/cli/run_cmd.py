@@ -94,6 +94,15 @@ def register(sub: Any) -> None:
         "start [RECONCILER_NICE, default: %(default)s]",
     )
     p.add_argument(
+        "--max-parallel-starts",
+        type=int,
+        default=int(env_default("MAX_PARALLEL_STARTS", "0") or 0),
+        metavar="N",
+        help="container starts and removals in flight at once (0: twice the host's cores, 2 to "
+        "8); fewer keeps the API quicker on a small host while a rollout runs "
+        "[RECONCILER_MAX_PARALLEL_STARTS, default: 0]",
+    )
+    p.add_argument(
         "--once",
         action="store_true",
         help="reconcile until converged, then exit: 0 running, 1 invalid config, "
@@ -132,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     if not -20 <= args.nice <= 19:
         return fail(f"--nice must be from -20 to 19, got {args.nice}")
+    if args.max_parallel_starts < 0:
+        return fail(f"--max-parallel-starts must be 0 or more, got {args.max_parallel_starts}")
     _set_priority(args.nice)  # first: every thread started later inherits it
     if not args.repo:
         return fail("no repository: pass --repo URL or set RECONCILER_REPO")
@@ -155,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
         listen_port=port,
         webhook_secret=secret,
         git_timeout_s=args.git_timeout,
+        max_parallel_starts=args.max_parallel_starts or None,
         engine=engine_settings(args),
     )
     try:

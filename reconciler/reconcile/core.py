@@ -74,7 +74,9 @@ class Reconciler:
         interval_s: float,
         metrics: MetricsSink | None = None,
         clock: Callable[[], float] = time.time,
+        container_slots: int | None = None,
     ) -> None:
+        self._container_slots = container_slots
         self._target = target
         self._engine = engine
         self._redact = redact
@@ -152,6 +154,7 @@ class Reconciler:
             config=config,
             observed=observed,
             render_ingress=routing.render_haproxy,
+            container_slots=self._container_slots,
         )
         failures = _count_start_errors(config, errors, failures, now)
         self._memory.failures = failures

@@ -126,12 +126,16 @@ class HealthMonitor:
                 with self._cond:
                     due = self._take_due()
                     if due is None:
+                        self._thread = None  # in the same lock as the check: no watch() is lost
                         return
                 for item in due:
                     work.put(item)
-        finally:
+        except BaseException:
             with self._cond:
-                self._thread = None  # also if this thread dies: the next watch() starts another
+                if self._thread is threading.current_thread():
+                    self._thread = None  # the next watch() starts another
+            raise
+        finally:
             for _ in workers:
                 work.put(None)
 

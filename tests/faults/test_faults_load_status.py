@@ -3,11 +3,13 @@ requests per second while a rolling update replaces the replicas: no error, p99 
 (latency counted from each request's intended send time, see tests/load_client.py). The short
 form (20 replicas, 10 s) runs by default; the full one (100 replicas, 60 s) is marked slow.
 
-The daemon runs with `--nice -10`, as README "On a small host" advises when the API must stay
-quick while a rollout saturates the machine (at the default priority the p99 of the full run was
-52-55 ms: the rollout keeps the run queue of 2 cores long). Where this process may not raise a
-priority (not root), or without a C compiler for the client, the figures would measure CPU
-starvation rather than the daemon, so the p99 is then printed but only the median asserted."""
+The daemon runs with `--nice -10 --max-parallel-starts 2`, as README "On a small host" advises
+when the API must stay quick while a rollout saturates the machine. On this 2-core machine the full
+run's p99 was 29-73 ms over 11 runs (under 50 ms in 5): the tail is the CPU scheduler's while
+container starts keep the run queue long, and the full run fails when it is over. The short form
+stays far under (p99 ~5 ms). Where this process may not raise a priority (not root), or without a
+C compiler for the client, the figures would measure CPU starvation rather than the daemon, so the
+p99 is then printed but only the median asserted."""
 
 from __future__ import annotations
 
@@ -57,7 +59,16 @@ def _run(tmp: Path, instance: str, daemons: list[Daemon], replicas: int, seconds
     port = free_port()
     args = ["--repo", remote.url, "--branch", "main", "--config", "serve_config.yaml"]
     args += ["--poll-interval", "1", "--state-dir", str(tmp / "state"), "--instance", instance]
-    args += ["--default-image", BASE_IMAGE, "--listen", f"127.0.0.1:{port}", "--nice", "-10"]
+    args += [
+        "--default-image",
+        BASE_IMAGE,
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--nice",
+        "-10",
+        "--max-parallel-starts",
+        "2",
+    ]
     d = Daemon(args, port, {}, tmp / "daemon.log")
     daemons.append(d.start())
     engine = DockerEngine(instance=instance, default_image=BASE_IMAGE)
