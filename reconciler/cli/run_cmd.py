@@ -21,7 +21,7 @@ MIN_INTERVAL_S = 1.0
 # The API's threads share the GIL with the pass, the container starts and the health checks.
 # Python hands the GIL to a waiting thread every 5 ms by default, so a request behind busy threads
 # waits in 5 ms steps. At 1 ms, 500 GET /status a second during a 100-replica rollout on 2 cores:
-# p99 39-41 ms and p99.9 70-116 ms in 3 runs, against 52-73 ms and 99-199 ms (tests/faults, slow).
+# p99 39-69 ms, under 50 in 4 runs of 5, against 29-73 ms, under 50 in 5 of 11 (tests/faults).
 GIL_SWITCH_INTERVAL_S = 0.001
 
 

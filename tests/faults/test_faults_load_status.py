@@ -5,12 +5,12 @@ form (20 replicas, 10 s) runs by default; the full one (100 replicas, 60 s) is m
 
 The daemon runs with `--nice -10 --max-parallel-starts 2`, as README "On a small host" advises
 when the API must stay quick while a rollout saturates the machine. On this 2-core machine the full
-run's p99 was 29-73 ms over 11 runs (under 50 ms in 5), then 39-41 ms in 3 of 3 once the daemon
-switched the GIL every 1 ms: the tail is the CPU scheduler's and the GIL's while container starts
-keep the run queue long, and the full run fails when it is over. The short form stays far under
-(p99 ~5 ms). Where this process may not raise a priority (not root), or without a
-C compiler for the client, the figures would measure CPU starvation rather than the daemon, so the
-p99 is then printed but only the median asserted."""
+run's p99 was 29-73 ms over 11 runs (under 50 ms in 5), then 39-69 ms over 5 (under 50 in 4)
+once the daemon switched the GIL every 1 ms: the tail is the CPU scheduler's and the GIL's
+while container starts keep the run queue long, and the full run fails when it is over. The
+short form stays far under (p99 ~5 ms). Where this process may not raise a priority (not
+root), or without a C compiler for the client, the figures would measure CPU starvation rather
+than the daemon, so the p99 is then printed but only the median asserted."""
 
 from __future__ import annotations
 
