@@ -13,16 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-JSON_TYPE = "application/json"
-YAML_TYPE = "application/yaml"
-_ACCEPTED = {
-    "": "json",
-    "*/*": "json",
-    JSON_TYPE: "json",
-    YAML_TYPE: "yaml",
-    "text/yaml": "yaml",
-    "application/x-yaml": "yaml",
-}
+from reconciler.api.media import JSON_TYPE, YAML_TYPES, content_type
+
+_ACCEPTED = {"": "json", "*/*": "json", JSON_TYPE: "json", **dict.fromkeys(YAML_TYPES, "yaml")}
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -50,9 +43,8 @@ class StatusFastPath:
                 environ.get("QUERY_STRING", ""), environ.get("HTTP_ACCEPT", "")
             )
             data = self._encoded(fmt) if fmt is not None else None
-            if data is not None:
-                content_type = YAML_TYPE if fmt == "yaml" else JSON_TYPE
-                headers = [("Content-Type", content_type), ("Content-Length", str(len(data)))]
+            if fmt is not None and data is not None:
+                headers = [("Content-Type", content_type(fmt)), ("Content-Length", str(len(data)))]
                 start_response("200 OK", headers)
                 return [data]
         return self.app(environ, start_response)

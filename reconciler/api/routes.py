@@ -20,6 +20,7 @@ from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed
 
 from reconciler.api import shapes
 from reconciler.api.fastpath import StatusFastPath
+from reconciler.api.media import JSON_TYPE, YAML_TYPE, YAML_TYPES, content_type
 from reconciler.metrics import Metrics
 from reconciler.model import HistoryEntry, Snapshot
 from reconciler.spec.yamlout import dump_yaml
@@ -27,9 +28,6 @@ from reconciler.webhook import WebhookVerdict, verify_and_parse
 
 log = logging.getLogger(__name__)
 
-JSON_TYPE = "application/json"
-YAML_TYPE = "application/yaml"
-_YAML_TYPES = (YAML_TYPE, "text/yaml", "application/x-yaml")
 DEFAULT_HISTORY, MAX_HISTORY = 20, 1000
 ENDPOINTS = ("/status", "/config", "/history", "/healthz", "/metrics", "/webhook", "/openapi.json")
 
@@ -130,9 +128,7 @@ class _Handlers:
 
     def status(self) -> Response:
         fmt = wanted_format()
-        return Response(
-            self.status_body(fmt), content_type=YAML_TYPE if fmt == "yaml" else JSON_TYPE
-        )
+        return Response(self.status_body(fmt), content_type=content_type(fmt))
 
     def status_body(self, fmt: str) -> bytes:
         """GET /status encoded as `fmt`, rendered once per snapshot (also the fast path's)."""
@@ -256,8 +252,8 @@ def wanted_format() -> str:
         if fmt.lower() not in ("json", "yaml"):
             raise BadRequest(f"format must be json or yaml, not {fmt[:40]!r}")
         return fmt.lower()
-    best = request.accept_mimetypes.best_match((JSON_TYPE, *_YAML_TYPES), default=JSON_TYPE)
-    return "yaml" if best in _YAML_TYPES else "json"
+    best = request.accept_mimetypes.best_match((JSON_TYPE, *YAML_TYPES), default=JSON_TYPE)
+    return "yaml" if best in YAML_TYPES else "json"
 
 
 def _history_limit() -> int:
@@ -270,8 +266,7 @@ def _history_limit() -> int:
 
 
 def render(value: Any, fmt: str, status: int = 200) -> Response:
-    content_type = YAML_TYPE if fmt == "yaml" else JSON_TYPE
-    return Response(render_text(value, fmt), status=status, content_type=content_type)
+    return Response(render_text(value, fmt), status=status, content_type=content_type(fmt))
 
 
 def render_text(value: Any, fmt: str) -> str:

@@ -59,8 +59,8 @@ static int cmp(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static int open_conn(int ep) {
-    if (nconns == MAX_CONNS) return -1;
+/* A new connected, non-blocking socket watched by epoll as connection `slot`; -1 on failure. */
+static int dial(int ep, int slot) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) return -1;
     int one = 1;
@@ -70,27 +70,28 @@ static int open_conn(int ep) {
         return -1;
     }
     fcntl(fd, F_SETFL, O_NONBLOCK);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (unsigned)slot};
+    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    return fd;
+}
+
+static int open_conn(int ep) {
+    if (nconns == MAX_CONNS) return -1;
+    int fd = dial(ep, nconns);
+    if (fd < 0) return -1;
     struct conn *c = &conns[nconns];
     memset(c, 0, sizeof *c - BUF);
     c->fd = fd;
-    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (unsigned)nconns};
-    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
     return nconns++;
 }
 
 static void reopen(int ep, int i) {
-    /* A closed or broken connection: replace it in place. */
-    epoll_ctl(ep, EPOLL_CTL_DEL, conns[i].fd, NULL);
-    close(conns[i].fd);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0) {
-        fcntl(fd, F_SETFL, O_NONBLOCK);
-        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (unsigned)i};
-        epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    /* A closed or broken connection: replace it in place (a failed dial shows as a send error). */
+    if (conns[i].fd >= 0) {
+        epoll_ctl(ep, EPOLL_CTL_DEL, conns[i].fd, NULL);
+        close(conns[i].fd);
     }
-    conns[i].fd = fd;
+    conns[i].fd = dial(ep, i);
     conns[i].busy = 0;
     conns[i].got = 0;
 }
