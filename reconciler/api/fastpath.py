@@ -30,9 +30,17 @@ def plain_status_format(query: str, accept: str) -> str | None:
     return value if key == "format" and value in ("json", "yaml") else None
 
 
+def answers_plain_status(method: str, path: str, query: str, accept: str) -> bool:
+    """True for the requests StatusFastPath answers itself (from bytes it holds, so quick enough
+    for the WSGI server's loop thread to serve them; see api/server.py)."""
+    return method == "GET" and path == "/status" and plain_status_format(query, accept) is not None
+
+
 class StatusFastPath:
     """WSGI middleware around the Flask app (`app.wsgi_app = StatusFastPath(app.wsgi_app, ...)`).
     `body(fmt)` returns the encoded /status for the current snapshot."""
+
+    answers = staticmethod(answers_plain_status)
 
     def __init__(self, app: WSGIApp, body: Callable[[str], bytes]) -> None:
         self.app, self._body = app, body
