@@ -124,6 +124,7 @@ class Daemon:
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    new_session: bool = False  # lead a session of its own, as under a service manager
 
     @property
     def url(self) -> str:
@@ -136,6 +137,7 @@ class Daemon:
             env={**os.environ, **self.env},
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=self.new_session,
         )
         wait_for(self._answers, timeout=30, what="the daemon's API to answer")
         return self

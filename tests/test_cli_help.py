@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli import build_parser
+from reconciler.cli.priority import scheduled_by_session
 from tests.support import EXAMPLES, Daemon, free_port
 
 COMMANDS = ("run", "up", "down", "validate", "diff", "build", "status", "config")
@@ -207,6 +208,52 @@ def test_run_nice_reaches_every_thread_of_the_daemon(tmp_path: Path) -> None:
         assert daemon.proc is not None
         nices = _thread_nices(daemon.proc.pid)
         assert len(nices) > 3 and set(nices) == {7}, nices
+    finally:
+        daemon.kill()
+
+
+def _autogroup(pid: int | str) -> str:
+    return Path(f"/proc/{pid}/autogroup").read_text().strip()
+
+
+def _needs_autogroup() -> None:
+    if not scheduled_by_session(
+        Path("/proc/sys/kernel/sched_autogroup_enabled").read_text(),
+        Path("/proc/self/cgroup").read_text(),
+    ):
+        pytest.skip("this kernel does not group tasks by session here (autogroup off)")
+
+
+def test_run_nice_sets_the_session_group_when_the_daemon_leads_its_session(
+    tmp_path: Path,
+) -> None:
+    # With autogroup, nice alone ranks the daemon only within its session (priority.py).
+    _needs_autogroup()
+    port = free_port()
+    args = ["--repo", f"file://{tmp_path}/r.git", "--state-dir", str(tmp_path / "s")]
+    args += ["--listen", f"127.0.0.1:{port}", "--instance", "t-help-nice", "--nice", "7"]
+    daemon = Daemon(args, port, {}, tmp_path / "daemon.log", new_session=True).start()
+    try:
+        assert daemon.proc is not None
+        assert _autogroup(daemon.proc.pid).endswith(" nice 7")
+        assert _autogroup(daemon.proc.pid) != _autogroup("self")
+        assert "autogroup" not in daemon.log()
+    finally:
+        daemon.kill()
+
+
+def test_run_nice_in_a_shared_session_says_it_counts_only_there(tmp_path: Path) -> None:
+    _needs_autogroup()
+    ours = _autogroup("self")
+    port = free_port()
+    args = ["--repo", f"file://{tmp_path}/r.git", "--state-dir", str(tmp_path / "s")]
+    args += ["--listen", f"127.0.0.1:{port}", "--instance", "t-help-nice", "--nice", "7"]
+    daemon = Daemon(args, port, {}, tmp_path / "daemon.log").start()
+    try:
+        assert daemon.proc is not None
+        assert _autogroup(daemon.proc.pid) == ours == _autogroup("self")  # not changed for us
+        assert "ranks the daemon only among the processes of its session" in daemon.log()
+        assert "setsid reconciler run" in daemon.log()
     finally:
         daemon.kill()
 

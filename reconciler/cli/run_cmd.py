@@ -16,6 +16,7 @@ from reconciler.cli.common import (
     fail,
     setup_logging,
 )
+from reconciler.cli.priority import set_priority
 
 MIN_INTERVAL_S = 1.0
 # The API's threads share the GIL with the pass, the container starts and the health checks.
@@ -149,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         return fail(f"--nice must be from -20 to 19, got {args.nice}")
     if args.max_parallel_starts < 0:
         return fail(f"--max-parallel-starts must be 0 or more, got {args.max_parallel_starts}")
-    _set_priority(args.nice)  # first: every thread started later inherits it
+    set_priority(args.nice)  # first: every thread started later inherits it
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     if not args.repo:
         return fail("no repository: pass --repo URL or set RECONCILER_REPO")
@@ -186,25 +187,6 @@ def run(args: argparse.Namespace) -> int:
         return _serve(daemon)
     finally:
         daemon.close()
-
-
-def _set_priority(nice: int) -> None:
-    """Set this thread's nice value (Linux: threads created afterwards inherit it). Without the
-    privilege to raise it, say so and carry on at the priority we have."""
-    import logging
-
-    if nice == 0 or not hasattr(os, "setpriority"):
-        return
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, nice)
-    except OSError as exc:
-        logging.getLogger("reconciler.run").warning(
-            "cannot set --nice %d (%s): raising priority needs root or CAP_SYS_NICE; "
-            "running at nice %d",
-            nice,
-            exc.strerror or exc,
-            os.getpriority(os.PRIO_PROCESS, 0),
-        )
 
 
 # What --once says on its way out, by exit code: the log above holds the details.

@@ -3,14 +3,14 @@ requests per second while a rolling update replaces the replicas: no error, p99 
 (latency counted from each request's intended send time, see tests/load_client.py). The short
 form (20 replicas, 10 s) runs by default; the full one (100 replicas, 60 s) is marked slow.
 
-The daemon runs with `--nice -10 --max-parallel-starts 2`, as README "On a small host" advises
-when the API must stay quick while a rollout saturates the machine. On this 2-core machine the full
-run's p99 was 29-73 ms over 11 runs (under 50 ms in 5), then 39-69 ms over 5 (under 50 in 4)
-once the daemon switched the GIL every 1 ms: the tail is the CPU scheduler's and the GIL's
-while container starts keep the run queue long, and the full run fails when it is over. The
-short form stays far under (p99 ~5 ms). Where this process may not raise a priority (not
-root), or without a C compiler for the client, the figures would measure CPU starvation rather
-than the daemon, so the p99 is then printed but only the median asserted."""
+The daemon runs with `--nice -10 --max-parallel-starts 2` in a session of its own, as README "On
+a small host" advises when the API must stay quick while a rollout saturates the machine: with
+autogroup (on in most kernels, and here) a nice value counts only within its session, and the
+session this test runs in also holds dockerd when scripts/setup started it. In the daemon's own
+session the full run's p99 is 8-10 ms on this 2-core machine; sharing the session it was
+29-73 ms. Where this process may not raise a priority (not root), or without a C compiler for
+the client, the figures would measure CPU starvation rather than the daemon, so the p99 is then
+printed but only the median asserted."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def _run(tmp: Path, instance: str, daemons: list[Daemon], replicas: int, seconds
         "--max-parallel-starts",
         "2",
     ]
-    d = Daemon(args, port, {}, tmp / "daemon.log")
+    d = Daemon(args, port, {}, tmp / "daemon.log", new_session=True)
     daemons.append(d.start())
     engine = DockerEngine(instance=instance, default_image=BASE_IMAGE)
 
