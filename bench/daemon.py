@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,9 +55,21 @@ def running_daemon(
             timeout=60 + 2 * workload.replicas, what=f"{workload.replicas} replicas deployed",
         )  # fmt: skip
         yield daemon, remote, owner
+    except BaseException:
+        _report(daemon)  # the temporary directory and its log go with the exception
+        raise
     finally:
         daemon.stop()
         cleanup.remove_owner(owner)
+
+
+def _report(daemon: Daemon) -> None:
+    try:
+        status = json.dumps(daemon.status(), indent=1)
+    except (requests.RequestException, ValueError) as exc:
+        status = f"(no answer: {exc})"
+    print(f"[bench] the daemon's /status:\n{status}", file=sys.stderr)
+    print(f"[bench] the daemon's log (tail):\n{daemon.log()}", file=sys.stderr)
 
 
 def post_webhook(daemon: Daemon, branch: str = "main") -> None:
