@@ -51,7 +51,9 @@ def create_app(
     webhook_secret: str | None,
     max_webhook_bytes: int = 1 << 20,
 ) -> Flask:
-    """Build the API app around read-only views of the daemon's state."""
+    """Build the API app around read-only views of the daemon's state. `snapshot` must return at
+    once (it reads an attribute the pass replaces): a plain GET /status calls it from the WSGI
+    server's loop thread (api/server.py), where a wait would hold every connection."""
     app = _App("reconciler.api")
     app.config["MAX_WEBHOOK_BYTES"] = max_webhook_bytes
     handlers = _Handlers(

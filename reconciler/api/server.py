@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 _STOP_TIMEOUT_S = 5.0
 _BODY_CAP_FACTOR = 4  # waitress refuses bodies past this many times the webhook cap
 _MIN_BODY_CAP = 1 << 20
+# A connection with this much output not yet sent has its next request served by a worker: the
+# loop thread must never wait for its own flushing (waitress blocks a writer at 16 MiB queued).
+_INLINE_OUTBUF_LIMIT = 1 << 20
 
 
 class ApiServer:
@@ -115,8 +118,12 @@ class _InlineDispatcher(ThreadedTaskDispatcher):
         # Called with the channel's requests lock held (from the loop thread as a request
         # completes, or from a worker that finished the request before a pipelined one).
         request = task.requests[0]
-        if request.error or not self._inline(
-            request.command, request.path, request.query, request.headers.get("ACCEPT", "")
+        if (
+            request.error
+            or task.total_outbufs_len > _INLINE_OUTBUF_LIMIT
+            or not self._inline(
+                request.command, request.path, request.query, request.headers.get("ACCEPT", "")
+            )
         ):
             super().add_task(task)
             return

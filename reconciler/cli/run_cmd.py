@@ -21,8 +21,9 @@ from reconciler.cli.priority import set_priority
 MIN_INTERVAL_S = 1.0
 # The API's threads share the GIL with the pass, the container starts and the health checks.
 # Python hands the GIL to a waiting thread every 5 ms by default, so a request behind busy threads
-# waits in 5 ms steps. At 1 ms, 500 GET /status a second during a 100-replica rollout on 2 cores:
-# p99 39-69 ms, under 50 in 4 runs of 5, against 29-73 ms, under 50 in 5 of 11 (tests/faults).
+# waits in 5 ms steps; at 1 ms it waits less. (Measured while the daemon shared its session with
+# dockerd, where the tail was mostly the CPU scheduler's, see cli/priority.py: p99 39-69 ms
+# against 29-73 ms at 500 GET /status a second during a 100-replica rollout; a small gain.)
 GIL_SWITCH_INTERVAL_S = 0.001
 
 

@@ -359,15 +359,15 @@ def test_stop_lets_a_request_in_flight_finish(make_api: MakeApi) -> None:
 
     entered, release = threading.Event(), threading.Event()
 
-    def slow_snapshot() -> Snapshot:
+    def slow_history(limit: int) -> list[HistoryEntry]:  # a worker's request (sqlite)
         entered.set()
         release.wait(10)
-        return Snapshot()
+        return []
 
-    live = make_api(snapshot=slow_snapshot)
+    live = make_api(history=slow_history)
     answers: list[int] = []
     client = threading.Thread(
-        target=lambda: answers.append(requests.get(live.url + "/status", timeout=10).status_code)
+        target=lambda: answers.append(requests.get(live.url + "/history", timeout=10).status_code)
     )
     client.start()
     assert entered.wait(10)

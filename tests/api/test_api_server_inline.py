@@ -4,6 +4,7 @@ order of its requests when inline and worker requests are pipelined on it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import threading
@@ -16,9 +17,11 @@ from api_support import BRANCH, SECRET, FakeState, single_snapshot
 from reconciler.api import ApiServer, create_app
 from reconciler.metrics import Metrics
 
+BlockingApi = tuple[ApiServer, threading.Event, threading.Event, FakeState]
+
 
 @pytest.fixture
-def blocking_api() -> Iterator[tuple[ApiServer, threading.Event, threading.Event]]:
+def blocking_api() -> Iterator[BlockingApi]:
     """The real app with one worker thread and an extra route that holds it until released."""
     state = FakeState()
     state.snapshot = single_snapshot()
@@ -41,15 +44,13 @@ def blocking_api() -> Iterator[tuple[ApiServer, threading.Event, threading.Event
     app.add_url_rule("/hold", view_func=hold)
     server = ApiServer(app, port=0, threads=1)
     server.start()
-    yield server, entered, release
+    yield server, entered, release, state
     release.set()
     server.stop()
 
 
-def test_plain_status_is_answered_while_every_worker_is_busy(
-    blocking_api: tuple[ApiServer, threading.Event, threading.Event],
-) -> None:
-    server, entered, release = blocking_api
+def test_plain_status_is_answered_while_every_worker_is_busy(blocking_api: BlockingApi) -> None:
+    server, entered, release, _ = blocking_api
     url = f"http://127.0.0.1:{server.port}"
     held = threading.Thread(target=requests.get, args=(url + "/hold",), kwargs={"timeout": 30})
     held.start()
@@ -84,10 +85,8 @@ def _read_response(reader: socket.SocketIO, buffered: bytearray) -> tuple[int, s
     return int(lines[0].split()[1]), headers["Content-Type"], rest[:length]
 
 
-def test_pipelined_requests_are_answered_in_order(
-    blocking_api: tuple[ApiServer, threading.Event, threading.Event],
-) -> None:
-    server, _, _ = blocking_api
+def test_pipelined_requests_are_answered_in_order(blocking_api: BlockingApi) -> None:
+    server, _, _, _ = blocking_api
     paths = ["/status", "/healthz", "/status?format=yaml", "/nope", "/status", "/openapi.json"]
     wire = "".join(f"GET {p} HTTP/1.1\r\nHost: x\r\n\r\n" for p in paths).encode()
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
@@ -102,3 +101,24 @@ def test_pipelined_requests_are_answered_in_order(
     assert answers[2][1].startswith("application/yaml") and b"MangoStand" in answers[2][2]
     assert answers[4][2] == answers[0][2]
     assert json.loads(answers[5][2])["openapi"].startswith("3.")
+
+
+def test_a_client_that_pipelines_without_reading_never_stalls_the_loop(
+    blocking_api: BlockingApi,
+) -> None:
+    # 80 answers of ~300 KB queue 24 MB, past waitress's 16 MiB mark where a writer waits for
+    # the loop to send: served in the loop itself, that wait would never end, for everyone.
+    server, _, _, state = blocking_api
+    app = state.snapshot.applications[0]
+    big = dataclasses.replace(app, message="m" * 300_000)
+    state.snapshot = dataclasses.replace(state.snapshot, applications=(big,))
+    url = f"http://127.0.0.1:{server.port}"
+    wire = b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n" * 80
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(wire)
+        for _ in range(50):  # meanwhile, another client is answered
+            assert requests.get(url + "/status", timeout=5).status_code == 200
+        reader, buffered = socket.SocketIO(sock, "rb"), bytearray()
+        answers = [_read_response(reader, buffered) for _ in range(80)]
+    assert {(code, len(body)) for code, _, body in answers} == {(200, len(answers[0][2]))}
+    assert len(answers[0][2]) > 300_000
