@@ -64,12 +64,17 @@ def running_daemon(
 
 
 def _report(daemon: Daemon) -> None:
+    # Best effort: a failure here must not replace the one being reported.
     try:
         status = json.dumps(daemon.status(), indent=1)
-    except (requests.RequestException, ValueError) as exc:
+    except Exception as exc:
         status = f"(no answer: {exc})"
+    try:
+        text = daemon.log()
+    except OSError as exc:
+        text = f"(unreadable: {exc})"
     print(f"[bench] the daemon's /status:\n{status}", file=sys.stderr)
-    print(f"[bench] the daemon's log (tail):\n{daemon.log()}", file=sys.stderr)
+    print(f"[bench] the daemon's log (tail):\n{text}", file=sys.stderr)
 
 
 def post_webhook(daemon: Daemon, branch: str = "main") -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli import build_parser
-from reconciler.cli.priority import scheduled_by_session
+from reconciler.cli.priority import scheduling_group
 from tests.support import EXAMPLES, Daemon, free_port
 
 COMMANDS = ("run", "up", "down", "validate", "diff", "build", "status", "config")
@@ -217,10 +217,12 @@ def _autogroup(pid: int | str) -> str:
 
 
 def _needs_autogroup() -> None:
-    if not scheduled_by_session(
+    group = scheduling_group(
         Path("/proc/sys/kernel/sched_autogroup_enabled").read_text(),
         Path("/proc/self/cgroup").read_text(),
-    ):
+        Path("/sys/fs/cgroup"),
+    )
+    if group != "session":
         pytest.skip("this kernel does not group tasks by session here (autogroup off)")
 
 
@@ -253,7 +255,7 @@ def test_run_nice_in_a_shared_session_says_it_counts_only_there(tmp_path: Path) 
         assert daemon.proc is not None
         assert _autogroup(daemon.proc.pid) == ours == _autogroup("self")  # not changed for us
         assert "ranks the daemon only among the processes of its session" in daemon.log()
-        assert "setsid reconciler run" in daemon.log()
+        assert "setsid -w reconciler run" in daemon.log()
     finally:
         daemon.kill()
 

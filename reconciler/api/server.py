@@ -9,6 +9,8 @@ rollout each is a wait for a CPU (a plain GET /status at 500/s during a 100-repl
 its p99 doubled by them). So when the app's outer layer is the /status fast path, the requests it
 answers from bytes it already holds (`StatusFastPath.answers`) are served by the loop thread
 itself, right after the poll that read them; every other request goes to a worker as before.
+(The first of them after a pass renders the new snapshot's body there: a JSON or YAML dump of a
+few kilobytes.)
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class ApiServer:
             clear_untrusted_proxy_headers=True,
             max_request_body_size=max(_MIN_BODY_CAP, webhook_cap * _BODY_CAP_FACTOR),
         )
+        _quiet_trigger_in_loop(self._server, dispatcher)
         self._thread = threading.Thread(
             target=_serve, args=(self._server, dispatcher), name="api-server", daemon=True
         )
@@ -140,6 +143,20 @@ class _InlineDispatcher(ThreadedTaskDispatcher):
                 channel.service()  # writes into the channel's buffer; the loop sends it
             except Exception:  # service() reports the app's errors itself; this is a bug
                 log.exception("serving a request in the API's loop thread failed")
+
+
+def _quiet_trigger_in_loop(server: Any, dispatcher: _InlineDispatcher) -> None:
+    """A channel pulls the server's trigger (a byte into a pipe only the loop reads) when it has
+    served a request, to wake the loop. From the loop thread itself that is needless (it polls
+    next, and a channel with output is writable) and unsafe: inline requests served in one go
+    could fill the pipe, and the loop would block writing to a pipe only it drains."""
+    wake = server.pull_trigger
+
+    def pull_trigger() -> None:
+        if threading.get_ident() != dispatcher.loop_thread:
+            wake()
+
+    server.pull_trigger = pull_trigger
 
 
 def _serve(server: Any, dispatcher: _InlineDispatcher) -> None:

@@ -5,6 +5,7 @@ order of its requests when inline and worker requests are pipelined on it."""
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import socket
 import threading
@@ -16,17 +17,38 @@ from api_support import BRANCH, SECRET, FakeState, single_snapshot
 
 from reconciler.api import ApiServer, create_app
 from reconciler.metrics import Metrics
+from reconciler.model import Snapshot
 
-BlockingApi = tuple[ApiServer, threading.Event, threading.Event, FakeState]
+
+@dataclasses.dataclass
+class Live:
+    server: ApiServer
+    state: FakeState
+    entered: threading.Event  # the worker is inside GET /hold
+    release: threading.Event  # lets GET /hold return
+    snapshot_read: threading.Event  # the app has asked for the snapshot
+    gate: threading.Event  # cleared: asking for the snapshot waits (holds the loop thread)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}"
 
 
 @pytest.fixture
-def blocking_api() -> Iterator[BlockingApi]:
+def live() -> Iterator[Live]:
     """The real app with one worker thread and an extra route that holds it until released."""
     state = FakeState()
     state.snapshot = single_snapshot()
+    snapshot_read, gate = threading.Event(), threading.Event()
+    gate.set()
+
+    def snapshot() -> Snapshot:
+        snapshot_read.set()
+        gate.wait(30)
+        return state.snapshot
+
     app = create_app(
-        snapshot=lambda: state.snapshot,
+        snapshot=snapshot,
         history=state.get_history,
         trigger=state.trigger,
         health=lambda: state.health,
@@ -44,14 +66,14 @@ def blocking_api() -> Iterator[BlockingApi]:
     app.add_url_rule("/hold", view_func=hold)
     server = ApiServer(app, port=0, threads=1)
     server.start()
-    yield server, entered, release, state
+    yield Live(server, state, entered, release, snapshot_read, gate)
     release.set()
+    gate.set()
     server.stop()
 
 
-def test_plain_status_is_answered_while_every_worker_is_busy(blocking_api: BlockingApi) -> None:
-    server, entered, release, _ = blocking_api
-    url = f"http://127.0.0.1:{server.port}"
+def test_plain_status_is_answered_while_every_worker_is_busy(live: Live) -> None:
+    url, entered, release = live.url, live.entered, live.release
     held = threading.Thread(target=requests.get, args=(url + "/hold",), kwargs={"timeout": 30})
     held.start()
     assert entered.wait(10), "the holding request never reached its worker"
@@ -85,8 +107,8 @@ def _read_response(reader: socket.SocketIO, buffered: bytearray) -> tuple[int, s
     return int(lines[0].split()[1]), headers["Content-Type"], rest[:length]
 
 
-def test_pipelined_requests_are_answered_in_order(blocking_api: BlockingApi) -> None:
-    server, _, _, _ = blocking_api
+def test_pipelined_requests_are_answered_in_order(live: Live) -> None:
+    server = live.server
     paths = ["/status", "/healthz", "/status?format=yaml", "/nope", "/status", "/openapi.json"]
     wire = "".join(f"GET {p} HTTP/1.1\r\nHost: x\r\n\r\n" for p in paths).encode()
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
@@ -103,12 +125,10 @@ def test_pipelined_requests_are_answered_in_order(blocking_api: BlockingApi) -> 
     assert json.loads(answers[5][2])["openapi"].startswith("3.")
 
 
-def test_a_client_that_pipelines_without_reading_never_stalls_the_loop(
-    blocking_api: BlockingApi,
-) -> None:
+def test_a_client_that_pipelines_without_reading_never_stalls_the_loop(live: Live) -> None:
     # 80 answers of ~300 KB queue 24 MB, past waitress's 16 MiB mark where a writer waits for
     # the loop to send: served in the loop itself, that wait would never end, for everyone.
-    server, _, _, state = blocking_api
+    server, state = live.server, live.state
     app = state.snapshot.applications[0]
     big = dataclasses.replace(app, message="m" * 300_000)
     state.snapshot = dataclasses.replace(state.snapshot, applications=(big,))
@@ -122,3 +142,35 @@ def test_a_client_that_pipelines_without_reading_never_stalls_the_loop(
         answers = [_read_response(reader, buffered) for _ in range(80)]
     assert {(code, len(body)) for code, _, body in answers} == {(200, len(answers[0][2]))}
     assert len(answers[0][2]) > 300_000
+
+
+def test_many_pipelining_clients_never_block_the_loop_on_its_wakeup_pipe(live: Live) -> None:
+    # Waitress wakes its loop through a pipe that only the loop reads, 8 KiB a poll. Requests
+    # served in the loop must not write to it: 30 clients whose 150 pipelined requests each
+    # arrive while the loop is held would write 4,500 bytes at once, and the pipe is shrunk to
+    # one page here. The loop would block writing to a pipe only it drains, for every client.
+    fcntl.fcntl(live.server._server.trigger.trigger, fcntl.F_SETPIPE_SZ, 4096)
+    socks = [
+        socket.create_connection(("127.0.0.1", live.server.port), timeout=10) for _ in range(31)
+    ]
+    one = b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n"
+    readers = [(socket.SocketIO(sock, "rb"), bytearray()) for sock in socks]
+    try:
+        for sock, (reader, buffered) in zip(socks, readers, strict=True):  # all accepted
+            sock.sendall(one)
+            assert _read_response(reader, buffered)[0] == 200
+        live.gate.clear()
+        live.snapshot_read.clear()
+        socks[30].sendall(one)
+        assert live.snapshot_read.wait(10), "the loop never asked for the snapshot"
+        for sock in socks[:30]:  # the loop thread is held: these all wait for one poll
+            sock.sendall(one * 150)
+        live.gate.set()
+        for reader, buffered in readers[:30]:
+            codes = {_read_response(reader, buffered)[0] for _ in range(150)}
+            assert codes == {200}
+        assert _read_response(*readers[30])[0] == 200
+    finally:
+        for sock in socks:
+            sock.close()
+    assert requests.get(live.url + "/healthz", timeout=5).status_code == 200
