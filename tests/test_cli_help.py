@@ -198,12 +198,17 @@ def _thread_nices(pid: int) -> list[int]:
     return nices
 
 
-def test_run_nice_reaches_every_thread_of_the_daemon(tmp_path: Path) -> None:
-    # A positive value needs no privilege; the API, scheduler and worker threads all inherit it.
+def _daemon_at_nice_7(tmp_path: Path, new_session: bool = False) -> Daemon:
+    # A positive value needs no privilege.
     port = free_port()
     args = ["--repo", f"file://{tmp_path}/r.git", "--state-dir", str(tmp_path / "s")]
     args += ["--listen", f"127.0.0.1:{port}", "--instance", "t-help-nice", "--nice", "7"]
-    daemon = Daemon(args, port, {}, tmp_path / "daemon.log").start()
+    return Daemon(args, port, {}, tmp_path / "daemon.log", new_session=new_session).start()
+
+
+def test_run_nice_reaches_every_thread_of_the_daemon(tmp_path: Path) -> None:
+    # The API, scheduler and worker threads all inherit it.
+    daemon = _daemon_at_nice_7(tmp_path)
     try:
         assert daemon.proc is not None
         nices = _thread_nices(daemon.proc.pid)
@@ -231,10 +236,7 @@ def test_run_nice_sets_the_session_group_when_the_daemon_leads_its_session(
 ) -> None:
     # With autogroup, nice alone ranks the daemon only within its session (priority.py).
     _needs_autogroup()
-    port = free_port()
-    args = ["--repo", f"file://{tmp_path}/r.git", "--state-dir", str(tmp_path / "s")]
-    args += ["--listen", f"127.0.0.1:{port}", "--instance", "t-help-nice", "--nice", "7"]
-    daemon = Daemon(args, port, {}, tmp_path / "daemon.log", new_session=True).start()
+    daemon = _daemon_at_nice_7(tmp_path, new_session=True)
     try:
         assert daemon.proc is not None
         assert _autogroup(daemon.proc.pid).endswith(" nice 7")
@@ -247,10 +249,7 @@ def test_run_nice_sets_the_session_group_when_the_daemon_leads_its_session(
 def test_run_nice_in_a_shared_session_says_it_counts_only_there(tmp_path: Path) -> None:
     _needs_autogroup()
     ours = _autogroup("self")
-    port = free_port()
-    args = ["--repo", f"file://{tmp_path}/r.git", "--state-dir", str(tmp_path / "s")]
-    args += ["--listen", f"127.0.0.1:{port}", "--instance", "t-help-nice", "--nice", "7"]
-    daemon = Daemon(args, port, {}, tmp_path / "daemon.log").start()
+    daemon = _daemon_at_nice_7(tmp_path)
     try:
         assert daemon.proc is not None
         assert _autogroup(daemon.proc.pid) == ours == _autogroup("self")  # not changed for us

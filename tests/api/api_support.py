@@ -14,8 +14,9 @@ from urllib.parse import urlsplit
 import jsonschema
 import requests
 import yaml
+from flask import Flask
 
-from reconciler.api import ApiServer
+from reconciler.api import ApiServer, create_app
 from reconciler.api.routes import load_openapi
 from reconciler.metrics import Metrics
 from reconciler.model import (
@@ -54,6 +55,22 @@ class FakeState:
     def get_history(self, limit: int) -> list[HistoryEntry]:
         self.history_limits.append(limit)
         return self.history[:limit]
+
+
+def app_for(state: FakeState, **overrides: Any) -> Flask:
+    """The real app reading `state`; keyword arguments override create_app's."""
+    options: dict[str, Any] = {
+        "snapshot": lambda: state.snapshot,
+        "history": state.get_history,
+        "trigger": state.trigger,
+        "health": lambda: state.health,
+        "metrics": Metrics(),
+        "branch": BRANCH,
+        "webhook_secret": SECRET,
+        "max_webhook_bytes": MAX_WEBHOOK_BYTES,
+    }
+    options.update(overrides)
+    return create_app(**options)
 
 
 def _pointer(*parts: str) -> str:

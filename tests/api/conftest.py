@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from api_support import BRANCH, MAX_WEBHOOK_BYTES, SECRET, ApiClient, FakeState, LiveApi
+from api_support import ApiClient, FakeState, LiveApi, app_for
 
-from reconciler.api import ApiServer, create_app
+from reconciler.api import ApiServer
 from reconciler.metrics import Metrics
 
 
@@ -20,18 +20,7 @@ def make_api() -> Iterator[Callable[..., LiveApi]]:
 
     def start(**overrides: Any) -> LiveApi:
         state, metrics = FakeState(), Metrics()
-        options: dict[str, Any] = {
-            "snapshot": lambda: state.snapshot,
-            "history": state.get_history,
-            "trigger": state.trigger,
-            "health": lambda: state.health,
-            "metrics": metrics,
-            "branch": BRANCH,
-            "webhook_secret": SECRET,
-            "max_webhook_bytes": MAX_WEBHOOK_BYTES,
-        }
-        options.update(overrides)
-        server = ApiServer(create_app(**options), port=0, threads=4)
+        server = ApiServer(app_for(state, metrics=metrics, **overrides), port=0, threads=4)
         server.start()
         servers.append(server)
         return LiveApi(state, metrics, server, ApiClient(f"http://127.0.0.1:{server.port}"))

@@ -7,12 +7,10 @@ import dataclasses
 from typing import Any
 
 import pytest
-from api_support import BRANCH, SECRET, FakeState, multi_snapshot, single_snapshot
+from api_support import FakeState, app_for, multi_snapshot, single_snapshot
 from flask import Flask
 
-from reconciler.api import create_app
 from reconciler.api.fastpath import StatusFastPath, plain_status_format
-from reconciler.metrics import Metrics
 
 QUERIES = ["", "format=json", "format=yaml", "FORMAT=YAML", "format=xml", "format=", "x=1"]
 ACCEPTS = [
@@ -30,15 +28,7 @@ ACCEPTS = [
 
 
 def _apps(state: FakeState) -> tuple[Flask, Any]:
-    app = create_app(
-        snapshot=lambda: state.snapshot,
-        history=state.get_history,
-        trigger=state.trigger,
-        health=lambda: state.health,
-        metrics=Metrics(),
-        branch=BRANCH,
-        webhook_secret=SECRET,
-    )
+    app = app_for(state)
     assert isinstance(app.wsgi_app, StatusFastPath)
     return app, app.wsgi_app.app  # with the fast path, and Flask alone
 

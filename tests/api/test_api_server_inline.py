@@ -13,10 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from api_support import BRANCH, SECRET, FakeState, single_snapshot
+from api_support import FakeState, app_for, single_snapshot
 
-from reconciler.api import ApiServer, create_app
-from reconciler.metrics import Metrics
+from reconciler.api import ApiServer
 from reconciler.model import Snapshot
 
 
@@ -47,15 +46,7 @@ def live() -> Iterator[Live]:
         gate.wait(30)
         return state.snapshot
 
-    app = create_app(
-        snapshot=snapshot,
-        history=state.get_history,
-        trigger=state.trigger,
-        health=lambda: state.health,
-        metrics=Metrics(),
-        branch=BRANCH,
-        webhook_secret=SECRET,
-    )
+    app = app_for(state, snapshot=snapshot)
     entered, release = threading.Event(), threading.Event()
 
     def hold() -> str:
