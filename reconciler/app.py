@@ -87,6 +87,7 @@ class Daemon:
     store: StateStore
     metrics: Metrics
     settings: DaemonSettings
+    engine: DockerEngine
 
     def close(self) -> None:
         self.store.close()
@@ -107,9 +108,10 @@ def build_daemon(settings: DaemonSettings) -> Daemon:
             source=source, store=store, config_path=settings.config_path, load=_load_with_environ
         )
         metrics = Metrics()
+        engine = make_engine(settings.engine)
         reconciler = Reconciler(
             target=target,
-            engine=make_engine(settings.engine),
+            engine=engine,
             redact=spec.redacted_document,
             interval_s=settings.poll_interval_s,
             metrics=metrics,
@@ -118,7 +120,7 @@ def build_daemon(settings: DaemonSettings) -> Daemon:
     except BaseException:
         store.close()
         raise
-    return Daemon(reconciler, store, metrics, settings)
+    return Daemon(reconciler, store, metrics, settings, engine)
 
 
 def converge_once(daemon: Daemon, timeout_s: float = 600.0) -> int:

@@ -23,7 +23,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import docker
@@ -131,6 +131,11 @@ class DockerEngine:
     def ping(self) -> None:
         with _seam("ping"):
             self._api().ping()
+
+    def on_replica_unhealthy(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` when a replica becomes unhealthy (its health checks, or a crash),
+        so that the daemon replaces it now rather than at its next poll."""
+        self._health_monitor.on_unhealthy(lambda cid: callback())
 
     # --- observe -------------------------------------------------------------------------------
 

@@ -13,15 +13,22 @@ One scheduler thread hands due checks to a few worker threads; a replica never h
 flight, so a hung `check_health()` holds one worker for at most its timeout and delays no other
 replica while workers remain. The threads run only while something is watched, and are daemon
 threads: a check in flight never holds up the process's exit.
+
+A replica turning unhealthy is replaced by the next pass; `on_unhealthy` asks for that pass at
+once (the daemon's passes otherwise come at the git poll interval, which a webhook-driven setup
+may set to an hour). A replica that crashed fails its checks too, so it is caught the same way.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
 
 UNHEALTHY_THRESHOLD = 3
 _MAX_WAIT_S = 3600.0  # a period of 1e10 s is valid config; Condition.wait() cannot take it
@@ -59,6 +66,13 @@ class HealthMonitor:
         self._watched: dict[str, _Watched] = {}
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._on_unhealthy: Callable[[str], None] | None = None
+
+    def on_unhealthy(self, callback: Callable[[str], None] | None) -> None:
+        """Call `callback(cid)` (from a worker thread) each time a replica becomes unhealthy:
+        once as its failures reach the threshold, again only after a success in between."""
+        with self._cond:
+            self._on_unhealthy = callback
 
     def watch(
         self, cid: str, url: str, period_s: float, timeout_s: float, start_period_s: float = 0.0
@@ -174,3 +188,10 @@ class HealthMonitor:
             else:
                 w.failures, w.error = w.failures + (now >= w.counts_from), error
             self._cond.notify()
+            became_unhealthy = w.failures == self._threshold and error is not None
+            callback = self._on_unhealthy
+        if became_unhealthy and callback is not None:
+            try:
+                callback(cid)
+            except Exception:  # the verdict stands; the next pass on schedule acts on it
+                log.exception("the unhealthy-replica callback failed")

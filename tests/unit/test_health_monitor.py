@@ -144,3 +144,35 @@ def test_a_new_control_url_under_the_same_id_starts_afresh(
     assert monitor.verdict("c") is None
     wait_for(lambda: replicas.count("new") >= 5, timeout=5, interval=0.01, what="new probes")
     assert monitor.verdict("c") is None
+
+
+def test_on_unhealthy_is_called_once_each_time_a_replica_turns_unhealthy(
+    monitor: HealthMonitor, replicas: Replicas
+) -> None:
+    calls: list[str] = []
+    monitor.on_unhealthy(calls.append)
+    replicas.says["u"] = "ValueError: database gone"
+    monitor.watch("c", "u", period_s=0.02, timeout_s=1.0)
+    wait_for(lambda: calls == ["c"], timeout=5, interval=0.01, what="the first call")
+    seen = replicas.count("u")
+    wait_for(lambda: replicas.count("u") >= seen + 5, timeout=5, interval=0.01, what="more checks")
+    assert calls == ["c"]  # still unhealthy: not called again
+    replicas.says["u"] = None
+    wait_for(lambda: monitor.verdict("c") is None, timeout=5, interval=0.01, what="recovered")
+    replicas.says["u"] = "ValueError: database gone again"
+    wait_for(lambda: calls == ["c", "c"], timeout=5, interval=0.01, what="the second turn")
+
+
+def test_a_raising_on_unhealthy_callback_changes_nothing_else(
+    monitor: HealthMonitor, replicas: Replicas
+) -> None:
+    def broken(cid: str) -> None:
+        raise RuntimeError("the scheduler is gone")
+
+    monitor.on_unhealthy(broken)
+    replicas.says["u"] = "ValueError: database gone"
+    monitor.watch("c", "u", period_s=0.02, timeout_s=1.0)
+    wait_for(lambda: monitor.verdict("c"), timeout=5, interval=0.01, what="unhealthy")
+    seen = replicas.count("u")
+    wait_for(lambda: replicas.count("u") >= seen + 3, timeout=5, interval=0.01, what="checks go on")
+    assert monitor.verdict("c") == "ValueError: database gone"
