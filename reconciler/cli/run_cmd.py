@@ -219,7 +219,7 @@ def _serve(daemon: Any) -> int:
     log = logging.getLogger("reconciler.run")
     settings = daemon.settings
     scheduler = PassScheduler(daemon.reconciler.run_pass, interval_s=settings.poll_interval_s)
-    daemon.engine.on_replica_unhealthy(scheduler.trigger)  # replaced now, not at the next poll
+    daemon.engine.on_replica_failure(scheduler.trigger)  # replaced now, not at the next poll
     app = create_app(
         snapshot=lambda: daemon.reconciler.snapshot,
         history=daemon.store.history,

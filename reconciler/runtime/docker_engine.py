@@ -40,6 +40,7 @@ from reconciler.model import (
 )
 from reconciler.runtime import containers, control, labels, naming
 from reconciler.runtime.bundle import build_bundle
+from reconciler.runtime.exits import ExitWatcher
 from reconciler.runtime.health import HealthMonitor
 from reconciler.runtime.ingress_reload import await_version, config_tar
 from reconciler.runtime.observe import Observer
@@ -99,6 +100,7 @@ class DockerEngine:
         self._bundles: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
         self._ingress_applied: tuple[HttpOptions, str] | None = None
         self._health_monitor = HealthMonitor(control.health_error)
+        self._exit_watcher: ExitWatcher | None = None
         # An engine object dropped (tests make many) stops its checks with it.
         weakref.finalize(self, self._health_monitor.close).atexit = False
         self._observer = Observer(
@@ -132,10 +134,29 @@ class DockerEngine:
         with _seam("ping"):
             self._api().ping()
 
-    def on_replica_unhealthy(self, callback: Callable[[], None]) -> None:
-        """Call `callback()` when a replica becomes unhealthy (its health checks, or a crash),
-        so that the daemon replaces it now rather than at its next poll."""
+    def on_replica_failure(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` when a replica exits (the engine's events) or becomes unhealthy
+        (its health checks), so that the daemon replaces it now rather than at its next poll."""
         self._health_monitor.on_unhealthy(lambda cid: callback())
+        if self._exit_watcher is not None:
+            self._exit_watcher.close()
+        engine = weakref.ref(self)  # the watcher's thread must not keep the engine alive
+
+        def api() -> Any:
+            alive = engine()
+            if alive is None:
+                raise EngineUnavailable("the engine was dropped")
+            return alive._api()
+
+        replicas = [f"{labels.OWNER}={self._instance}", f"{labels.ROLE}=replica"]
+        self._exit_watcher = ExitWatcher(
+            lambda filters: api().events(filters=filters, decode=True),
+            replicas,
+            callback,
+            settle=lambda cid: api().inspect_container(cid),
+        )
+        weakref.finalize(self, self._exit_watcher.close).atexit = False
+        self._exit_watcher.start()
 
     # --- observe -------------------------------------------------------------------------------
 

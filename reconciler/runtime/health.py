@@ -16,7 +16,7 @@ threads: a check in flight never holds up the process's exit.
 
 A replica turning unhealthy is replaced by the next pass; `on_unhealthy` asks for that pass at
 once (the daemon's passes otherwise come at the git poll interval, which a webhook-driven setup
-may set to an hour). A replica that crashed fails its checks too, so it is caught the same way.
+may set to an hour). A replica that exits is reported sooner by the engine's events (exits.py).
 """
 
 from __future__ import annotations

@@ -1,0 +1,100 @@
+"""Replica exits as they happen, from the engine's event stream: a replica that crashes (or is
+killed) is replaced by a pass run at once, not at the daemon's next poll nor after three failed
+health checks. Serve's controller learns of a dead actor the same way, at once.
+
+One daemon thread reads `GET /events` filtered to this instance's replicas dying. Exits the
+reconciler causes itself pass through too (a drained replica was renamed `...--drain-...` and
+is skipped; a replica removed at once is not): at worst a pass more, which finds nothing to do.
+When the engine goes away the stream ends; the thread reconnects with backoff, and a pass on
+reconnecting catches up with whatever died meanwhile.
+
+The engine sends `die` before it records the container as exited (Docker 20.10: a pass run at
+once still listed it running, settled, and left the dead replica for the next poll). So each
+event is first followed by `settle(container id)`, an inspect, which the engine answers only
+once the exit is recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from reconciler.runtime.naming import DRAIN_MARK
+
+log = logging.getLogger(__name__)
+
+_MAX_BACKOFF_S = 30.0
+
+
+class ExitWatcher:
+    """Calls `on_exit()` for each replica of the instance that dies (from a daemon thread).
+    `events(filters)` opens the engine's event stream: an iterable of decoded events with a
+    `close()` that ends it from another thread (the docker SDK's `APIClient.events`)."""
+
+    def __init__(
+        self,
+        events: Callable[[dict[str, Any]], Any],
+        labels: list[str],
+        on_exit: Callable[[], None],
+        settle: Callable[[str], object] = lambda cid: None,
+    ) -> None:
+        self._events, self._on_exit, self._settle = events, on_exit, settle
+        self._filters = {"type": "container", "event": "die", "label": labels}
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._stream: Any = None
+        self._thread = threading.Thread(target=self._run, name="replica-exits", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._lock:
+            stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.close()
+            except Exception:  # already closed, or the engine is gone: the thread ends anyway
+                log.debug("closing the event stream failed", exc_info=True)
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        backoff, connected_before = 1.0, False
+        while not self._stop.is_set():
+            try:
+                stream = self._events(self._filters)
+                with self._lock:
+                    if self._stop.is_set():
+                        stream.close()
+                        return
+                    self._stream = stream
+                if connected_before:
+                    self._notify()  # what died while the stream was down
+                connected_before, backoff = True, 1.0
+                for event in stream:
+                    actor = event.get("Actor") or {}
+                    if DRAIN_MARK not in str((actor.get("Attributes") or {}).get("name", "")):
+                        self._settled(str(actor.get("ID") or event.get("id") or ""))
+                        self._notify()
+            except Exception as exc:  # the engine went away or the stream broke: reconnect
+                if not self._stop.is_set():
+                    log.debug("replica exit events: %s; reconnecting", exc)
+            if self._stop.wait(backoff):
+                return
+            backoff = min(backoff * 2, _MAX_BACKOFF_S)
+
+    def _settled(self, cid: str) -> None:
+        try:
+            self._settle(cid)
+        except Exception:  # gone already, or the engine with it: either way, settled
+            log.debug("inspecting exited container %s failed", cid, exc_info=True)
+
+    def _notify(self) -> None:
+        try:
+            self._on_exit()
+        except Exception:
+            log.exception("the replica-exit callback failed")
