@@ -90,6 +90,7 @@ class Daemon:
     engine: DockerEngine
 
     def close(self) -> None:
+        self.engine.close()
         self.store.close()
 
 

@@ -134,9 +134,16 @@ class DockerEngine:
         with _seam("ping"):
             self._api().ping()
 
+    def close(self) -> None:
+        """Stop the background work: health checks and following the engine's events."""
+        if self._exit_watcher is not None:
+            self._exit_watcher.close()
+        self._health_monitor.close()
+
     def on_replica_failure(self, callback: Callable[[], None]) -> None:
-        """Call `callback()` when a replica exits (the engine's events) or becomes unhealthy
-        (its health checks), so that the daemon replaces it now rather than at its next poll."""
+        """Call `callback()` when a replica (or the ingress) exits, from the engine's events, or
+        a replica becomes unhealthy, from its health checks, so that the daemon replaces it now
+        rather than at its next poll."""
         self._health_monitor.on_unhealthy(lambda cid: callback())
         if self._exit_watcher is not None:
             self._exit_watcher.close()
@@ -148,10 +155,10 @@ class DockerEngine:
                 raise EngineUnavailable("the engine was dropped")
             return alive._api()
 
-        replicas = [f"{labels.OWNER}={self._instance}", f"{labels.ROLE}=replica"]
+        ours = [f"{labels.OWNER}={self._instance}"]  # the replicas and the ingress
         self._exit_watcher = ExitWatcher(
             lambda filters: api().events(filters=filters, decode=True),
-            replicas,
+            ours,
             callback,
             settle=lambda cid: api().inspect_container(cid),
         )

@@ -2,11 +2,14 @@
 killed) is replaced by a pass run at once, not at the daemon's next poll nor after three failed
 health checks. Serve's controller learns of a dead actor the same way, at once.
 
-One daemon thread reads `GET /events` filtered to this instance's replicas dying. Exits the
+One daemon thread reads `GET /events` filtered to this instance's containers dying (the
+replicas and the ingress). Exits the
 reconciler causes itself pass through too (a drained replica was renamed `...--drain-...` and
 is skipped; a replica removed at once is not): at worst a pass more, which finds nothing to do.
-When the engine goes away the stream ends; the thread reconnects with backoff, and a pass on
-reconnecting catches up with whatever died meanwhile.
+When the engine goes away the stream ends; the thread reconnects with backoff, and once it is
+back asks for a pass, to catch up with whatever died meanwhile (also when the engine was not up
+yet as the daemon started). An engine that answers /events with an error is said once in the
+log and asked again at most every 30 s, asking for no pass.
 
 The engine sends `die` before it records the container as exited (Docker 20.10: a pass run at
 once still listed it running, settled, and left the dead replica for the next poll). So each
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +30,7 @@ from reconciler.runtime.naming import DRAIN_MARK
 log = logging.getLogger(__name__)
 
 _MAX_BACKOFF_S = 30.0
+_HEALTHY_STREAM_S = 30.0  # a stream open this long worked, even without an event
 
 
 class ExitWatcher:
@@ -63,37 +68,60 @@ class ExitWatcher:
             self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        backoff, connected_before = 1.0, False
+        backoff, missed, warned = 1.0, False, False
         while not self._stop.is_set():
+            delivered, opened = False, time.monotonic()
             try:
                 stream = self._events(self._filters)
-                with self._lock:
-                    if self._stop.is_set():
-                        stream.close()
-                        return
-                    self._stream = stream
-                if connected_before:
-                    self._notify()  # what died while the stream was down
-                connected_before, backoff = True, 1.0
-                for event in stream:
-                    actor = event.get("Actor") or {}
-                    if DRAIN_MARK not in str((actor.get("Attributes") or {}).get("name", "")):
-                        self._settled(str(actor.get("ID") or event.get("id") or ""))
-                        self._notify()
-            except Exception as exc:  # the engine went away or the stream broke: reconnect
-                if not self._stop.is_set():
-                    log.debug("replica exit events: %s; reconnecting", exc)
+            except Exception as exc:  # the engine is unreachable: deaths now go unseen
+                missed = True
+                log.debug("replica exit events: %s; retrying", exc)
+            else:
+                try:
+                    with self._lock:
+                        if self._stop.is_set():
+                            stream.close()
+                            return
+                        self._stream = stream
+                    if missed:
+                        self._notify()  # what died while the stream was down
+                        missed = False
+                    for event in stream:
+                        delivered = True
+                        self._on_event(event)
+                    missed = True  # the engine ended the stream (a restart): reopen, catch up
+                except Exception as exc:  # an error answer (a proxy refusing /events, ...)
+                    if not warned and not self._stop.is_set():
+                        log.warning(
+                            "cannot follow the engine's events (%s): a replica that exits is "
+                            "replaced at the next poll or after its health checks fail",
+                            exc,
+                        )
+                        warned = True
+            if delivered or time.monotonic() - opened >= _HEALTHY_STREAM_S:
+                backoff = 1.0  # a stream that worked: reconnect soon
             if self._stop.wait(backoff):
                 return
             backoff = min(backoff * 2, _MAX_BACKOFF_S)
 
+    def _on_event(self, event: dict[str, Any]) -> None:
+        actor = event.get("Actor") or {}
+        if DRAIN_MARK in str((actor.get("Attributes") or {}).get("name", "")):
+            return
+        self._settled(str(actor.get("ID") or event.get("id") or ""))
+        self._notify()
+
     def _settled(self, cid: str) -> None:
+        if self._stop.is_set():
+            return
         try:
             self._settle(cid)
         except Exception:  # gone already, or the engine with it: either way, settled
             log.debug("inspecting exited container %s failed", cid, exc_info=True)
 
     def _notify(self) -> None:
+        if self._stop.is_set():
+            return
         try:
             self._on_exit()
         except Exception:

@@ -52,8 +52,10 @@ class Engine:
 
 
 def test_deaths_are_settled_then_reported_and_drained_exits_are_not() -> None:
-    engine, calls = Engine(), []
-    watcher = ExitWatcher(engine.events, ["owner=x"], lambda: calls.append(1), engine.settle)
+    engine, calls = Engine(), []  # each call records what had been settled by then
+    watcher = ExitWatcher(
+        engine.events, ["owner=x"], lambda: calls.append(list(engine.settled)), engine.settle
+    )
     watcher.start()
     try:
         wait_for(lambda: engine.streams, timeout=5, interval=0.01, what="the stream opened")
@@ -63,10 +65,11 @@ def test_deaths_are_settled_then_reported_and_drained_exits_are_not() -> None:
         stream.die("c2", "serve-x-default-Greeter-1--drain-1")  # drained by us: no pass
         stream.die("c3", "serve-x-default-Greeter-2")
         wait_for(lambda: len(calls) == 2, timeout=5, interval=0.01, what="two reports")
-        assert engine.settled == ["c1", "c3"]
+        assert calls == [["c1"], ["c1", "c3"]]  # settled before reported
     finally:
         watcher.close()
     assert engine.streams[0].closed
+    assert not watcher._thread.is_alive()
 
 
 def test_a_broken_stream_is_reopened_and_the_reopening_reported() -> None:
@@ -80,3 +83,53 @@ def test_a_broken_stream_is_reopened_and_the_reopening_reported() -> None:
         wait_for(lambda: calls == [1], timeout=5, interval=0.01, what="a catch-up pass")
     finally:
         watcher.close()
+
+
+def test_an_engine_not_up_yet_is_waited_for_and_its_coming_up_reported() -> None:
+    engine, calls, attempts = Engine(), [], []
+
+    def events(filters: dict[str, Any]) -> Stream:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise ConnectionRefusedError("no engine yet")
+        return engine.events(filters)
+
+    watcher = ExitWatcher(events, ["owner=x"], lambda: calls.append(1))
+    watcher.start()
+    try:  # retried after 1 s and 2 s; once open, a pass for what happened meanwhile
+        wait_for(lambda: calls == [1], timeout=10, interval=0.05, what="the catch-up report")
+        assert len(attempts) == 3
+    finally:
+        watcher.close()
+
+
+class Refusing:
+    """What the SDK returns for an error answer: the error comes out of the first next()."""
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        raise RuntimeError("403 Client Error: Forbidden (/events)")
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_engine_refusing_events_is_asked_with_backoff_and_triggers_no_pass(
+    caplog: Any,
+) -> None:
+    calls, opens = [], []
+
+    def events(filters: dict[str, Any]) -> Refusing:
+        opens.append(1)
+        return Refusing()
+
+    watcher = ExitWatcher(events, ["owner=x"], lambda: calls.append(1))
+    with caplog.at_level("WARNING", logger="reconciler.runtime.exits"):
+        watcher.start()
+        try:
+            wait_for(lambda: len(opens) >= 3, timeout=10, interval=0.05, what="3 attempts")
+        finally:
+            watcher.close()
+    assert len(opens) <= 4  # after 1 s, 2 s, 4 s: not once a second
+    assert calls == []
+    warnings = [r for r in caplog.records if "cannot follow the engine's events" in r.message]
+    assert len(warnings) == 1 and "403" in warnings[0].message
