@@ -141,7 +141,7 @@ class Reconciler:
         n = self._memory.transient_failures.get(kind, 0) + 1
         self._memory.transient_failures[kind] = n
         log.warning("%s unavailable (attempt %d): %s", kind, n, message)
-        return min(self._interval * 2.0 ** (n - 1), max(self._interval, MAX_BACKOFF_S))
+        return transient_backoff_s(self._interval, n)
 
     def _converge(self, config: ServeConfig, now: float, view: TargetView) -> float | None:
         observed = self._engine.observe()
@@ -201,6 +201,12 @@ class Reconciler:
     def _count(self, kind: str) -> None:
         if self._metrics:
             self._metrics.failure(kind)
+
+
+def transient_backoff_s(interval_s: float, attempt: int) -> float:
+    """The wait after the `attempt`th failure in a row of git or the engine: one interval, then
+    doubling, up to max(interval, MAX_BACKOFF_S), for any count (2.0 ** 1024 would overflow)."""
+    return min(interval_s * 2.0 ** min(max(attempt, 1) - 1, 32), max(interval_s, MAX_BACKOFF_S))
 
 
 def _sooner(a: float | None, b: float | None) -> float | None:
