@@ -3,9 +3,9 @@ killed) is replaced by a pass run at once, not at the daemon's next poll nor aft
 health checks. Serve's controller learns of a dead actor the same way, at once.
 
 One daemon thread reads `GET /events` filtered to this instance's containers dying (the
-replicas and the ingress). Exits the
-reconciler causes itself pass through too (a drained replica was renamed `...--drain-...` and
-is skipped; a replica removed at once is not): at worst a pass more, which finds nothing to do.
+replicas and the ingress). Exits the reconciler causes itself pass through too (a drained
+replica was renamed `...--drain-...` and is skipped; a replica removed at once is not): at worst
+a pass more, which finds nothing to do.
 When the engine goes away the stream ends; the thread reconnects with backoff, and once it is
 back asks for a pass, to catch up with whatever died meanwhile (also when the engine was not up
 yet as the daemon started). An engine that answers /events with an error is said once in the
@@ -34,7 +34,8 @@ _HEALTHY_STREAM_S = 30.0  # a stream open this long worked, even without an even
 
 
 class ExitWatcher:
-    """Calls `on_exit()` for each replica of the instance that dies (from a daemon thread).
+    """Calls `on_exit()` for each container of the instance (a replica or the ingress) that
+    dies, from a daemon thread.
     `events(filters)` opens the engine's event stream: an iterable of decoded events with a
     `close()` that ends it from another thread (the docker SDK's `APIClient.events`)."""
 
@@ -50,6 +51,8 @@ class ExitWatcher:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._stream: Any = None
+        self._missed = False  # deaths may have gone unseen: report once the stream is back
+        self._warned = False
         self._thread = threading.Thread(target=self._run, name="replica-exits", daemon=True)
 
     def start(self) -> None:
@@ -68,41 +71,47 @@ class ExitWatcher:
             self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        backoff, missed, warned = 1.0, False, False
+        backoff = 1.0
         while not self._stop.is_set():
-            delivered, opened = False, time.monotonic()
-            try:
-                stream = self._events(self._filters)
-            except Exception as exc:  # the engine is unreachable: deaths now go unseen
-                missed = True
-                log.debug("replica exit events: %s; retrying", exc)
-            else:
-                try:
-                    with self._lock:
-                        if self._stop.is_set():
-                            stream.close()
-                            return
-                        self._stream = stream
-                    if missed:
-                        self._notify()  # what died while the stream was down
-                        missed = False
-                    for event in stream:
-                        delivered = True
-                        self._on_event(event)
-                    missed = True  # the engine ended the stream (a restart): reopen, catch up
-                except Exception as exc:  # an error answer (a proxy refusing /events, ...)
-                    if not warned and not self._stop.is_set():
-                        log.warning(
-                            "cannot follow the engine's events (%s): a replica that exits is "
-                            "replaced at the next poll or after its health checks fail",
-                            exc,
-                        )
-                        warned = True
+            opened = time.monotonic()
+            delivered = self._follow()
             if delivered or time.monotonic() - opened >= _HEALTHY_STREAM_S:
                 backoff = 1.0  # a stream that worked: reconnect soon
             if self._stop.wait(backoff):
                 return
             backoff = min(backoff * 2, _MAX_BACKOFF_S)
+
+    def _follow(self) -> bool:
+        """Open the stream and report from it until it ends; True if it delivered an event."""
+        try:
+            stream = self._events(self._filters)
+        except Exception as exc:  # the engine is unreachable: deaths now go unseen
+            self._missed = True
+            log.debug("replica exit events: %s; retrying", exc)
+            return False
+        delivered = False
+        try:
+            with self._lock:
+                if self._stop.is_set():
+                    stream.close()
+                    return False
+                self._stream = stream
+            if self._missed:
+                self._notify()  # what died while the stream was down
+                self._missed = False
+            for event in stream:
+                delivered = True
+                self._on_event(event)
+            self._missed = True  # the engine ended the stream (a restart): reopen, catch up
+        except Exception as exc:  # an error answer (a proxy refusing /events, ...)
+            if not self._warned and not self._stop.is_set():
+                log.warning(
+                    "cannot follow the engine's events (%s): a replica that exits is replaced "
+                    "at the next poll or after its health checks fail",
+                    exc,
+                )
+                self._warned = True
+        return delivered
 
     def _on_event(self, event: dict[str, Any]) -> None:
         actor = event.get("Actor") or {}
