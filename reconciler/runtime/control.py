@@ -17,19 +17,26 @@ from reconciler.model import JSONValue
 def _request(
     url: str, method: str, path: str, body: bytes | None, timeout: float
 ) -> tuple[int, Any]:
+    """(status, the body parsed as JSON, or as text when it is not JSON)."""
+    status, raw = _exchange(url, method, path, body, timeout)
+    try:
+        return status, json.loads(raw or b"null")
+    except ValueError:
+        return status, raw.decode("utf-8", "replace")
+
+
+def _exchange(
+    url: str, method: str, path: str, body: bytes | None, timeout: float
+) -> tuple[int, bytes]:
     parts = urllib.parse.urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
     try:
         headers = {"Content-Type": "application/json"} if body is not None else {}
         conn.request(method, path, body, headers)
         response = conn.getresponse()
-        raw = response.read()
+        return response.status, response.read()
     finally:
         conn.close()
-    try:
-        return response.status, json.loads(raw or b"null")
-    except ValueError:
-        return response.status, raw.decode("utf-8", "replace")
 
 
 def is_ready(url: str, timeout: float = 1.0) -> bool:
@@ -79,9 +86,11 @@ def _error_text(data: Any, status: int, what: str) -> str:
 
 
 def ingress_version(host: str, port: int, path: str, timeout: float = 1.0) -> str | None:
-    """What the ingress at host:port says its config version is; None when it does not answer."""
+    """What the ingress at host:port says its config version is; None when it does not answer.
+    The answer is plain text, compared as it is: a hex digest such as `168251747435e136` is also
+    a JSON number, and read as one it came back as `1.68251747435e+147`."""
     try:
-        status, body = _request(f"http://{host}:{port}", "GET", path, None, timeout)
+        status, body = _exchange(f"http://{host}:{port}", "GET", path, None, timeout)
     except (OSError, http.client.HTTPException):
         return None
-    return str(body).strip() if status == 200 else None
+    return body.decode("utf-8", "replace").strip() if status == 200 else None

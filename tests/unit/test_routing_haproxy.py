@@ -106,7 +106,12 @@ from dataclasses import replace  # noqa: E402
 
 from test_plan import config, rep, spec  # noqa: E402
 
-from reconciler.model import HttpOptions, ServeConfig  # noqa: E402
+from reconciler.model import (  # noqa: E402
+    INGRESS_VERSION_PATH,
+    INGRESS_VERSION_TOKEN,
+    HttpOptions,
+    ServeConfig,
+)
 from reconciler.routing import STATS_SOCKET, render_haproxy  # noqa: E402
 
 
@@ -140,10 +145,14 @@ def _render(tmp_path: Path) -> Path:
     text = text.replace("bind :8000", "bind 127.0.0.1:8000").replace(
         STATS_SOCKET, str(tmp_path / "haproxy.sock")
     )
+    text = text.replace(INGRESS_VERSION_TOKEN, NUMERIC_LOOKING_VERSION)  # as the engine stamps it
     path = tmp_path / "haproxy.cfg"
     path.write_text(text)
     return path
 
+
+# A sha256 prefix that is also a JSON number (seen in CI: read as JSON it was 1.68251747435e+147).
+NUMERIC_LOOKING_VERSION = "168251747435e136"
 
 REQUESTS = [
     (8000, "POST", "/fruit/buy?x=1", '["MANGO", 2]'),
@@ -156,6 +165,7 @@ REQUESTS = [
     (8001, "POST", "/-/call/fruit/MangoStand/price", "[2]"),
     (8001, "GET", "/-/call/fruit/Nope/x", None),
     (8000, "GET", '/No/"where"', None),
+    (8000, "GET", INGRESS_VERSION_PATH, None),
     *[(8000, "GET", "/fruit", None)] * 12,
 ]
 
@@ -231,5 +241,10 @@ def test_handle_calls_go_through_the_router(answers: list[Any]) -> None:
 
 
 def test_a_refused_connection_is_retried_on_another_replica(answers: list[Any]) -> None:
-    spread = [_json(a)["server"] for a in answers[10:]]
+    spread = [_json(a)["server"] for a in answers[11:]]
     assert set(spread) == {"127.0.0.2", "127.0.0.3"}  # every request answered, both used
+
+
+def test_the_config_version_is_served_verbatim(answers: list[Any]) -> None:
+    assert answers[10]["status"] == 200 and answers[10]["type"] == "text/plain", answers[10]
+    assert answers[10]["text"].strip() == NUMERIC_LOOKING_VERSION
