@@ -15,7 +15,7 @@ from reconciler.runtime.control import ingress_version
 class _Versions(BaseHTTPRequestHandler):
     answer = b""
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         body = self.server.answer  # type: ignore[attr-defined]
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
