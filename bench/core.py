@@ -13,6 +13,7 @@ import http.client
 import signal
 import statistics
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -124,19 +125,28 @@ class Cleanup:
         self.processes.append(proc)
         return proc
 
-    def remove_owner(self, owner: str) -> None:
+    def remove_owner(self, owner: str, deadline_s: float = 30.0) -> None:
+        """Remove the owner's containers, then its networks. Repeats until none is left: a
+        network refuses removal while endpoints detach, and a daemon killed mid-`create` can
+        leave a container that appears a moment later. Says what is left after `deadline_s`."""
         api = self.client.api
-        ids = [
-            c["Id"] for c in api.containers(all=True, filters={"label": f"{labels.OWNER}={owner}"})
-        ]
-        parallel(lambda cid: _quietly(lambda: api.remove_container(cid, force=True)), ids)
-        # A network can refuse removal for a moment while its endpoints detach: try again.
-        for _ in range(20):
-            nets = [n["Id"] for n in api.networks(filters={"label": f"{labels.OWNER}={owner}"})]
-            if not nets:
-                break
+        label = {"label": f"{labels.OWNER}={owner}"}
+        deadline = time.monotonic() + deadline_s
+        while True:
+            ids = [c["Id"] for c in api.containers(all=True, filters=label)]
+            parallel(lambda cid: _quietly(lambda: api.remove_container(cid, force=True)), ids)
+            nets = [n["Id"] for n in api.networks(filters=label)]
             for net_id in nets:
                 _quietly(functools.partial(api.remove_network, net_id))
+            if not ids and not nets:
+                return
+            if time.monotonic() > deadline:
+                print(
+                    f"bench: could not remove {len(ids)} container(s) and {len(nets)} "
+                    f"network(s) labelled {labels.OWNER}={owner}; remove them by hand",
+                    file=sys.stderr,
+                )
+                return
             threading.Event().wait(0.2)
 
     def sweep(self) -> None:
