@@ -24,9 +24,25 @@ def test_names_are_docker_safe_deterministic_and_distinct() -> None:
     odd_b = naming.replica_name("prod", "my-app-x", "Mango", 0)
     assert odd_a == naming.replica_name("prod", "my app/x", "Mango", 0)
     assert odd_a != odd_b and " " not in odd_a and "/" not in odd_a
-    assert naming.drain_deadline(naming.drain_name("serve-p-a-b-0", 1700000000.7)) == 1700000000
+    # rounded up: a drain never gets less than its timeout (int() cut up to a second off)
+    assert naming.drain_deadline(naming.drain_name("serve-p-a-b-0", 1700000000.2)) == 1700000001
     assert naming.drain_deadline("/serve-p-a-b-0") is None
     assert naming.drain_deadline(naming.replica_name("p", "a--drain-5", "b", 0)) is None
+
+
+@pytest.mark.parametrize(
+    "part",
+    ["cache--drain", "x--drain--drain-5", "cache-", "-drain", "a---b", "--drain-1", "a b--drain"],
+)
+def test_no_name_part_reads_as_a_drained_container(part: str) -> None:
+    # `serve-p-shop-cache--drain-0` was taken for a drained replica and removed every pass
+    for name in (
+        naming.replica_name("p", "shop", part, 0),
+        naming.replica_name("p", part, "d", 3),
+        naming.replica_name(part, "shop", "d", 0),
+    ):
+        assert naming.DRAIN_MARK not in name and naming.drain_deadline(name) is None, name
+    assert naming.clean(part) != naming.clean(part.replace("-", "_"))
 
 
 TRACEBACK = """[serve] starting
