@@ -249,8 +249,16 @@ class DockerEngine:
         existing = self._inspect(name)
         if existing is None:
             return self._create(spec, index, name, image)
-        if (existing["Config"].get("Labels") or {}).get(labels.OWNER) != self._instance:
+        found = existing["Config"].get("Labels") or {}
+        if found.get(labels.OWNER) != self._instance:
             raise EngineError(f"container name {name} is taken by a container we do not own")
+        mine = containers.replica_labels(self._instance, spec, index)
+        whose = [found.get(k) for k in (labels.APP, labels.DEPLOYMENT, labels.REPLICA)]
+        if whose != [mine[labels.APP], mine[labels.DEPLOYMENT], mine[labels.REPLICA]]:
+            raise EngineError(
+                f"container name {name} is taken by replica {whose[2]} of deployment "
+                f"'{whose[1]}' in application '{whose[0]}'; rename one of the two"
+            )
         if existing["State"]["Status"] != "created":
             return None
         self._remove_quietly(existing["Id"])  # STALE: created by a pass that died before start

@@ -119,7 +119,9 @@ class _Load:
         ]
         self._check_unique_apps(entries)
         built = [self._application(str(a.get("name")), a, path) for a, path in entries]
-        return [a for a in built if a is not None]
+        apps = [a for a in built if a is not None]
+        self._check_container_names(apps, {str(a.get("name")): path for a, path in entries})
+        return apps
 
     def _check_unique_apps(self, entries: Sequence[tuple[dict[str, Any], DocPath]]) -> None:
         names: dict[str, DocPath] = {}
@@ -142,6 +144,24 @@ class _Load:
                 )
             if isinstance(prefix, str):
                 prefixes.setdefault(prefix, str(name))
+
+    def _check_container_names(
+        self, apps: Sequence[ApplicationSpec], paths: Mapping[str, DocPath]
+    ) -> None:
+        """Replicas are named `serve-<instance>-<app>-<deployment>-<i>`, and both names may hold
+        `-`: app `a-b` with deployment `c` and app `a` with deployment `b-c` would share names."""
+        seen: dict[str, tuple[str, str]] = {}
+        for app in apps:
+            for dep in app.deployments:
+                joined = f"{app.name}-{dep.name}"
+                other = seen.setdefault(joined, (app.name, dep.name))
+                if other != (app.name, dep.name):
+                    self._report(
+                        (*paths[app.name], "name"),
+                        f"deployment '{dep.name}' of application '{app.name}' and deployment "
+                        f"'{other[1]}' of application '{other[0]}' would share container names "
+                        f"(serve-<instance>-{joined}-<i>); rename one of them",
+                    )
 
     def _application(
         self, name: str, raw: Mapping[str, Any], path: DocPath
