@@ -14,6 +14,18 @@ from reconciler.errors import EngineError
 from reconciler.model import JSONValue
 
 
+def local_address(bind_host: str) -> str:
+    """Where this host reaches a port published on `bind_host`: loopback for a wildcard."""
+    if bind_host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    return "::1" if bind_host == "::" else bind_host
+
+
+def base_url(host: str, port: int) -> str:
+    """`http://host:port`, with an IPv6 literal in brackets (`http://[::1]:8000`)."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def _request(
     url: str, method: str, path: str, body: bytes | None, timeout: float
 ) -> tuple[int, Any]:
@@ -90,7 +102,7 @@ def ingress_version(host: str, port: int, path: str, timeout: float = 1.0) -> st
     The answer is plain text, compared as it is: a hex digest such as `168251747435e136` is also
     a JSON number, and read as one it came back as `1.68251747435e+147`."""
     try:
-        status, body = _exchange(f"http://{host}:{port}", "GET", path, None, timeout)
+        status, body = _exchange(base_url(host, port), "GET", path, None, timeout)
     except (OSError, http.client.HTTPException):
         return None
     return body.decode("utf-8", "replace").strip() if status == 200 else None

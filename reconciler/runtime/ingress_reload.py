@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from reconciler.errors import EngineError
 from reconciler.model import INGRESS_VERSION_PATH, HttpOptions
-from reconciler.runtime.control import ingress_version
+from reconciler.runtime.control import ingress_version, local_address
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def await_version(
     """Return once the ingress serves `version`. Raise EngineError when it keeps answering an
     older version (the reload did not take); carry on with a warning when it does not answer at
     all here (a remote engine whose published ports this host cannot reach)."""
-    host = "127.0.0.1" if http.host in ("0.0.0.0", "", "::") else http.host
+    host = local_address(http.host)
     now = time.monotonic()
     deadline, resend_at = now + RELOAD_WAIT_S, now + RESEND_S
     served: str | None = None

@@ -42,7 +42,7 @@ class Observer:
         monitor: HealthMonitor,
     ):
         self._network = network
-        self._host = "127.0.0.1" if publish_host in ("", "0.0.0.0", "::") else publish_host
+        self._host = control.local_address(publish_host)
         self._logs, self._health, self._monitor = logs, health, monitor
         self._lock = threading.Lock()
         self._ready: set[str] = set()
@@ -75,10 +75,7 @@ class Observer:
         return replicas
 
     def control_url(self, entry: dict[str, Any]) -> str | None:
-        for port in entry.get("Ports") or []:
-            if port.get("PrivatePort") == REPLICA_PORT and port.get("PublicPort"):
-                return f"http://{self._host}:{port['PublicPort']}"
-        return None
+        return published_url(self._host, entry.get("Ports") or [])
 
     def _replica(self, entry: dict[str, Any]) -> ObservedReplica:
         cid, lab = entry["Id"], entry.get("Labels") or {}
@@ -171,3 +168,13 @@ class Observer:
             return None
         self.remember_hash(cid, str(reported["user_config_hash"]))
         return str(reported["user_config_hash"])
+
+
+def published_url(host: str, ports: list[dict[str, Any]]) -> str | None:
+    """The replica's control port as `host` reaches it, from a container list entry's `Ports`.
+    Published on a wildcard, Docker may give IPv4 and IPv6 different host ports (moby#42442):
+    the entry of `host`'s address family is taken."""
+    published = [p for p in ports if p.get("PrivatePort") == REPLICA_PORT and p.get("PublicPort")]
+    v6 = ":" in host
+    ours = [p for p in published if (":" in str(p.get("IP") or "")) == v6] or published
+    return control.base_url(host, int(ours[0]["PublicPort"])) if ours else None
