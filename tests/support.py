@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -46,10 +47,41 @@ def wait_for(
         pause.wait(interval)
 
 
+# Ports for what a test binds later (an API, an ingress), from below the kernel's ephemeral range
+# (32768-60999 by default): Docker hands replicas host ports from that range, and a port picked
+# there with bind(0) could be given to a replica before the test's ingress binds it. Never the
+# same port twice in one process.
+_PORTS_BELOW = 32768
+_PORTS_FROM = 20000
+_handed_out: set[int] = set()
+_ports_lock = threading.Lock()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    high = min(_PORTS_BELOW, _ephemeral_low())
+    low = max(1024, min(_PORTS_FROM, high - 4000))
+    with _ports_lock:
+        for _ in range(1000 if high - low >= 1000 else 0):
+            port = random.randrange(low, high)
+            if port in _handed_out:
+                continue
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
+            return port
+        with socket.socket() as s:  # an odd port range: the kernel's choice
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return _PORTS_BELOW
 
 
 def git(cwd: Path, *args: str) -> str:

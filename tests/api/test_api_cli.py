@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import socket
+from collections.abc import Iterator
 
 import pytest
 import yaml
@@ -35,12 +36,11 @@ def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 
 
 @pytest.fixture
-def dead_address() -> str:
-    """An address on loopback where nothing listens (a port just bound and released)."""
+def dead_address() -> Iterator[str]:
+    """An address on loopback where nothing listens (a port bound, never listening)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def test_status_single_prints_serve_yaml(api: LiveApi, capsys: pytest.CaptureFixture[str]) -> None:
