@@ -263,3 +263,13 @@ def test_run_max_parallel_starts_must_not_be_negative(tmp_path: Path) -> None:
     result = reconciler("run", "--repo", f"file://{tmp_path}/r.git", "--max-parallel-starts", "-1")
     assert result.returncode == 2
     _says(result, "--max-parallel-starts must be 0 or more")
+
+
+@pytest.mark.parametrize("name", ["x" * 50, "a--b", "-a", "a b", ""])
+def test_instance_names_that_would_break_container_or_dns_names(name: str) -> None:
+    # 50 characters made `serve-<instance>-ingress` a 64-character DNS label: every handle call
+    # from a replica to the router failed ("label too long")
+    result = reconciler("down", f"--instance={name}")
+    assert result.returncode == 2
+    _says(result, "invalid instance name", "1 to 49")
+    assert reconciler("down", "--instance", "x" * 49).returncode == 0

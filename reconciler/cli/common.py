@@ -15,11 +15,28 @@ def env_default(name: str, default: str | None = None) -> str | None:
     return os.environ.get(ENV_PREFIX + name, default)
 
 
+INSTANCE_MAX = 49  # `serve-<instance>-ingress`, the replicas' DNS name for the router, fits 63
+
+
+def instance_name(text: str) -> str:
+    """An --instance value: it is in every container's name and the ingress's DNS name."""
+    from reconciler.runtime.naming import clean
+
+    if not 0 < len(text) <= INSTANCE_MAX or clean(text) != text:
+        raise argparse.ArgumentTypeError(
+            f"invalid instance name {text!r}: 1 to {INSTANCE_MAX} letters, digits, '_', '.' or "
+            "'-', not starting or ending with '-' or '.', no '--' (it names containers, and "
+            "the ingress's DNS name)"
+        )
+    return text
+
+
 def add_engine_flags(parser: argparse.ArgumentParser, *, owner_only: bool = False) -> None:
     """The Docker flags; `owner_only` (for `down`) offers just --instance, the rest default."""
     group = parser.add_argument_group("Docker")
     group.add_argument(
         "--instance",
+        type=instance_name,
         default=env_default("INSTANCE", "default"),
         help="name of this reconciler instance; it owns (and only touches) containers labelled "
         "with it [RECONCILER_INSTANCE, default: %(default)s]",
