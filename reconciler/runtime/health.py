@@ -128,7 +128,7 @@ class HealthMonitor:
     # --- the scheduler thread -------------------------------------------------------------------
 
     def _run(self) -> None:
-        work: queue.SimpleQueue[tuple[str, str, float] | None] = queue.SimpleQueue()
+        work: queue.SimpleQueue[tuple[str, _Watched] | None] = queue.SimpleQueue()
         workers = [
             threading.Thread(target=self._work, args=(work,), name="health-check", daemon=True)
             for _ in range(self._workers)
@@ -153,11 +153,11 @@ class HealthMonitor:
             for _ in workers:
                 work.put(None)
 
-    def _work(self, work: queue.SimpleQueue[tuple[str, str, float] | None]) -> None:
+    def _work(self, work: queue.SimpleQueue[tuple[str, _Watched] | None]) -> None:
         while (item := work.get()) is not None:
             self._check(*item)
 
-    def _take_due(self) -> list[tuple[str, str, float]] | None:
+    def _take_due(self) -> list[tuple[str, _Watched]] | None:
         """Wait (under the lock) until some check is due; None once nothing is watched."""
         while True:
             if self._closed or not self._watched:
@@ -167,20 +167,19 @@ class HealthMonitor:
             if due:
                 for _, w in due:
                     w.in_flight = True
-                return [(cid, w.url, w.timeout_s) for cid, w in due]
+                return due
             pending = [w.due for w in self._watched.values() if not w.in_flight]
             wait = min(min(pending) - now, _MAX_WAIT_S) if pending else None
             self._cond.wait(timeout=None if wait is None else max(0.0, wait))
 
-    def _check(self, cid: str, url: str, timeout_s: float) -> None:
+    def _check(self, cid: str, w: _Watched) -> None:
         try:
-            error = self._probe(url, timeout_s + CLIENT_MARGIN_S)
+            error = self._probe(w.url, w.timeout_s + CLIENT_MARGIN_S)
         except Exception as exc:  # a probe must never kill the worker; count it as a failure
             error = f"health check failed: {exc}"
         with self._cond:
-            w = self._watched.get(cid)
-            if w is None:
-                return
+            if self._watched.get(cid) is not w:
+                return  # dropped, or watched afresh (a new port) while this check ran: stale
             now = self._clock()
             w.in_flight, w.due = False, now + w.period_s
             if error is None:

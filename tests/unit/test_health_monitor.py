@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from reconciler.runtime.health import HealthMonitor
-from tests.support import wait_for
+from tests.support import WaitTimeout, wait_for
 
 
 class Replicas:
@@ -68,7 +68,7 @@ def test_failures_in_the_start_period_do_not_count(
     monitor: HealthMonitor, replicas: Replicas
 ) -> None:
     replicas.says["u"] = "__init__ has not returned after 0s"
-    monitor.watch("c", "u", period_s=0.02, timeout_s=1.0, start_period_s=0.5)
+    monitor.watch("c", "u", period_s=0.02, timeout_s=1.0, start_period_s=2.0)
     wait_for(lambda: replicas.count("u") >= 5, timeout=5, interval=0.01, what="probes")
     assert monitor.verdict("c") is None  # 5+ failures, all inside the start period
     wait_for(lambda: monitor.verdict("c"), timeout=5, interval=0.01, what="counted afterwards")
@@ -144,6 +144,36 @@ def test_a_new_control_url_under_the_same_id_starts_afresh(
     assert monitor.verdict("c") is None
     wait_for(lambda: replicas.count("new") >= 5, timeout=5, interval=0.01, what="new probes")
     assert monitor.verdict("c") is None
+
+
+def test_a_check_of_the_old_port_does_not_land_on_the_new_one() -> None:
+    # A check of the old url still running when the replica is watched afresh (a new port) must
+    # not count for the new record, nor clear its in-flight mark (two checks at once).
+    old_returns = threading.Event()
+    old_done = threading.Event()
+    seen: list[str] = []
+
+    def probe(url: str, timeout: float) -> str | None:
+        seen.append(url)
+        if url == "old":
+            old_returns.wait(10)
+            old_done.set()
+            return "health check failed: connection refused"
+        return None
+
+    monitor = HealthMonitor(probe, workers=4, threshold=1)
+    try:
+        monitor.watch("c", "old", period_s=0.02, timeout_s=1.0)
+        wait_for(lambda: "old" in seen, timeout=5, interval=0.01, what="the old check")
+        monitor.watch("c", "new", period_s=0.02, timeout_s=1.0)
+        wait_for(lambda: seen.count("new") >= 3, timeout=5, interval=0.01, what="new checks")
+        old_returns.set()
+        old_done.wait(5)
+        with pytest.raises(WaitTimeout):  # with the stale result applied: at once
+            wait_for(lambda: monitor.verdict("c"), timeout=1.0, interval=0.01, what="a verdict")
+    finally:
+        old_returns.set()
+        monitor.close()
 
 
 def test_on_unhealthy_is_called_once_each_time_a_replica_turns_unhealthy(
