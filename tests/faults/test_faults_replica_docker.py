@@ -112,7 +112,7 @@ def test_hung_check_health_is_reported_and_replaced(tmp_path: Path, instance_nam
 def test_sigterm_ignored_is_force_removed_without_blocking(
     tmp_path: Path, instance_name: str, docker_client: Any
 ) -> None:
-    grace = 4.0
+    grace = 6.0  # long enough that a slow pass on a busy machine is not taken for a wait
     h = Harness(fault_tree(tmp_path, "ignore_term", faulty_replicas=2, grace=grace), instance_name)
     h.converge(timeout=90)
     greeters = _ids(h, "Greeter")
@@ -136,11 +136,12 @@ def test_sigterm_ignored_is_force_removed_without_blocking(
     drive(
         h,
         log,
-        seconds=grace + 5,
+        seconds=grace + 8,
         until=lambda: victim.container_id not in {r.container_id for r in h.replicas()},
     )
     gone_after = time.monotonic() - drained_at
     print(f"SIGTERM ignored: removed {gone_after:.1f}s after the drain (grace {grace}s)")
-    assert grace - 1.0 <= gone_after <= grace + 3.0, gone_after
-    assert max(log.durations) < grace - 1.0, log.durations  # no pass waited for the drain
+    # the deadline rounds up to a whole second: removed at the first pass after it
+    assert grace - 0.5 <= gone_after <= grace + 4.0, gone_after
+    assert max(log.durations) < grace - 1.5, log.durations  # no pass waited for the drain
     assert len(running(h, "Faulty")) == 1

@@ -268,9 +268,9 @@ def test_find_config_files() -> None:
 
 def test_validating_the_fruit_config_is_fast() -> None:
     load_config(EXAMPLES)  # warm the schema cache, as a long-lived process would
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: a busy machine delays the test, not the work
     for _ in range(10):
         load_config(EXAMPLES)
-    per_load = (time.perf_counter() - start) / 10
-    print(f"fruit config validated in {per_load * 1000:.1f} ms")
+    per_load = (time.process_time() - start) / 10
+    print(f"fruit config validated in {per_load * 1000:.1f} ms of CPU")
     assert per_load < 0.25
