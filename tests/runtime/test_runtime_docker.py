@@ -147,15 +147,15 @@ def test_stale_container_is_replaced_and_a_live_one_left_alone(
 def test_a_name_shared_by_two_deployments_is_an_error_not_a_silent_skip(
     engine: DockerEngine, code_tree: CodeTree
 ) -> None:
-    # app a-b + deployment c and app a + deployment b-c both name serve-<i>-a-b-c-0; the loader
-    # refuses such a config, and the engine says so instead of taking the other's replica as its own
-    first = make_spec(code_tree, app="a-b", name="c")
-    engine.start_replica(first, 0)
+    # app x-y + deployment Stand and app x + deployment y-Stand both name serve-<i>-x-y-Stand-0;
+    # the loader refuses such a config, and the engine says so instead of taking the other's
+    # replica for its own (that deployment never started, silently)
+    engine.start_replica(make_spec(code_tree, app="x-y"), 0)
     running = observe_until(engine, _running(1))
     with pytest.raises(
-        EngineError, match="taken by replica 0 of deployment 'c' in application 'a-b'"
+        EngineError, match="taken by replica 0 of deployment 'Stand' in application 'x-y'"
     ):
-        engine.start_replica(make_spec(code_tree, app="a", name="b-c"), 0)
+        engine.start_replica(make_spec(code_tree, app="x", name="y-Stand"), 0)
     assert [r.container_id for r in engine.observe()] == [running[0].container_id]
 
 
