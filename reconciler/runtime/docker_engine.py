@@ -19,6 +19,7 @@ import fnmatch
 import hashlib
 import logging
 import math
+import re
 import threading
 import time
 import weakref
@@ -46,6 +47,7 @@ from reconciler.runtime.ingress_reload import await_version, config_tar
 from reconciler.runtime.observe import Observer
 
 _BUNDLE_CACHE_SIZE = 16
+_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?")
 
 log = logging.getLogger(__name__)
 
@@ -340,7 +342,7 @@ class DockerEngine:
                 found = [n for n in api.networks(names=[name]) if n.get("Name") == name]
             if any((n.get("Labels") or {}).get(labels.OWNER) != self._instance for n in found):
                 raise EngineError(f"network {name} exists and is not owned by this reconciler")
-            for extra in sorted(found, key=lambda n: str(n.get("Created", "")))[1:]:
+            for extra in sorted(found, key=created_order)[1:]:
                 with contextlib.suppress(Missing, Conflict), _seam(f"remove duplicate {name}"):
                     api.remove_network(extra["Id"])
             if not found:
@@ -445,3 +447,11 @@ class DockerEngine:
         with self._lock, self._ingress_lock:
             self._network_ok = False
             self._ingress_applied = None
+
+
+def created_order(resource: dict[str, Any]) -> tuple[str, str, str]:
+    """Sort key, oldest first, for Docker's `Created` (RFC 3339 in UTC, nanoseconds with
+    trailing zeros trimmed: as text `...00.12Z` sorts after `...00.1234Z`); Id breaks ties."""
+    match = _RFC3339.match(str(resource.get("Created", "")))
+    seconds, fraction = match.groups() if match else ("", "")
+    return seconds, (fraction or "").ljust(9, "0"), str(resource.get("Id", ""))

@@ -175,3 +175,20 @@ def test_response_encoding() -> None:
     assert request.encode_error(KeyError("k"))[2] == b'{"error": "\'k\'", "type": "KeyError"}'
     headers = request.Headers([("X-A", "1"), ("x-a", "2")])
     assert headers["x-A"] == "1, 2" and "X-a" in headers
+
+
+def test_duplicate_networks_are_ordered_by_creation_time_not_text() -> None:
+    from reconciler.runtime.docker_engine import created_order
+
+    made = [  # Docker trims trailing zeros of the nanoseconds: as text, .12Z sorts after .1234Z
+        {"Created": "2026-11-27T08:00:00.12Z", "Id": "third"},
+        {"Created": "2026-11-27T08:00:00.1234Z", "Id": "fourth"},
+        {"Created": "2026-11-27T08:00:00Z", "Id": "second"},
+        {"Created": "2026-11-27T07:59:59.999999999Z", "Id": "first"},
+    ]
+    assert [n["Id"] for n in sorted(made, key=created_order)] == [
+        "first",
+        "second",
+        "third",
+        "fourth",
+    ]
