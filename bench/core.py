@@ -142,7 +142,7 @@ class Cleanup:
                 return
             if time.monotonic() > deadline:
                 print(
-                    f"bench: could not remove {len(ids)} container(s) and {len(nets)} "
+                    f"[bench] could not remove {len(ids)} container(s) and {len(nets)} "
                     f"network(s) labelled {labels.OWNER}={owner}; remove them by hand",
                     file=sys.stderr,
                 )

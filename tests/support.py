@@ -55,6 +55,7 @@ _PORTS_BELOW = 32768
 _PORTS_FROM = 20000
 _handed_out: set[int] = set()
 _ports_lock = threading.Lock()
+_port_choice = random.Random()  # its own: Hypothesis reseeds the global one
 
 
 def free_port() -> int:
@@ -62,7 +63,7 @@ def free_port() -> int:
     low = max(1024, min(_PORTS_FROM, high - 4000))
     with _ports_lock:
         for _ in range(1000 if high - low >= 1000 else 0):
-            port = random.randrange(low, high)
+            port = _port_choice.randrange(low, high)
             if port in _handed_out:
                 continue
             with socket.socket() as s:

@@ -7,6 +7,8 @@ import logging
 import os
 import sys
 
+from reconciler import naming
+
 ENV_PREFIX = "RECONCILER_"
 DEFAULT_IMAGE = "serve-reconciler/python:bookworm"
 
@@ -15,18 +17,14 @@ def env_default(name: str, default: str | None = None) -> str | None:
     return os.environ.get(ENV_PREFIX + name, default)
 
 
-INSTANCE_MAX = 49  # `serve-<instance>-ingress`, the replicas' DNS name for the router, fits 63
-
-
 def instance_name(text: str) -> str:
-    """An --instance value: it is in every container's name and the ingress's DNS name."""
-    from reconciler.runtime.naming import clean
-
-    if not 0 < len(text) <= INSTANCE_MAX or clean(text) != text:
+    """An --instance value for the commands that create containers (`down` takes any name, so
+    that whatever an earlier version accepted can still be removed)."""
+    problem = naming.instance_problem(text)
+    if problem:
         raise argparse.ArgumentTypeError(
-            f"invalid instance name {text!r}: 1 to {INSTANCE_MAX} letters, digits, '_', '.' or "
-            "'-', not starting or ending with '-' or '.', no '--' (it names containers, and "
-            "the ingress's DNS name)"
+            f"invalid instance name {text!r}: {problem} (it is in every container's name and in "
+            "the ingress's host name)"
         )
     return text
 
@@ -36,7 +34,7 @@ def add_engine_flags(parser: argparse.ArgumentParser, *, owner_only: bool = Fals
     group = parser.add_argument_group("Docker")
     group.add_argument(
         "--instance",
-        type=instance_name,
+        type=str if owner_only else instance_name,
         default=env_default("INSTANCE", "default"),
         help="name of this reconciler instance; it owns (and only touches) containers labelled "
         "with it [RECONCILER_INSTANCE, default: %(default)s]",

@@ -6,6 +6,7 @@ Standard library only: these are a few small JSON requests to 127.0.0.1, no clie
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import urllib.parse
 from typing import Any
@@ -16,9 +17,15 @@ from reconciler.model import JSONValue
 
 def local_address(bind_host: str) -> str:
     """Where this host reaches a port published on `bind_host`: loopback for a wildcard."""
-    if bind_host in ("", "0.0.0.0"):
+    if not bind_host:
         return "127.0.0.1"
-    return "::1" if bind_host == "::" else bind_host
+    try:
+        address = ipaddress.ip_address(bind_host)
+    except ValueError:
+        return bind_host  # a host name
+    if address.is_unspecified:
+        return "::1" if address.version == 6 else "127.0.0.1"
+    return bind_host
 
 
 def base_url(host: str, port: int) -> str:

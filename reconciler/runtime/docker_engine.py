@@ -31,6 +31,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from reconciler import naming
 from reconciler.errors import EngineError, EngineUnavailable
 from reconciler.model import (
     INGRESS_VERSION_TOKEN,
@@ -39,7 +40,7 @@ from reconciler.model import (
     HttpOptions,
     ObservedReplica,
 )
-from reconciler.runtime import containers, control, labels, naming
+from reconciler.runtime import containers, control, labels
 from reconciler.runtime.bundle import build_bundle
 from reconciler.runtime.exits import ExitWatcher
 from reconciler.runtime.health import HealthMonitor
@@ -450,8 +451,9 @@ class DockerEngine:
 
 
 def created_order(resource: dict[str, Any]) -> tuple[str, str, str]:
-    """Sort key, oldest first, for Docker's `Created` (RFC 3339 in UTC, nanoseconds with
-    trailing zeros trimmed: as text `...00.12Z` sorts after `...00.1234Z`); Id breaks ties."""
+    """Sort key, oldest first, for Docker's `Created` (RFC 3339, nanoseconds with trailing
+    zeros trimmed: as text `...00.12Z` sorts after `...00.1234Z`); Id breaks ties. The offset
+    is left out: duplicates come from one daemon, which writes one offset."""
     match = _RFC3339.match(str(resource.get("Created", "")))
     seconds, fraction = match.groups() if match else ("", "")
     return seconds, (fraction or "").ljust(9, "0"), str(resource.get("Id", ""))

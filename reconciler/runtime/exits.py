@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from reconciler.runtime.naming import DRAIN_MARK
+from reconciler.naming import DRAIN_MARK
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from reconciler import naming
 from reconciler.model import ObservedReplica, ReplicaState
-from reconciler.runtime import control, errortext, labels, naming
+from reconciler.runtime import control, errortext, labels
 from reconciler.runtime.containers import REPLICA_PORT, health_settings
 from reconciler.runtime.health import HealthMonitor
 

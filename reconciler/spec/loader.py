@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from reconciler import naming
 from reconciler.errors import ConfigError, ConfigIssue
 from reconciler.model import ApplicationSpec, CodeTree, HttpOptions, ServeConfig, canonical_json
 from reconciler.spec import codescan, discover, imageref, options, schema, yamlsafe
@@ -153,7 +154,7 @@ class _Load:
         seen: dict[str, tuple[str, str]] = {}
         for app in apps:
             for dep in app.deployments:
-                joined = f"{app.name}-{dep.name}"
+                joined = naming.replica_stem(app.name, dep.name)
                 other = seen.setdefault(joined, (app.name, dep.name))
                 if other != (app.name, dep.name):
                     self._report(

@@ -16,9 +16,9 @@ from typing import Any
 
 import requests
 
-from reconciler import spec
+from reconciler import naming, spec
 from reconciler.model import ObservedReplica, ReplicaState
-from reconciler.runtime import labels, naming
+from reconciler.runtime import labels
 from reconciler.runtime.docker_engine import DockerEngine
 from reconciler.source import export_revision
 from tests.conftest import BASE_IMAGE

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from runtime_support import make_spec
 
+from reconciler import naming
 from reconciler.errors import EngineError
 from reconciler.model import CodeTree, Resources
 from reconciler.replica.serve_replica import api, graph, request
-from reconciler.runtime import containers, errortext, labels, naming
+from reconciler.runtime import containers, errortext, labels
 from reconciler.runtime.bundle import build_bundle
 
 

@@ -1,9 +1,12 @@
 """Deterministic Docker names for replicas, the ingress and the network, and the drain marker.
+Pure: the runtime names what it creates with it, and the config loader refuses two deployments
+whose replicas it would name alike.
 
 A name part that Docker would reject, or that holds `--` (the drain marker's start), is cleaned
 and suffixed with a short hash of the original: `serve-i-cache--drain-0` would otherwise read as a
 drained container. Parts are joined with `-`, which they may contain, so app `a-b` with deployment
-`c` and app `a` with `b-c` would share names; the config loader refuses that pair.
+`c` and app `a` with `b-c` would share names (`replica_stem`); the config loader refuses that.
+The instance's name is in the ingress's DNS name, which must fit one 63-character label.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ DRAIN_MARK = "--drain-"
 
 
 def clean(part: str) -> str:
-    """`part` if Docker accepts it inside a name, else a cleaned form plus a hash suffix."""
+    """`part` if Docker accepts it inside a name and it holds no `--`, else a cleaned form (no
+    `--`, no leading or trailing `-` or `.`) plus a hash suffix."""
     cleaned = _DASHES.sub("-", _INVALID.sub("-", part)).strip("-.") or "x"
     if cleaned == part:
         return part
@@ -27,12 +31,36 @@ def clean(part: str) -> str:
     return f"{cleaned}-{suffix}"
 
 
+DNS_LABEL_MAX = 63
+
+
+def replica_stem(app: str, deployment: str) -> str:
+    """The part of a replica's name that says whose it is; two deployments must not share it."""
+    return f"{clean(app)}-{clean(deployment)}"
+
+
 def replica_name(instance: str, app: str, deployment: str, index: int) -> str:
-    return f"serve-{clean(instance)}-{clean(app)}-{clean(deployment)}-{index}"
+    return f"serve-{clean(instance)}-{replica_stem(app, deployment)}-{index}"
 
 
 def ingress_name(instance: str) -> str:
+    """Also the host name replicas call the router by: `instance_problem` keeps it a DNS label."""
     return f"serve-{clean(instance)}-ingress"
+
+
+def instance_problem(instance: str) -> str | None:
+    """Why `instance` cannot name a reconciler instance that creates containers, or None."""
+    if not instance:
+        return "it is empty"
+    if "--" in instance:  # cleaned differently by earlier versions: its network would change
+        return "it holds '--'"
+    if len(ingress_name(instance)) > DNS_LABEL_MAX:
+        longest = DNS_LABEL_MAX - len("serve--ingress")
+        return (
+            f"the ingress's host name {ingress_name(instance)} would be longer than a DNS label "
+            f"({DNS_LABEL_MAX}); up to {longest} letters, digits, '_', '.' and '-' fit"
+        )
+    return None
 
 
 def network_name(instance: str) -> str:
