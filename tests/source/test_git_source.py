@@ -184,7 +184,7 @@ def test_hanging_remote_times_out(hanging_port: int, tmp_path: Path) -> None:
         started = time.monotonic()
         with pytest.raises(SourceUnavailable, match="timed out"):
             call()
-        assert time.monotonic() - started < 1.5 + 3.0
+        assert time.monotonic() - started < 1.5 + 6.0  # bounded (slack for a busy machine)
 
 
 def test_deleted_clone_is_rebuilt(remote: Remote, tmp_path: Path) -> None:
