@@ -12,6 +12,7 @@ from typing import Any
 
 from reconciler.model import DeploymentSpec, canonical_json
 from reconciler.runtime import labels
+from reconciler.runtime.secret_env import SECRET_ENV_FILE, split_env
 
 REPLICA_PORT = 8000
 ROUTER_PORT = 8001
@@ -62,8 +63,9 @@ def health_settings(container_labels: dict[str, str]) -> tuple[float, float]:
 
 
 def replica_env(spec: DeploymentSpec, index: int, router_url: str) -> dict[str, str]:
-    """The user's env vars, then ours (ours win: the runtime depends on them)."""
-    user = dict(spec.env)
+    """The user's plain env vars, then ours (ours win: the runtime depends on them). Secret
+    values are not here: they go in a file (`secret_env`)."""
+    user, secret = split_env(spec)
     pythonpath = ":".join(p for p in ("/opt/serve", user.get("PYTHONPATH", "")) if p)
     return {
         "HOME": "/tmp",
@@ -84,6 +86,7 @@ def replica_env(spec: DeploymentSpec, index: int, router_url: str) -> dict[str, 
         "SERVE_HEALTH_CHECK_TIMEOUT_S": str(spec.health_check_timeout_s),
         "SERVE_ROUTER_URL": router_url,
         "SERVE_HTTP_PORT": str(REPLICA_PORT),
+        **({"SERVE_SECRET_ENV_FILE": SECRET_ENV_FILE} if secret else {}),
     }
 
 

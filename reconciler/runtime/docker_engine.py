@@ -40,7 +40,7 @@ from reconciler.model import (
     HttpOptions,
     ObservedReplica,
 )
-from reconciler.runtime import containers, control, labels
+from reconciler.runtime import containers, control, labels, secret_env
 from reconciler.runtime.bundle import build_bundle
 from reconciler.runtime.exits import ExitWatcher
 from reconciler.runtime.health import HealthMonitor
@@ -216,6 +216,10 @@ class DockerEngine:
         try:
             with _seam(f"copy code into {name}"):
                 self._api().put_archive(container_id, "/", bundle)
+            secret = secret_env.split_env(spec)[1]
+            if secret:
+                with _seam(f"copy secret env into {name}"):
+                    self._api().put_archive(container_id, "/", secret_env.secret_env_tar(secret))
             with _seam(f"start {name}"):
                 self._api().start(container_id)
         except EngineError as exc:

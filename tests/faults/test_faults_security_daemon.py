@@ -1,7 +1,8 @@
 """Who gets in (issue 9): the API on loopback by default; replica and ingress containers
 hardened (never privileged, no capabilities, no-new-privileges, a PID limit, no host path); an
 image allow-list that refuses other images; secrets (git credentials, the webhook secret,
-secret env vars) never in the log, /status, /config or /history, while replicas get their env."""
+secret env vars) never in the log, /status, /config or /history, nor secret env values in
+`docker inspect`, while replicas get their env."""
 
 from __future__ import annotations
 
@@ -197,3 +198,6 @@ def test_hardening_allow_list_and_secret_env(
         assert c.attrs["Config"]["User"] == "65534:65534", c.name
         published = [b["HostIp"] for bs in (host.get("PortBindings") or {}).values() for b in bs]
         assert all(ip == "127.0.0.1" for ip in published), (c.name, published)
+        # secret values are not in what `docker inspect` shows (they come in a file)
+        inspected = json.dumps(docker_client.api.inspect_container(c.id))
+        assert PLAIN_SECRET not in inspected and ENV_SECRET not in inspected, c.name

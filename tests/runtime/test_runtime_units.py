@@ -4,6 +4,7 @@ and the replica runtime's graph building and response encoding (in-process)."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import tarfile
 from pathlib import Path
@@ -15,7 +16,7 @@ from reconciler import naming
 from reconciler.errors import EngineError
 from reconciler.model import CodeTree, Resources
 from reconciler.replica.serve_replica import api, graph, request
-from reconciler.runtime import containers, errortext, labels
+from reconciler.runtime import containers, errortext, labels, secret_env
 from reconciler.runtime.bundle import build_bundle
 
 
@@ -132,6 +133,26 @@ def test_container_settings_from_the_spec(code_tree: CodeTree) -> None:
     assert containers.health_settings({}) == (10.0, 30.0)  # made by an older reconciler
     bad = {labels.HEALTH_CHECK_PERIOD: "nan", labels.HEALTH_CHECK_TIMEOUT: "x"}
     assert containers.health_settings(bad) == (10.0, 30.0)
+
+
+def test_secret_env_values_go_in_a_file_only_the_replica_reads(code_tree: CodeTree) -> None:
+    # the container's Env is what `docker inspect` (and any dashboard on the engine's API) shows
+    spec = make_spec(
+        code_tree, env=(("PLAIN", "p"), ("TOKEN", "t0p-s3cret")), secret_env=frozenset({"TOKEN"})
+    )
+    env = containers.replica_env(spec, 0, "http://router:8001")
+    assert env["PLAIN"] == "p" and "TOKEN" not in env
+    assert "t0p-s3cret" not in json.dumps(env)
+    assert env["SERVE_SECRET_ENV_FILE"] == secret_env.SECRET_ENV_FILE
+    secret = secret_env.split_env(spec)[1]
+    members = _names(secret_env.secret_env_tar(secret))
+    folder, file = members["run/serve-secrets"], members["run/serve-secrets/env.json"]
+    assert folder.isdir() and folder.mode == 0o700 and file.mode == 0o400
+    assert {folder.uid, folder.gid, file.uid, file.gid} == {int(containers.USER.split(":")[0])}
+    with tarfile.open(fileobj=io.BytesIO(secret_env.secret_env_tar(secret))) as tar:
+        assert json.load(tar.extractfile("run/serve-secrets/env.json")) == {"TOKEN": "t0p-s3cret"}
+    plain_only = make_spec(code_tree, env=(("PLAIN", "p"),))
+    assert "SERVE_SECRET_ENV_FILE" not in containers.replica_env(plain_only, 0, "http://r:8001")
 
 
 def test_graph_names_nodes_like_serve_and_builds_handles() -> None:

@@ -20,6 +20,9 @@ Environment (the engine sets it; `settings.Settings.from_env` reads it):
   SERVE_STATE_DIR                                 where reconfigure persists user_config
                                                   (default /tmp/serve-state; survives a process
                                                   restart inside the same container)
+  SERVE_SECRET_ENV_FILE                           a JSON file of secret env values, loaded
+                                                  into the environment at start (kept out of
+                                                  the container's Env, which inspect shows)
 
 HTTP on 0.0.0.0:SERVE_HTTP_PORT: GET /-/ready, GET /-/healthz (the reconciler's health check
 runs the user's check_health() through it), GET /-/state,

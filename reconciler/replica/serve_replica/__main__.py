@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -33,7 +34,17 @@ def _exit(code: int) -> None:
     os._exit(code)
 
 
+def _load_secret_env() -> None:
+    """Secret env values come in a file the engine copied in (not in the container's Env, which
+    `docker inspect` shows); they join the environment before the user's code is imported."""
+    path = os.environ.pop("SERVE_SECRET_ENV_FILE", "")
+    if path:
+        with open(path, encoding="utf-8") as f:
+            os.environ.update(json.load(f))
+
+
 def main() -> None:
+    _load_secret_env()
     settings = Settings.from_env(os.environ)
     _setup_path()
     replica = Replica(settings, LoopThread())
