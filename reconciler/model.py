@@ -141,8 +141,12 @@ class DeploymentSpec:
 
     @property
     def version(self) -> str:
-        """Hash of everything whose change needs a restart (Serve's heavyweight fields)."""
+        """Hash of everything whose change needs a restart (Serve's heavyweight fields). Which
+        env vars are secret counts too (secret values reach the replica another way), but only
+        when there are some, so the versions of other deployments never move for it."""
+        secret = [f"secret-env:{','.join(sorted(self.secret_env))}"] if self.secret_env else []
         return short_hash(
+            *secret,
             self.import_path,
             self.image or "",
             canonical_json(self.env),

@@ -356,6 +356,9 @@ def _restart_reasons(old: DeploymentSpec, new: DeploymentSpec) -> list[str]:
     if old.image != new.image:
         reasons.append(f"image changed: {old.image or 'default'} -> {new.image or 'default'}")
     reasons += _env_reasons(old.env, new.env)
+    for name in sorted(old.secret_env ^ new.secret_env):
+        now = "marked secret" if name in new.secret_env else "no longer secret"
+        reasons.append(f"env var {name} {now}")
     reasons += _resource_reasons(old, new)
     if old.args != new.args:
         reasons.append("args changed")

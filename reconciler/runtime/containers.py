@@ -64,8 +64,8 @@ def health_settings(container_labels: dict[str, str]) -> tuple[float, float]:
 
 def replica_env(spec: DeploymentSpec, index: int, router_url: str) -> dict[str, str]:
     """The user's plain env vars, then ours (ours win: the runtime depends on them). Secret
-    values are not here: they go in a file (`secret_env`)."""
-    user, secret = split_env(spec)
+    values are not here: they go in a file (`replica_secrets`)."""
+    user = split_env(spec)[0]
     pythonpath = ":".join(p for p in ("/opt/serve", user.get("PYTHONPATH", "")) if p)
     return {
         "HOME": "/tmp",
@@ -86,8 +86,23 @@ def replica_env(spec: DeploymentSpec, index: int, router_url: str) -> dict[str, 
         "SERVE_HEALTH_CHECK_TIMEOUT_S": str(spec.health_check_timeout_s),
         "SERVE_ROUTER_URL": router_url,
         "SERVE_HTTP_PORT": str(REPLICA_PORT),
-        **({"SERVE_SECRET_ENV_FILE": SECRET_ENV_FILE} if secret else {}),
+        # always ours, empty without secrets: a user's own value must not name a file to load
+        "SERVE_SECRET_ENV_FILE": SECRET_ENV_FILE if replica_secrets(spec) else "",
     }
+
+
+def replica_secrets(spec: DeploymentSpec) -> dict[str, str]:
+    """The secret env values the replica loads from its file. Names the runtime sets itself
+    are left out, as they are for plain values (ours win), so a secret cannot move the
+    replica's port or import path."""
+    return {k: v for k, v in split_env(spec)[1].items() if not _runtime_owned(k)}
+
+
+def _runtime_owned(name: str) -> bool:
+    return name.startswith("SERVE_") or name in _RUNTIME_NAMES
+
+
+_RUNTIME_NAMES = frozenset({"PYTHONPATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"})
 
 
 def resource_limits(spec: DeploymentSpec) -> dict[str, Any]:

@@ -216,7 +216,7 @@ class DockerEngine:
         try:
             with _seam(f"copy code into {name}"):
                 self._api().put_archive(container_id, "/", bundle)
-            secret = secret_env.split_env(spec)[1]
+            secret = containers.replica_secrets(spec)
             if secret:
                 with _seam(f"copy secret env into {name}"):
                     self._api().put_archive(container_id, "/", secret_env.secret_env_tar(secret))

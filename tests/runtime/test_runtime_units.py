@@ -7,6 +7,7 @@ import io
 import json
 import os
 import tarfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -144,15 +145,25 @@ def test_secret_env_values_go_in_a_file_only_the_replica_reads(code_tree: CodeTr
     assert env["PLAIN"] == "p" and "TOKEN" not in env
     assert "t0p-s3cret" not in json.dumps(env)
     assert env["SERVE_SECRET_ENV_FILE"] == secret_env.SECRET_ENV_FILE
-    secret = secret_env.split_env(spec)[1]
+    secret = containers.replica_secrets(spec)
     members = _names(secret_env.secret_env_tar(secret))
     folder, file = members["run/serve-secrets"], members["run/serve-secrets/env.json"]
     assert folder.isdir() and folder.mode == 0o700 and file.mode == 0o400
     assert {folder.uid, folder.gid, file.uid, file.gid} == {int(containers.USER.split(":")[0])}
     with tarfile.open(fileobj=io.BytesIO(secret_env.secret_env_tar(secret))) as tar:
         assert json.load(tar.extractfile("run/serve-secrets/env.json")) == {"TOKEN": "t0p-s3cret"}
-    plain_only = make_spec(code_tree, env=(("PLAIN", "p"),))
-    assert "SERVE_SECRET_ENV_FILE" not in containers.replica_env(plain_only, 0, "http://r:8001")
+    # a user's own SERVE_SECRET_ENV_FILE never names a file to load
+    plain_only = make_spec(code_tree, env=(("SERVE_SECRET_ENV_FILE", "/etc/passwd"),))
+    assert containers.replica_env(plain_only, 0, "http://r:8001")["SERVE_SECRET_ENV_FILE"] == ""
+    # nor does a secret move what the runtime sets (ours win, as for plain values)
+    hijack = make_spec(
+        code_tree,
+        env=(("SERVE_HTTP_PORT", "9"), ("PYTHONPATH", "/x"), ("TOKEN", "t")),
+        secret_env=frozenset({"SERVE_HTTP_PORT", "PYTHONPATH", "TOKEN"}),
+    )
+    assert containers.replica_secrets(hijack) == {"TOKEN": "t"}
+    only_reserved = replace(hijack, env=(("SERVE_HTTP_PORT", "9"),))
+    assert containers.replica_env(only_reserved, 0, "http://r:8001")["SERVE_SECRET_ENV_FILE"] == ""
 
 
 def test_graph_names_nodes_like_serve_and_builds_handles() -> None:

@@ -68,6 +68,20 @@ def test_env_changes_name_the_variables_never_the_values() -> None:
     assert "hunter2" not in text and "correct-horse" not in text
 
 
+def test_marking_a_value_secret_restarts_to_take_it_out_of_the_container_env() -> None:
+    # a secret value reaches the replica in a file, not the container's Env: a replica made
+    # while it was plain still shows it to `docker inspect` until replaced
+    plain = spec(env=(("TOKEN", "t"), ("PLAIN", "p")))
+    secret = replace(plain, secret_env=frozenset({"TOKEN"}))
+    assert plain.version != secret.version
+    change = classify(plain, secret)
+    assert (change.kind, change.reasons) == ("restart", ("env var TOKEN marked secret",))
+    assert classify(secret, plain).reasons == ("env var TOKEN no longer secret",)
+    # deployments without secrets keep the version they had (computed by the release before
+    # secrets moved to a file): an upgrade restarts none of them
+    assert plain.version == "cdb1f5b0a0b6"
+
+
 def test_resources_import_path_and_args() -> None:
     old = spec(resources=Resources(num_cpus=0.1, memory=None))
     new = spec(
