@@ -19,6 +19,7 @@ _INVALID = re.compile(r"[^a-zA-Z0-9_.-]+")
 _DASHES = re.compile(r"--+")
 _DRAIN = re.compile(r"--drain-(\d+)$")
 DRAIN_MARK = "--drain-"
+DNS_LABEL_MAX = 63
 
 
 def clean(part: str) -> str:
@@ -29,9 +30,6 @@ def clean(part: str) -> str:
         return part
     suffix = hashlib.sha256(part.encode("utf-8")).hexdigest()[:6]
     return f"{cleaned}-{suffix}"
-
-
-DNS_LABEL_MAX = 63
 
 
 def replica_stem(app: str, deployment: str) -> str:

@@ -16,6 +16,7 @@ from reconciler.runtime.secret_env import SECRET_ENV_FILE, split_env
 
 REPLICA_PORT = 8000
 ROUTER_PORT = 8001
+_RUNTIME_NAMES = frozenset({"PYTHONPATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"})
 USER = "65534:65534"
 REPLICA_COMMAND = ["python3", "-m", "serve_replica"]
 # The reconciler checks health itself (runtime/health.py); an image's own HEALTHCHECK would judge
@@ -100,9 +101,6 @@ def replica_secrets(spec: DeploymentSpec) -> dict[str, str]:
 
 def _runtime_owned(name: str) -> bool:
     return name.startswith("SERVE_") or name in _RUNTIME_NAMES
-
-
-_RUNTIME_NAMES = frozenset({"PYTHONPATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"})
 
 
 def resource_limits(spec: DeploymentSpec) -> dict[str, Any]:

@@ -259,9 +259,8 @@ class DockerEngine:
         found = existing["Config"].get("Labels") or {}
         if found.get(labels.OWNER) != self._instance:
             raise EngineError(f"container name {name} is taken by a container we do not own")
-        mine = containers.replica_labels(self._instance, spec, index)
         whose = [found.get(k) for k in (labels.APP, labels.DEPLOYMENT, labels.REPLICA)]
-        if whose != [mine[labels.APP], mine[labels.DEPLOYMENT], mine[labels.REPLICA]]:
+        if whose != [spec.app, spec.name, str(index)]:
             raise EngineError(
                 f"container name {name} is taken by replica {whose[2]} of deployment "
                 f"'{whose[1]}' in application '{whose[0]}'; rename one of the two"

@@ -8,6 +8,7 @@ the host's network, so the fixed ports (8000, 8001) cannot clash with anything.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import shutil
@@ -15,12 +16,14 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script, too
+from tests.support import wait_for
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 UNSHARE = shutil.which("unshare") or "/usr/bin/unshare"
@@ -58,17 +61,15 @@ class Echo(BaseHTTPRequestHandler):
 
 
 def _wait_for_port(port: int, deadline_s: float, proxy: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + deadline_s
-    while True:
-        try:
+    def listening() -> bool:
+        if proxy.poll() is not None:
+            raise RuntimeError(f"haproxy exited with {proxy.returncode}")
+        with contextlib.suppress(OSError):
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            if proxy.poll() is not None:
-                raise RuntimeError(f"haproxy exited with {proxy.returncode}") from None
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)  # polling a port inside the helper, not waiting in a test
+            return True
+        return False
+
+    wait_for(listening, timeout=deadline_s, interval=0.05, what=f"haproxy on port {port}")
 
 
 def _request(port: int, method: str, path: str, body: str | None) -> dict[str, Any]:
