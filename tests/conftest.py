@@ -36,20 +36,30 @@ def docker_client():  # type: ignore[no-untyped-def]
 
 
 TEST_OWNER = re.compile(r"^t[0-9a-f]{8}$|^t\d+readme$")
+_ISSUED: set[str] = set()  # instance names this test session handed out
+
+
+def new_instance_name() -> str:
+    """A fresh test instance name (t + 8 hex digits), swept at session end if left behind."""
+    name = f"t{uuid.uuid4().hex[:8]}"
+    _ISSUED.add(name)
+    return name
 
 
 def _remove_leftovers(client) -> list[str]:  # type: ignore[no-untyped-def]
-    """Containers and networks of instances the tests named (t + 8 hex digits, the README test)."""
+    """Containers and networks of instances this session named (t + 8 hex digits, the README
+    test), and never those of another test run sharing the engine."""
     from reconciler.runtime import labels
 
+    mine = _ISSUED | {f"t{os.getpid()}readme"}
     owners = set()
     for c in client.containers.list(all=True, filters={"label": labels.MANAGED}):
         owner = c.labels.get(labels.OWNER, "")
-        if TEST_OWNER.match(owner):
+        if TEST_OWNER.match(owner) and owner in mine:
             owners.add(owner)
     for n in client.networks.list(filters={"label": labels.MANAGED}):
         owner = (n.attrs.get("Labels") or {}).get(labels.OWNER, "")
-        if TEST_OWNER.match(owner):
+        if TEST_OWNER.match(owner) and owner in mine:
             owners.add(owner)
     for owner in owners:
         remove_owned(client, owner)
@@ -60,7 +70,7 @@ def _remove_leftovers(client) -> list[str]:  # type: ignore[no-untyped-def]
 def instance_name(docker_client) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """A fresh reconciler instance name; everything owned by it is removed afterwards."""
 
-    name = f"t{uuid.uuid4().hex[:8]}"
+    name = new_instance_name()
     yield name
     remove_owned(docker_client, name)
 

@@ -5,7 +5,6 @@ loader corpus (tests/spec/invalid) covers the parsing; this covers "nothing depl
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ import pytest
 from reconciler.model import ApplicationStatus
 from reconciler.runtime import labels
 from reconciler.spec import MAX_BYTES
-from tests.conftest import remove_owned
+from tests.conftest import new_instance_name, remove_owned
 from tests.e2e.conftest import GREETER, GREETER_CONFIG, Harness
 from tests.support import free_port
 
@@ -127,7 +126,7 @@ def running(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> Ite
     (root / "greeter.py").write_text(GREETER)
     valid = GREETER_CONFIG.format(port=free_port()).replace("num_cpus: 0.2", "num_cpus: 0.05")
     (root / "serve_config.yaml").write_text(valid)
-    instance = f"t{os.urandom(4).hex()}"
+    instance = new_instance_name()
     h = Harness(root, instance)
     try:
         h.converge()
