@@ -22,6 +22,7 @@ from reconciler.metrics import Metrics
 from reconciler.model import ApplicationStatus, ServeConfig, Snapshot
 from reconciler.reconcile import GitTarget, Reconciler, WorkTreeTarget
 from reconciler.runtime.docker_engine import DockerEngine
+from reconciler.runtime.sandbox import SandboxGraphBuilder
 from reconciler.source import GitSource
 from reconciler.state import StateStore
 
@@ -62,8 +63,25 @@ def make_engine(settings: EngineSettings) -> DockerEngine:
     )
 
 
-def _load_with_environ(tree: Path, config_path: str) -> ServeConfig:
-    return spec.load_config(tree, config_path, environ=os.environ)
+def make_loader(settings: EngineSettings) -> Callable[[Path, str], ServeConfig]:
+    """The config loader of `run` and `up`: from_env values from this process's environment,
+    and code that reading cannot decide built in a sandbox on the same engine."""
+    sandbox = SandboxGraphBuilder(
+        instance=settings.instance,
+        default_image=settings.default_image,
+        image_allowlist=settings.allowed_images,
+    )
+
+    def load(tree: Path, config_path: str) -> ServeConfig:
+        return spec.load_config(
+            tree,
+            config_path,
+            environ=os.environ,
+            graph_builder=sandbox,
+            default_image=settings.default_image,
+        )
+
+    return load
 
 
 @contextmanager
@@ -106,7 +124,10 @@ def build_daemon(settings: DaemonSettings) -> Daemon:
             timeout_s=settings.git_timeout_s,
         )
         target = GitTarget(
-            source=source, store=store, config_path=settings.config_path, load=_load_with_environ
+            source=source,
+            store=store,
+            config_path=settings.config_path,
+            load=make_loader(settings.engine),
         )
         metrics = Metrics()
         engine = make_engine(settings.engine)
@@ -166,7 +187,7 @@ def run_up(
     With `detach`, return once every application is RUNNING and leave the replicas running."""
     engine = make_engine(engine_settings)
     engine.ping()
-    target = WorkTreeTarget(root=root, config_path=config_path, load=_load_with_environ)
+    target = WorkTreeTarget(root=root, config_path=config_path, load=make_loader(engine_settings))
     reconciler = Reconciler(
         target=target, engine=engine, redact=spec.redacted_document, interval_s=1.0
     )

@@ -185,13 +185,16 @@ class HttpOptions:
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """A validated config. `document` is the config exactly as the user wrote it (for /config)."""
+    """A validated config. `document` is the config exactly as the user wrote it (for /config);
+    `warnings` are what validation noted without refusing it, as "file:line:col: warning: ..."
+    lines (fields with no effect on Docker, or that Ray 2.60 ignores and the reconciler honours)."""
 
     shape: str  # "single" or "multi"
     http: HttpOptions
     applications: tuple[ApplicationSpec, ...]
     document: Mapping[str, JSONValue] = field(default_factory=dict, compare=False)
     source_file: str = ""  # repository-relative path of the config file
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def deployments(self) -> Iterator[DeploymentSpec]:
         for app in self.applications:
