@@ -103,6 +103,11 @@ class SandboxGraphBuilder:
         env: tuple[tuple[str, str], ...] = (),
     ) -> GraphDescription:
         image = image or self._default_image
+        if not (self._runtime_dir / "serve_replica" / "describe.py").is_file():
+            raise EngineError(
+                "this reconciler's replica runtime has no serve_replica.describe, which builds "
+                "the graph in the sandbox"
+            )
         if self._allowlist and not _allowed(image, self._allowlist):
             raise EngineError(f"image {image} is not allowed by --allowed-images")
         key: Key = (image, code.digest, code.dirs, import_path, args, env)
@@ -205,8 +210,7 @@ class SandboxGraphBuilder:
         }
         with seam(f"create {name}"):
             host_config = api.create_host_config(
-                **containers.HARDENING,
-                pids_limit=limits.pids,
+                **{**containers.HARDENING, "pids_limit": limits.pids},
                 network_mode="none",
                 read_only=True,
                 nano_cpus=int(limits.cpus * 1_000_000_000),
@@ -239,16 +243,19 @@ class SandboxGraphBuilder:
     def _outcome(
         self, api: Any, container: str, import_path: str, dirs: tuple[str, ...]
     ) -> GraphDescription:
+        began = time.monotonic()
         try:
             status = api.wait(container, timeout=self.limits.wall_s)
-        except requests.exceptions.ReadTimeout:
+        except requests.exceptions.RequestException as exc:
+            # The wait's read timeout is the wall-time limit (over a unix socket it comes as a
+            # ConnectionError); a failure well before it is the engine going away.
+            if time.monotonic() - began < self.limits.wall_s * 0.9:
+                raise EngineUnavailable(
+                    f"waiting for the sandbox: the Docker engine stopped answering ({exc})"
+                ) from exc
             with contextlib.suppress(EngineError), seam("stop the sandbox"):
                 api.kill(container)
             raise sandbox_output.timed_out(import_path, self.limits.wall_s) from None
-        except requests.exceptions.RequestException as exc:
-            raise EngineUnavailable(
-                f"waiting for the sandbox: the Docker engine stopped answering ({exc})"
-            ) from exc
         code = int(status.get("StatusCode", -1))
         with seam("read the sandbox's output"):
             stdout = _text(api.logs(container, stdout=True, stderr=False))

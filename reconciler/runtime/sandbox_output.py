@@ -25,6 +25,9 @@ _NETWORK = re.compile(
     re.IGNORECASE,
 )
 _PROCESSES = re.compile(r"Resource temporarily unavailable|can't start new thread")
+_ERROR_LINE = re.compile(
+    r"^[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)(?::|$)|^[A-Za-z_][\w.]*: "
+)
 
 
 def parse_answer(stdout: str) -> GraphDescription:
@@ -153,8 +156,12 @@ def _join(base: str, rel: str) -> str:
 
 
 def _last_line(text: str) -> str:
+    """The last `ExcType: message` line (several processes may interleave their output), else
+    the last line."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1][:500] if lines else ""
+    errors = [line for line in lines if _ERROR_LINE.match(line)]
+    found = errors[-1] if errors else (lines[-1] if lines else "")
+    return found[:500]
 
 
 def _tail(text: str) -> str:

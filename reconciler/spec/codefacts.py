@@ -11,7 +11,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from reconciler.spec.codedefs import ClassInfo, FunctionInfo, ImportSite
 
 _IMPORT_ERRORS = frozenset({"ImportError", "ModuleNotFoundError", "Exception", "BaseException"})
+# Calls that cannot change a value handed to them: Serve's own (options are copied, bound
+# arguments reach the replicas only), and builtins that only read.
 _SERVE_CALLS = frozenset({"deployment", "options", "bind"})
+_READING_BUILTINS = frozenset(
+    {
+        *("dict", "list", "tuple", "set", "frozenset", "len", "str", "int", "float", "bool"),
+        *("repr", "sorted", "min", "max", "sum", "any", "all", "print", "isinstance", "range"),
+    }
+)
 _MUTATORS = frozenset(
     {"update", "setdefault", "pop", "popitem", "clear", "append", "extend", "insert", "remove"}
 )
@@ -136,16 +144,17 @@ def unstable_names(tree: ast.Module) -> set[str]:
             func = node.func
             if isinstance(func, ast.Attribute) and func.attr in _MUTATORS:
                 found.update(_root_names(func.value))
-            if _is_serve_call(func):
-                continue  # Serve copies options; bound arguments reach the replicas only
+            if _is_safe_call(func):
+                continue
             for arg in [*node.args, *(k.value for k in node.keywords if k.arg is not None)]:
                 found.update(_root_names(arg) if isinstance(arg, ast.Name | ast.Starred) else ())
     return found
 
 
-def _is_serve_call(func: ast.expr) -> bool:
-    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-    return name in _SERVE_CALLS
+def _is_safe_call(func: ast.expr) -> bool:
+    if isinstance(func, ast.Name):
+        return func.id in _SERVE_CALLS or func.id in _READING_BUILTINS
+    return isinstance(func, ast.Attribute) and func.attr in _SERVE_CALLS
 
 
 def _mutated_roots(targets: Sequence[ast.expr], *, whole: bool) -> Iterator[str]:

@@ -190,6 +190,12 @@ class _Scanner:
         """(value, True) when `node` is a literal, or a constant of this module."""
         if isinstance(node, ast.Name) and node.id in self.constants:
             return copy.deepcopy(self.constants[node.id]), True
+        if _is_dict_call(node):  # dict(a=1, b=[2]): a literal mapping written as a call
+            assert isinstance(node, ast.Call)
+            items = [(kw.arg, self._literal(kw.value)) for kw in node.keywords]
+            if all(ok for _, (_, ok) in items):
+                return {key: value for key, (value, _) in items}, True
+            return None, False
         try:
             return ast.literal_eval(node), True
         except _UNREADABLE:
@@ -431,6 +437,16 @@ class _Scanner:
             return
         options[key] = value
         lines[key] = where[0]
+
+
+def _is_dict_call(node: ast.expr) -> bool:
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "dict"
+        and not node.args
+        and all(kw.arg is not None for kw in node.keywords)
+    )
 
 
 def _shown(node: ast.expr) -> str:

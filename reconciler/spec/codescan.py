@@ -202,15 +202,13 @@ class CodeReader:
         problem = None if info.decorated else builder_problem(info, args_given)
         if problem:
             return [ConfigIssue(file, info.line, 0, "", problem)]
-        why = CodeIssue(
-            info.line, 0, f"import_path names the application builder {info.name}(args)"
-        )
+        why = f"import_path names the application builder {info.name}(args) ({file}:{info.line})"
         return ScannedApp(
             "",
             (),
             module_file=file,
             kind=BUILDER,
-            undecided=(_code_issue(file, why),),
+            undecided=(_config_issue(why),),
             definitions=self.definitions(),
         )
 

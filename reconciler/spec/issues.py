@@ -106,4 +106,13 @@ class Issues:
         return sorted(self._items.values())
 
     def warnings(self) -> list[ConfigIssue]:
-        return sorted(self._warnings.values())
+        """The warnings, sorted; none about a value that is an error already."""
+        return sorted(w for w in self._warnings.values() if not (w.path and self._erroneous(w)))
+
+    def _erroneous(self, warning: ConfigIssue) -> bool:
+        prefix = warning.path
+        return any(
+            i.file == warning.file
+            and (i.path == prefix or i.path.startswith((prefix + ".", prefix + "[")))
+            for i in self._items.values()
+        )
