@@ -1,12 +1,11 @@
 """Facts about a module's syntax tree that the scanner needs besides deployments: the signature
 of plain functions, the shape of plain classes, the module-level imports (and which are guarded
-by `try: ... except ImportError`), which names may change after they are assigned, and whether
-`@serve.ingress(X)` is given something that cannot be an ASGI app."""
+by `try: ... except ImportError`), and which names may change after they are assigned."""
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 
 from reconciler.spec.codedefs import ClassInfo, FunctionInfo, ImportSite
 
@@ -82,7 +81,7 @@ def _imports(body: list[ast.stmt], package: str, guarded: bool) -> Iterator[Impo
             for alias in stmt.names:
                 yield ImportSite(alias.name.split(".")[0], alias.name, *at, guarded)
         elif isinstance(stmt, ast.ImportFrom):
-            module = _absolute(stmt.module or "", stmt.level, package)
+            module = absolute_module(stmt.module or "", stmt.level, package)
             names = tuple(a.name for a in stmt.names if a.name != "*")
             if module:
                 yield ImportSite(module.split(".")[0], module, *at, guarded, names)
@@ -100,7 +99,9 @@ def _imports(body: list[ast.stmt], package: str, guarded: bool) -> Iterator[Impo
             yield from _imports(stmt.body, package, guarded)
 
 
-def _absolute(module: str, level: int, package: str) -> str:
+def absolute_module(module: str, level: int, package: str) -> str:
+    """`from ..x import y` in `package` -> the absolute module name ("" when it leaves the
+    top package)."""
     if level == 0:
         return module
     parts = package.split(".") if package else []
@@ -178,34 +179,3 @@ def holds_bind(node: ast.AST) -> bool:
         isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "bind"
         for n in ast.walk(node)
     )
-
-
-def ingress_problem(
-    target: ast.expr | None,
-    functions: Mapping[str, FunctionInfo],
-    classes: Mapping[str, ClassInfo],
-) -> str | None:
-    """Why `@serve.ingress(target)` cannot work, when the code proves it (Ray 2.60 calls a
-    plain function given to it with no arguments to build the ASGI app, and uses anything else
-    as the ASGI app itself), else None."""
-    if target is None:
-        return None
-    if isinstance(target, ast.Constant | ast.Dict | ast.List | ast.Tuple | ast.Set):
-        return "is given a literal value, not an ASGI app (e.g. app = FastAPI())"
-    if not isinstance(target, ast.Name):
-        return None
-    if target.id in functions:
-        info = functions[target.id]
-        if info.required:
-            return (
-                f"is given {target.id}(), which needs {info.required} argument(s): Serve calls a "
-                "function given to serve.ingress with none, to build the ASGI app"
-            )
-        return None
-    cls = classes.get(target.id)
-    if cls is not None and cls.plain and "__call__" not in cls.methods:
-        return (
-            f"is given the plain class {target.id}, which is not an ASGI app (it has no "
-            "__call__); give it an app such as FastAPI() or a function that builds one"
-        )
-    return None

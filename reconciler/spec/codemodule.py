@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from reconciler.spec import codefacts
+from reconciler.spec import codefacts, codeingress, codeoptions
 from reconciler.spec.codedefs import (
     DEPLOYMENT_OPTIONS,
     Bound,
@@ -21,7 +21,7 @@ from reconciler.spec.codedefs import (
     ScannedDeployment,
     Value,
 )
-from reconciler.spec.issues import did_you_mean
+from reconciler.spec.codeoptions import shown
 
 __all__ = ["DEPLOYMENT_OPTIONS", "Bound", "CodeIssue", "ModuleScan", "ScannedDeployment"]
 
@@ -105,7 +105,7 @@ class _Scanner:
             self._define(alias.asname or alias.name.split(".")[0], None)
 
     def _import_from(self, stmt: ast.ImportFrom) -> None:
-        module = self._absolute(stmt.module or "", stmt.level)
+        module = codefacts.absolute_module(stmt.module or "", stmt.level, self.package)
         for alias in stmt.names:
             local = alias.asname or alias.name
             if alias.name == "*":
@@ -119,15 +119,6 @@ class _Scanner:
                 names.add(local)
             elif module:
                 self.scan.imported[local] = (module, alias.name)
-
-    def _absolute(self, module: str, level: int) -> str:
-        if level == 0:
-            return module
-        parts = self.package.split(".") if self.package else []
-        if level - 1 > len(parts):
-            return ""
-        base = parts[: len(parts) - (level - 1)]
-        return ".".join([*base, module] if module else base)
 
     def _define(self, name: str, value: Value | None) -> None:
         self.scan.defined.add(name)
@@ -181,7 +172,7 @@ class _Scanner:
                     self.scan.opaque[name.id] = CodeIssue(
                         value_node.lineno,
                         value_node.col_offset + 1,
-                        f"'{name.id}' is computed by code ({_shown(value_node)})",
+                        f"'{name.id}' is computed by code ({shown(value_node)})",
                     )
                 if codefacts.holds_bind(value_node):
                     self.binds.add(name.id)
@@ -190,7 +181,7 @@ class _Scanner:
         """(value, True) when `node` is a literal, or a constant of this module."""
         if isinstance(node, ast.Name) and node.id in self.constants:
             return copy.deepcopy(self.constants[node.id]), True
-        if _is_dict_call(node):  # dict(a=1, b=[2]): a literal mapping written as a call
+        if codeoptions.is_dict_call(node):  # dict(a=1, b=[2]): a literal mapping as a call
             assert isinstance(node, ast.Call)
             items = [(kw.arg, self._literal(kw.value)) for kw in node.keywords]
             if all(ok for _, (_, ok) in items):
@@ -289,7 +280,7 @@ class _Scanner:
                     CodeIssue(
                         expr.lineno,
                         expr.col_offset + 1,
-                        f"the graph is built by code ({_shown(expr)})",
+                        f"the graph is built by code ({shown(expr)})",
                     )
                 )
         return found, opaque
@@ -336,122 +327,26 @@ class _Scanner:
         stmt: ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef,
         ingress: tuple[int, ast.expr | None, ast.expr],
     ) -> ScannedDeployment:
-        """`@serve.ingress(app)` under `@serve.deployment`: Serve's own checks, where the code
-        proves them, as issues of the deployment."""
         index, target, decorator = ingress
-        deployment_index = next(
+        below = index > next(
             i
             for i, d in enumerate(stmt.decorator_list)
             if self._is_decorator(d) or (isinstance(d, ast.Call) and self._is_decorator(d.func))
         )
+        problems = codeingress.problems(
+            stmt,
+            decorator,
+            target,
+            below=below,
+            functions=self.scan.functions,
+            classes=self.scan.classes,
+        )
         at = (decorator.lineno, decorator.col_offset + 1)
-        problems: list[str] = []
-        if not isinstance(stmt, ast.ClassDef):
-            problems.append("@serve.ingress must decorate a class, not a function")
-        elif index < deployment_index:
-            problems.append("@serve.ingress must come below @serve.deployment (it wraps the class)")
-        else:
-            info = codefacts.class_info(stmt)
-            if "__call__" in info.methods:
-                problems.append(
-                    f"a class under @serve.ingress may not define __call__ ({stmt.name} does); "
-                    "the ASGI app answers the requests"
-                )
-            no_app = not (isinstance(decorator, ast.Call) and decorator.args)
-            if no_app and info.plain and "__serve_build_asgi_app__" not in info.methods:
-                problems.append(
-                    f"serve.ingress() without an app needs {stmt.name} to define "
-                    "__serve_build_asgi_app__"
-                )
-            why = codefacts.ingress_problem(target, self.scan.functions, self.scan.classes)
-            if why:
-                problems.append(f"serve.ingress {why}")
         issues = tuple(CodeIssue(*at, p) for p in problems)
         return replace(found, asgi=True, issues=(*found.issues, *issues))
 
     def _with_options(self, base: ScannedDeployment, call: ast.Call) -> ScannedDeployment:
-        options = dict(base.options)
-        lines = dict(base.option_lines)
-        issues, undecided = list(base.issues), list(base.undecided)
-        name = base.name
-        for kw in call.keywords:
-            self._option(kw, base.class_name, options, lines, issues, undecided)
-        if isinstance(options.get("name"), str):
-            name = options.pop("name")
-        elif "name" in options:
-            issues.append(
-                CodeIssue(lines["name"], 0, f"name= of {base.class_name} must be a string")
-            )
-            options.pop("name")
-        return replace(
-            base,
-            name=name,
-            options=options,
-            option_lines=lines,
-            issues=tuple(issues),
-            undecided=tuple(undecided),
-        )
-
-    def _option(
-        self,
-        kw: ast.keyword,
-        owner: str,
-        options: dict[str, Any],
-        lines: dict[str, int],
-        issues: list[CodeIssue],
-        undecided: list[CodeIssue],
-    ) -> None:
-        where = (kw.value.lineno, kw.value.col_offset + 1)
-        if kw.arg is None:
-            spread, readable = self._literal(kw.value)
-            if readable and isinstance(spread, dict) and all(isinstance(k, str) for k in spread):
-                for key, value in spread.items():
-                    self._option_value(key, value, where, owner, options, lines, issues)
-                return
-            undecided.append(CodeIssue(*where, f"**{_shown(kw.value)} in the options of {owner}"))
-            return
-        value, readable = self._literal(kw.value)
-        if not readable:
-            undecided.append(CodeIssue(*where, f"option {kw.arg}= of {owner} ({_shown(kw.value)})"))
-            return
-        self._option_value(kw.arg, value, where, owner, options, lines, issues)
-
-    def _option_value(
-        self,
-        key: str,
-        value: Any,
-        where: tuple[int, int],
-        owner: str,
-        options: dict[str, Any],
-        lines: dict[str, int],
-        issues: list[CodeIssue],
-    ) -> None:
-        if key not in DEPLOYMENT_OPTIONS:
-            issues.append(
-                CodeIssue(
-                    *where,
-                    f"unknown deployment option '{key}' on {owner}"
-                    f"{did_you_mean(key, DEPLOYMENT_OPTIONS)}",
-                )
-            )
-            return
-        options[key] = value
-        lines[key] = where[0]
-
-
-def _is_dict_call(node: ast.expr) -> bool:
-    return (
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Name)
-        and node.func.id == "dict"
-        and not node.args
-        and all(kw.arg is not None for kw in node.keywords)
-    )
-
-
-def _shown(node: ast.expr) -> str:
-    text = ast.unparse(node)
-    return text if len(text) <= 60 else text[:57] + "..."
+        return codeoptions.with_options(base, call, self._literal)
 
 
 def _positional(node: ast.expr) -> CodeIssue:

@@ -77,7 +77,9 @@ def _from_sandbox(
 ) -> tuple[ScannedDeployment, list[ConfigIssue]]:
     file = place.file if place else module_file
     line = place.line if place else 0
-    lines: Mapping[str, int] = place.option_lines if place else {}
+    # Options the sandbox found come from what reading could not finish: point there.
+    found_at = place.undecided[0].line if place and place.undecided else line
+    lines = {k: found_at for k in described.options} | dict(place.option_lines if place else {})
     issues = [
         ConfigIssue(
             file,
@@ -95,10 +97,15 @@ def _from_sandbox(
         options=dict(described.options),
         line=line,
         file=file,
-        option_lines=dict(lines),
+        option_lines=lines,
         is_function=described.is_function,
-        has_reconfigure=described.has_reconfigure,
-        asgi=described.asgi_ingress,
+        # what reading knows for sure (a class without bases) first
+        has_reconfigure=(
+            place.has_reconfigure
+            if place is not None and place.has_reconfigure is not None
+            else described.has_reconfigure
+        ),
+        asgi=described.asgi_ingress or bool(place and place.asgi),
     )
     return merged, issues
 
