@@ -1,8 +1,8 @@
 """The seams between the reconcile pass and the outside world, as structural protocols.
 
 The concrete classes (`runtime.docker_engine.DockerEngine`, `source.GitSource`,
-`state.StateStore`, `runtime.sandbox.SandboxGraphBuilder`) satisfy these without importing this
-module; tests may pass behavioural fakes.
+`state.StateStore`, `runtime.sandbox.SandboxGraphBuilder`) satisfy these structurally; tests may
+pass behavioural fakes.
 """
 
 from __future__ import annotations

@@ -7,10 +7,8 @@
 - Ray 2.60 ignores it but the reconciler honours it (old names such as max_concurrent_queries):
   accepted, with a warning, so that a config does not behave differently under the two.
 
-A warning is only given for a value that does something in Serve: a field left at Serve's
-default (as `serve build` writes every field) changes nothing and says nothing. The rules apply to
-the config and to the options in the code alike; the schema has checked the values' shapes.
-"""
+A warning is only given for a value that does something in Serve (a default, as `serve build`
+writes it, says nothing). The rules apply to the config and the code's options alike."""
 
 from __future__ import annotations
 
