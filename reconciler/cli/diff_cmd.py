@@ -15,8 +15,9 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler.cli.common import DEFAULT_IMAGE, env_default, fail
+from reconciler.cli.common import env_default, fail
 from reconciler.cli.sandbox_opt import LazySandbox
+from reconciler.settings import DEFAULT_IMAGE, Exit
 
 if TYPE_CHECKING:
     from reconciler.plan import DeploymentChange
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{args.head}: the config is invalid, nothing would be deployed:", file=sys.stderr
             )
             print(str(exc), file=sys.stderr)
-            return 2
+            return int(Exit.USAGE)
         except ReconcilerError as exc:  # no sandbox could run for code only it can decide
             return fail(f"{args.head}: cannot decide without running the code: {exc}")
         try:
@@ -97,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
     shown = changes if args.all else changed
     header = f"{args.base} ({base_id[:12]}) -> {args.head} ({head_id[:12]}), {args.config}"
     print(_render(args.format, header, shown, len(changed)))
-    return 1 if any(c.kind != "unchanged" for c in changes) else 0
+    moved = any(c.kind != "unchanged" for c in changes)
+    return int(Exit.INVALID if moved else Exit.OK)
 
 
 def _what(change: DeploymentChange) -> str:

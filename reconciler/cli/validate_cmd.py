@@ -13,8 +13,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler.cli.common import DEFAULT_IMAGE, env_default, fail
+from reconciler.cli.common import env_default, fail
 from reconciler.cli.sandbox_opt import LazySandbox
+from reconciler.settings import DEFAULT_IMAGE
 
 if TYPE_CHECKING:
     from reconciler.errors import ConfigIssue

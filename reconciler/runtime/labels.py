@@ -14,5 +14,6 @@ VERSION = f"{PREFIX}.version"  # DeploymentSpec.version
 USER_CONFIG = f"{PREFIX}.user-config"  # user_config hash the replica was created with
 HEALTH_CHECK_PERIOD = f"{PREFIX}.health-check-period-s"  # the reconciler's health check of it
 HEALTH_CHECK_TIMEOUT = f"{PREFIX}.health-check-timeout-s"
+DEMAND = f"{PREFIX}.demand"  # what the replica holds on the host (admission), canonical JSON
 TEST = f"{PREFIX}.test"  # set by the test suite on anything it creates outside an instance
 SANDBOX_STARTED = f"{PREFIX}.sandbox-started"  # when a sandbox was made (unix time)

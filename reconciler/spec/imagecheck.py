@@ -15,9 +15,10 @@ from collections import deque
 from pathlib import Path
 
 from reconciler.errors import ConfigIssue
+from reconciler.settings import DEFAULT_IMAGE
 from reconciler.spec.codescan import CodeReader
 
-STOCK_IMAGE = "serve-reconciler/python:bookworm"
+STOCK_IMAGE = DEFAULT_IMAGE  # the image scripts/build-image makes, whose contents are known
 MODULES_FILE = Path(__file__).resolve().parents[1] / "replica" / "default_image_modules.txt"
 # The replica runtime's own packages, on PYTHONPATH in every replica.
 RUNTIME_MODULES = frozenset({"ray", "serve_replica"})
