@@ -54,6 +54,7 @@ class ScannedApp:
     kind: str = GRAPH
     undecided: tuple[ConfigIssue, ...] = ()
     definitions: tuple[ScannedDeployment, ...] = ()
+    graph_complete: bool = True  # False: some bind arguments could not be read
 
     def deployment(self, name: str) -> ScannedDeployment | None:
         return next((d for d in self.specs if d.name == name), None)
@@ -230,6 +231,7 @@ class CodeReader:
             file,
             undecided=tuple(dict.fromkeys(undecided)),
             definitions=self.definitions(),
+            graph_complete=not any(node.opaque for _, node in named),
         )
 
     def definitions(self) -> tuple[ScannedDeployment, ...]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from reconciler.errors import ConfigIssue
 from reconciler.ports import DescribedDeployment, GraphDescription
-from reconciler.spec.codescan import UNKNOWN, ScannedApp, ScannedDeployment
+from reconciler.spec.codescan import GRAPH, ScannedApp, ScannedDeployment
 
 UNSERIALIZABLE = "__unserializable__"
 
@@ -21,7 +21,8 @@ def merge(static: ScannedApp, built: GraphDescription) -> ScannedApp | list[Conf
     """The application as the sandbox built it, with what reading decided kept. A list of
     issues when the sandbox's answer cannot be used (an option that is not plain data, or an
     answer that disagrees with itself)."""
-    graph_read = static.kind != UNKNOWN and bool(static.specs)
+    # Reading's names only match the sandbox's when reading saw the whole graph.
+    graph_read = static.kind == GRAPH and static.graph_complete and bool(static.specs)
     order = sorted(built.deployments, key=lambda d: d.name != built.ingress)
     if not order or order[0].name != built.ingress:
         return [ConfigIssue(static.module_file, 0, 0, "", _bad_answer(built))]

@@ -209,3 +209,47 @@ def test_every_260_autoscaling_field_is_carried() -> None:
 
 def _app(root: Path, source: str) -> None:
     (root / "m.py").write_text(textwrap.dedent(source))
+
+
+def test_a_graph_reading_could_not_follow_is_the_sandboxs(tmp_path: Path) -> None:
+    _app(
+        tmp_path,
+        """
+        from ray import serve
+
+        @serve.deployment(num_replicas=2)
+        class Model:
+            pass
+
+        @serve.deployment
+        class Chain:
+            pass
+
+        models = [Model.options(num_replicas=i + 1).bind() for i in range(2)]
+        app = Chain.bind(*models)
+        """,
+    )
+    (tmp_path / "serve_config.yaml").write_text("import_path: m:app\n")
+    builder = Builder(
+        GraphDescription(
+            "Chain",
+            (
+                _dep("Model", "Model", num_replicas=1),
+                _dep("Model_1", "Model", num_replicas=2),
+                _dep("Chain"),
+            ),
+        )
+    )
+    config = load_config(tmp_path, graph_builder=builder)
+    assert [(d.name, d.num_replicas) for d in config.deployments()] == [
+        ("Chain", 1),
+        ("Model", 1),
+        ("Model_1", 2),
+    ]
+    builder.answer = GraphDescription(
+        "Chain", (_dep("Model_1", "Model", num_replicas=0), _dep("Chain"))
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path, graph_builder=builder)
+    (issue,) = caught.value.issues  # at the class's num_replicas, found among the modules read
+    assert (issue.file, issue.line) == ("m.py", 4) and "options of Model" in issue.message

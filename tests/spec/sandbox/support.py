@@ -3,6 +3,7 @@ it ships one, else a copy with the stand-in next to this file), and what a sandb
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,10 @@ STANDIN = HERE / "describe_standin.py"
 
 
 def runtime_with_describe(tmp: Path) -> Path:
+    """SANDBOX_TEST_RUNTIME may name another runtime directory to test against (a branch's)."""
+    other = os.environ.get("SANDBOX_TEST_RUNTIME")
+    if other:
+        return Path(other)
     if (RUNTIME_DIR / "serve_replica" / "describe.py").is_file():
         return RUNTIME_DIR
     target = tmp / "runtime"
