@@ -153,7 +153,8 @@ class SandboxGraphBuilder:
             try:
                 api.inspect_image(image)
             except docker.errors.ImageNotFound:
-                raise EngineError(
+                # Transient: the daemon retries with backoff, so pulling the image fixes it.
+                raise EngineUnavailable(
                     f"image {image} is not on the Docker engine; pull or build it first"
                 ) from None
         runtime_tar, app_tar = split_bundle(build_bundle(code, self._runtime_dir))
@@ -276,14 +277,11 @@ class SandboxGraphBuilder:
     def _remove(self, api: Any, made: list[tuple[str, str]]) -> None:
         """Remove the container, then its volumes; a failure here must not hide the answer."""
         for kind, ident in sorted(made, key=lambda m: m[0] != "container"):
-            with contextlib.suppress(EngineError), seam(f"remove sandbox {kind}"):
-                try:
-                    if kind == "container":
-                        api.remove_container(ident, force=True, v=True)
-                    else:
-                        api.remove_volume(ident, force=True)
-                except docker.errors.NotFound:
-                    pass
+            with contextlib.suppress(EngineError), seam(f"remove sandbox {kind}"):  # gone: fine
+                if kind == "container":
+                    api.remove_container(ident, force=True, v=True)
+                else:
+                    api.remove_volume(ident, force=True)
 
     def _sweep(self, api: Any) -> None:
         """Once per builder: remove sandboxes of this owner that outlived any run (a reconciler
