@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -60,13 +61,16 @@ def test_the_innermost_frame_of_the_users_code_maps_to_the_repository() -> None:
     assert locate("no traceback", (".",)) == ("", 0)
 
 
-def _failure(stderr: str, **kw: object) -> CodeBuildError:
-    options: dict[str, object] = {
-        "exit_code": 1, "oom_killed": False, "import_path": "shop:app", "dirs": (".",),
-        "memory_mib": 512, "pids": 128,
-    }  # fmt: skip
-    options.update(kw)
-    return failure(stderr, **options)  # type: ignore[arg-type]
+def _failure(stderr: str, *, exit_code: int = 1, oom_killed: bool = False) -> CodeBuildError:
+    return failure(
+        stderr,
+        exit_code=exit_code,
+        oom_killed=oom_killed,
+        import_path="shop:app",
+        dirs=(".",),
+        memory_mib=512,
+        pids=128,
+    )
 
 
 def test_failures_name_the_limit_they_hit() -> None:
@@ -85,7 +89,7 @@ def test_failures_name_the_limit_they_hit() -> None:
     assert "no error output" in _failure("").message
 
 
-def test_the_bundle_splits_into_the_runtime_and_the_code(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_bundle_splits_into_the_runtime_and_the_code(tmp_path: Path) -> None:
     (tmp_path / "app.py").write_text("x = 1\n")
     tree = CodeTree(root=str(tmp_path), dirs=(".",), files=(("app.py", "h"),))
     runtime, code = split_bundle(build_bundle(tree))
