@@ -27,6 +27,8 @@ _MULTI_ONLY = (
     "grpc_options",
     "logging_config",
     "target_capacity",
+    "controller_options",
+    "tracing_config",
 )
 
 
@@ -174,20 +176,22 @@ def _unknown_keys(error: ValidationError, path: DocPath) -> Iterator[tuple[DocPa
         if key in known or (patterns and str(key).startswith("x-")):
             continue
         message = _unknown_key_message(str(key), path, known)
-        elsewhere = _field_places().get(str(key))
-        if elsewhere and message.startswith("unknown key"):
+        elsewhere = _field_places().get(str(key), ())
+        here = _place_of(schema_node, path)
+        if elsewhere and here not in elsewhere and message.startswith("unknown key"):
             # A real Serve field in the wrong place: say where it belongs, never did-you-mean.
-            here = _place_of(schema_node, path)
             message = f"'{key}' is a field of {' and '.join(elsewhere)}, not of {here}"
         yield (*path, key), True, message
 
 
 def _unknown_key_message(key: str, path: DocPath, known: list[str]) -> str:
     if not path and key in _MULTI_ONLY and "import_path" in known:
-        return (
-            f"'{key}' belongs to the multi-application shape (applications: [...]); in the "
-            "single-application shape use host and port at the top"
+        hint = (
+            "in the single-application shape use host and port at the top"
+            if key == "http_options"
+            else "the single-application shape has none"
         )
+        return f"'{key}' belongs to the multi-application shape (applications: [...]); {hint}"
     if not path and key in _SINGLE_ONLY and "applications" in known:
         return (
             f"'{key}' belongs to the single-application shape and cannot be mixed with "
