@@ -75,7 +75,13 @@ class AppCode:
                 "bound graph); import_path names a bound graph, and Serve refuses args for it",
             )
             return None
-        if not isinstance(image, str) and not self._imports_ok(reader, import_path):
+        env = runtime_env.get("env_vars")
+        own_path = isinstance(env, Mapping) and "PYTHONPATH" in env  # imports from elsewhere
+        if (
+            not isinstance(image, str)
+            and not own_path
+            and not self._imports_ok(reader, import_path)
+        ):
             return None
         if not scanned.undecided:
             return scanned

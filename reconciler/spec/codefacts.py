@@ -76,6 +76,8 @@ def module_imports(tree: ast.Module, package: str = "") -> list[ImportSite]:
 
 def _imports(body: list[ast.stmt], package: str, guarded: bool) -> Iterator[ImportSite]:
     for stmt in body:
+        # Once the module changes its own import path, what it imports next is not ours to judge.
+        guarded = guarded or _changes_sys_path(stmt)
         at = (stmt.lineno, stmt.col_offset + 1)
         if isinstance(stmt, ast.Import):
             for alias in stmt.names:
@@ -109,6 +111,18 @@ def absolute_module(module: str, level: int, package: str) -> str:
         return ""
     base = parts[: len(parts) - (level - 1)]
     return ".".join([*base, module] if module else base)
+
+
+def _changes_sys_path(stmt: ast.stmt) -> bool:
+    """`sys.path.insert(...)`, `sys.path = ...`, `site.addsitedir(...)` and the like."""
+    return any(
+        isinstance(node, ast.Attribute)
+        and (
+            node.attr == "addsitedir"
+            or (node.attr == "path" and isinstance(node.value, ast.Name) and node.value.id == "sys")
+        )
+        for node in ast.walk(stmt)
+    )
 
 
 def _catches_import_error(handler: ast.ExceptHandler) -> bool:
