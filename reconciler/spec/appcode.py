@@ -75,21 +75,21 @@ class AppCode:
                 "bound graph); import_path names a bound graph, and Serve refuses args for it",
             )
             return None
-        env = runtime_env.get("env_vars")
-        own_path = isinstance(env, Mapping) and "PYTHONPATH" in env  # imports from elsewhere
-        if (
-            not isinstance(image, str)
-            and not own_path
-            and not self._imports_ok(reader, import_path)
-        ):
+        if not self._imports_ok(reader, import_path, runtime_env):
             return None
         if not scanned.undecided:
             return scanned
         return self._sandbox(scanned, runtime_env, path, import_path, args, image)
 
-    def _imports_ok(self, reader: CodeReader, import_path: str) -> bool:
+    def _imports_ok(
+        self, reader: CodeReader, import_path: str, runtime_env: Mapping[str, Any]
+    ) -> bool:
+        """The import_path module imports (Serve builds the application in the application's
+        runtime_env) in the default image, when that is the image and its contents are known."""
+        env = runtime_env.get("env_vars")
+        own_path = isinstance(env, Mapping) and "PYTHONPATH" in env  # imports from elsewhere
         known = imagecheck.image_modules(self.options.default_image)
-        if known is None:
+        if known is None or own_path or "image_uri" in runtime_env:
             return True
         module = split_import_path(import_path)[0]
         found = imagecheck.missing_imports(reader, module, known, self.options.default_image)
