@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import ConfigError, ConfigIssue
-from reconciler.spec.codescan import ScannedApp, ScannedDeployment, scan_app
 from reconciler.spec.appcode import CodeOptions
+from reconciler.spec.codescan import ScannedApp, ScannedDeployment, scan_app
 from reconciler.spec.loader import load_bytes
 from reconciler.spec.options import DEFAULTS, MAX_ONGOING_DEFAULT
 from reconciler.spec.yamlout import dump_yaml
