@@ -3,8 +3,8 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "vendor"))
 
-import vendored_lib  # noqa: E402  (found through the path the module set itself)
-from ray import serve  # noqa: E402
+import vendored_lib  # found through the path the module set itself
+from ray import serve
 
 
 @serve.deployment
