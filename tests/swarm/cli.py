@@ -45,7 +45,9 @@ def _status(name: str | None, as_json: bool) -> int:
     for n in names:
         lab = swarm.Lab.load(n)
         if lab is None:
-            print(f"lab {n}: not up", file=sys.stderr)
+            left = swarm.leftovers(n)
+            print(f"lab {n}: " + (f"not up, but {len(left)} leftovers: scripts/swarm-lab down "
+                                  f"--name {n}" if left else "not up"), file=sys.stderr)
             continue
         try:
             found.append(_describe(lab))
@@ -96,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     except LabError as exc:
         print(f"swarm-lab: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `status --json | head`
+        return 0
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -5,12 +5,10 @@ leaves nothing behind."""
 
 from __future__ import annotations
 
-import gzip
 import os
 import signal
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -34,15 +32,6 @@ HTTP_SERVER = ["python3", "-m", "http.server", "8080"]
 # http.server as PID 1 ignores SIGTERM (no handler, and PID 1 has no default action): SIGINT
 # stops it at once instead of after the 10 s grace period.
 QUICK_STOP = ["--stop-signal", "SIGINT"]
-
-
-def _no_ipvs() -> str | None:
-    config = Path("/proc/config.gz")
-    if config.exists():
-        text = gzip.decompress(config.read_bytes()).decode(errors="replace")
-        if "CONFIG_IP_VS=y" not in text and "CONFIG_IP_VS=m" not in text:
-            return "this kernel has no IPVS (CONFIG_IP_VS unset): no routing mesh, no VIPs"
-    return None
 
 
 def test_lab_has_three_ready_nodes_each_its_own_daemon(swarm_lab: SwarmLab) -> None:
@@ -81,7 +70,7 @@ def test_replicated_service_spreads_and_answers_from_the_host(
         assert "Directory listing" in poll(lambda e=ep: http_get(e), 20, f"{ep} answers")
 
 
-@pytest.mark.skipif(_no_ipvs() is not None, reason=_no_ipvs() or "")
+@pytest.mark.skipif(swarm.ipvs_missing() is not None, reason=swarm.ipvs_missing() or "")
 def test_routing_mesh_answers_on_every_node(
     swarm_lab: SwarmLab, service_names: list[str]
 ) -> None:
@@ -93,6 +82,20 @@ def test_routing_mesh_answers_on_every_node(
                      specs.BASE_IMAGE, *HTTP_SERVER)
     for node in swarm_lab.nodes:  # a node without a task answers too
         assert poll(lambda n=node: http_get(f"{n.ip}:{port}"), 60, f"mesh on {node.name}")
+
+
+@pytest.mark.skipif(swarm.ipvs_missing() is None, reason="this kernel has IPVS")
+def test_without_ipvs_a_mesh_port_is_refused_at_create(
+    swarm_lab: SwarmLab, service_names: list[str]
+) -> None:
+    """The lab removes the ingress network where the kernel has no IPVS, so a service that asks
+    for the routing mesh fails loudly instead of never answering."""
+    name = unique("mesh")
+    service_names.append(name)  # (in case it were created after all)
+    with pytest.raises(AssertionError, match="needs ingress network"):
+        swarm_lab.docker("service", "create", "-d", "--name", name,
+                         "--no-resolve-image", "--publish", "18999:8080", specs.BASE_IMAGE,
+                         *HTTP_SERVER)
 
 
 def test_global_ingress_reaches_replicas_on_other_nodes(
