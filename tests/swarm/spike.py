@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -124,6 +125,64 @@ def overlay(lab: swarm.Lab, m: Engine) -> Facts:
         _remove_config(m, "spk-haproxy-1")
         _remove_network(m, "spk-ovl")
     return facts
+
+
+def ingress_runtime(lab: swarm.Lab, m: Engine) -> Facts:
+    """(b') Changing the ingress without replacing its tasks: server-template slots filled and
+    drained through HAProxy's runtime API, on a host-mode admin port of every node."""
+    net, reps, facts = "spk-rt", ["spk-rt1", "spk-rt2"], {}
+    m.post("/networks/create", specs.overlay_network(net))
+    try:
+        for r in reps:
+            m.create_service(specs.replica_service(r, network=net, control_port=None))
+        tasks = {r: poll(lambda r=r: (running(m, r) or [None])[0], 60, r) for r in reps}
+        text = specs.haproxy_config(18100, []).replace(
+            "global\n", "global\n  stats socket ipv4@0.0.0.0:18101 level admin\n")
+        text += "  server-template slot 1-4 0.0.0.0:8080 disabled\n"
+        cfg = m.post("/configs/create", specs.config_object("spk-rt-cfg", text))["ID"]
+        svc = specs.haproxy_service("spk-rt-ing", network=net, port=18100, config_id=cfg,
+                                    config_name="spk-rt-cfg")
+        svc["EndpointSpec"]["Ports"].append({"Protocol": "tcp", "TargetPort": 18101,
+                                             "PublishedPort": 18101, "PublishMode": "host"})
+        m.create_service(svc)
+        for n in lab.nodes:
+            poll(lambda n=n: _admin(n.ip, "show info"), 60, f"admin on {n.name}")
+        before = sorted(t["ID"] for t in running(m, "spk-rt-ing"))
+        t0 = time.monotonic()
+        for n in lab.nodes:
+            for i, t in enumerate(tasks.values(), 1):
+                _admin(n.ip, f"set server replicas/slot{i} addr {overlay_ip(t, net)} port 8080")
+                _admin(n.ip, f"set server replicas/slot{i} state ready")
+        facts["set_2_slots_on_3_nodes_s"] = round(time.monotonic() - t0, 3)
+        seen = {n.name: sorted(poll(lambda n=n: _answers(n.ip, 18100, set(reps)), 20, "both"))
+                for n in lab.nodes}
+        for n in lab.nodes:
+            _admin(n.ip, "set server replicas/slot1 state drain")
+        facts["answers"] = seen
+        facts["after_drain_slot1"] = {n.name: sorted({http_get(f"{n.ip}:18100").split()[0]
+                                                      for _ in range(8)}) for n in lab.nodes}
+        facts["ingress_tasks_kept"] = before == sorted(t["ID"] for t in running(m, "spk-rt-ing"))
+    finally:
+        for s in [*reps, "spk-rt-ing"]:
+            m.remove_service(s)
+        poll(lambda: _no_tasks(m, "spk-rt-ing"), 30, "ingress tasks gone")
+        _remove_config(m, "spk-rt-cfg")
+        _remove_network(m, net)
+    return facts
+
+
+def _admin(ip: str, command: str) -> str:
+    with socket.create_connection((ip, 18101), timeout=2) as s:
+        s.sendall(command.encode() + b"\n")
+        out = b""
+        while chunk := s.recv(4096):
+            out += chunk
+    return out.decode()
+
+
+def _answers(ip: str, port: int, want: set[str]) -> set[str] | None:
+    seen = {http_get(f"{ip}:{port}", timeout=1).split()[0] for _ in range(8)}
+    return seen if seen == want else None
 
 
 def _resolve_inside(lab: swarm.Lab, net: str, dnsrr: str, vip: str) -> Facts:
@@ -440,9 +499,9 @@ def _try_delete(m: Engine, path: str) -> bool:
 
 
 SECTIONS: dict[str, Callable[[swarm.Lab, Engine], Facts]] = {
-    "reach": reach, "overlay": overlay, "create": create_times, "loss": node_loss,
-    "resources": resources, "template": template_vs_labels, "events": events,
-    "seeding": seeding,
+    "reach": reach, "overlay": overlay, "runtime": ingress_runtime, "create": create_times,
+    "loss": node_loss, "resources": resources, "template": template_vs_labels,
+    "events": events, "seeding": seeding,
 }
 
 
