@@ -5,9 +5,10 @@ exec` remounts /sys, hides the cgroup mounts and dockerd refuses), with its own 
 root, pidfile, socket and cgroup parent under /run/swarm-lab/NAME/nodeK, cabled by a veth pair
 to a bridge on the host. Node 1 is the manager, the others join as workers. A local registry
 (Debian's `docker-registry`) listens on the bridge address, and the base image is copied onto
-every node with `docker save | docker load`. Every object carries the lab's name; `down` removes
-them all, and `up` cleans up a broken lab of the same name first. Nothing of the host's own
-engine is touched. Standard library only: `scripts/swarm-lab` runs this on the system python3.
+every node with `docker save | docker load` (both in tests/swarm/registry.py). Every object
+carries the lab's name; `down` removes them all, and `up` cleans up a broken lab of the same name
+first. Nothing of the host's own engine is touched. Standard library only: `scripts/swarm-lab`
+runs this on the system python3.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import time
 import zlib
@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tests.swarm import plumbing as pl
+from tests.swarm import registry
 from tests.swarm.engine import Engine
 from tests.swarm.plumbing import LabError, run
 
@@ -158,6 +159,18 @@ def up(name: str, nodes: int = 3, image: str | None = BASE_IMAGE,
     if existing or (ROOT / name).exists() or pl.lab_netns(name) or pl.lab_rules(name):
         say(f"lab {name}: cleaning up what a previous run left")
         down(name, log=False)
+    try:
+        lab = _claim(name, owner_pid)
+        _build(lab, nodes, image, generic or {}, say, heartbeat)
+    except BaseException:
+        say(f"lab {name}: up failed, cleaning up")
+        down(name, log=False)  # (outside the lock: `down` takes it too)
+        raise
+    return lab
+
+
+def _claim(name: str, owner_pid: int | None) -> Lab:
+    """Under the lock: a free subnet, the lab's directory (a tmpfs), lab.json and the bridge."""
     with _locked():
         octet = _free_octet(name)
         lab = Lab(name=name, octet=octet, nodes=[], registry=f"10.199.{octet}.1:5000", image=None,
@@ -169,21 +182,15 @@ def up(name: str, nodes: int = 3, image: str | None = BASE_IMAGE,
              str(lab.dir)])
         lab.save()  # from here on `down` finds everything by the names in lab.json
         pl.make_bridge(name, f"{lab.host_ip}/24")
-        lab.registry = f"{lab.host_ip}:{_registry_port(lab.host_ip)}"
+        lab.registry = f"{lab.host_ip}:{registry.free_port(lab.host_ip)}"
         lab.save()
-    try:
-        _build(lab, nodes, image, generic or {}, say, heartbeat)
-    except BaseException:
-        say(f"lab {name}: up failed, cleaning up")
-        down(name, log=False)
-        raise
     return lab
 
 
 def _build(lab: Lab, count: int, image: str | None, generic: dict[int, list[str]], say,  # type: ignore[no-untyped-def]
            heartbeat: str | None) -> None:
     t0 = time.monotonic()
-    _start_registry(lab)
+    registry.start(lab.dir / "registry", lab.registry)
     for k in range(1, count + 1):
         node_dir = lab.dir / f"node{k}"
         node = Node(index=k, name=f"{lab.name}-node{k}", ip=f"10.199.{lab.octet}.{10 + k}",
@@ -291,54 +298,9 @@ def stop_daemon(lab: Lab, k: int, grace: float = 20.0) -> None:
         pl.stop_pids([pid], grace=grace)
 
 
-def _registry_port(host_ip: str) -> int:
-    """5000 unless something holds it on every address; then any free port."""
-    for port in (5000, 0):
-        with socket.socket() as s:
-            try:
-                s.bind((host_ip, port))
-            except OSError:
-                continue
-            return int(s.getsockname()[1])
-    raise LabError(f"no free port on {host_ip} for the registry")
-
-
-def _start_registry(lab: Lab) -> None:
-    reg = lab.dir / "registry"
-    reg.mkdir()
-    (reg / "config.yml").write_text(
-        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
-        f"    rootdirectory: {reg / 'data'}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: {lab.registry}\n"
-    )
-    binary = shutil.which("docker-registry")
-    if not binary:
-        raise LabError("docker-registry not found: apt-get install -y docker-registry")
-    with open(reg / "registry.log", "ab") as out:
-        proc = subprocess.Popen([binary, "serve", str(reg / "config.yml")],
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                start_new_session=True)
-    (reg / "registry.pid").write_text(f"{proc.pid}\n")
-    probe = ["curl", "-sf", "-o", "/dev/null", f"http://{lab.registry}/v2/"]
-    _poll(lambda: subprocess.run(probe, check=False).returncode == 0, 20, "the lab registry")
-
-
 def load_image(lab: Lab, image: str) -> float:
-    """Copy an image of the host engine onto every node (`docker save`, then `docker load` on the
-    nodes in parallel); return the seconds it took."""
-    t0 = time.monotonic()
-    tar = lab.dir / "image.tar"
-    run(["docker", "save", "-o", str(tar), image], timeout=300)
-    loads = [subprocess.Popen(["docker", "-H", n.socket, "load", "-q", "-i", str(tar)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-             for n in lab.nodes]
-    errors = [p.communicate(timeout=300)[1] for p in loads]
-    tar.unlink()
-    bad = [f"{n.name}: {e.decode().strip()}"
-           for n, p, e in zip(lab.nodes, loads, errors, strict=True) if p.returncode]
-    if bad:
-        raise LabError("docker load failed on " + "; ".join(bad))
-    return time.monotonic() - t0
+    """Copy a host-engine image onto every node of the lab; the seconds it took."""
+    return registry.load_image([n.socket for n in lab.nodes], image, lab.dir)
 
 
 # -- status and down -----------------------------------------------------------------------------
