@@ -368,6 +368,7 @@ class CommitStatus:
     errors: tuple[str, ...] = ()  # "file:line:col: message" while the branch is on a refused one
     preparing: str | None = None  # a commit being read, fetched or built
     progress: str = ""  # what that preparation is doing
+    warnings: tuple[str, ...] = ()  # what validating the applied commit noted, not refused
 
 
 @dataclass(frozen=True)

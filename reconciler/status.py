@@ -318,6 +318,7 @@ def _commits(source: SourceOutcome | None, redact: Redactor) -> CommitStatus:
         errors=refused.errors if refused else (),
         preparing=preparing.commit if preparing else None,
         progress=preparing.progress if preparing else "",
+        warnings=target.config.warnings if target else (),
     )
 
 

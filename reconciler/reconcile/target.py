@@ -243,6 +243,8 @@ class GitTarget:
         self._target = Target(job.commit, config, now)
         self._changed = True
         log.info("commit %s accepted: deploying", job.commit[:12])
+        for warning in config.warnings:
+            log.warning("commit %s: %s", job.commit[:12], warning)
 
     def _outcome(self, failure: Failure | None, polled: bool = True) -> SourceOutcome:
         changed, self._changed = self._changed, False
