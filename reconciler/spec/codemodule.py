@@ -59,6 +59,7 @@ class ScannedDeployment:
     file: str = ""
     option_lines: Mapping[str, int] = field(default_factory=dict)
     issues: tuple[CodeIssue, ...] = ()
+    multiplexed: bool = False  # a method is decorated with @serve.multiplexed
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,8 @@ class _Scanner:
         self.resolve = resolve
         self.serve_names: set[str] = set()  # local names meaning ray.serve
         self.decorator_names: set[str] = set()  # local names meaning ray.serve.deployment
+        self.multiplexed_names: set[str] = set()  # local names meaning ray.serve.multiplexed
+        self.multiplexed_classes: set[str] = set()  # classes with a @serve.multiplexed method
         self.ray_names: set[str] = set()
         self.plain: dict[str, int] = {}  # undecorated classes and functions
         self.imports: dict[str, tuple[str, str]] = {}
@@ -152,6 +155,8 @@ class _Scanner:
                 self.serve_names.add(local)
             elif module == "ray.serve" and alias.name == "deployment":
                 self.decorator_names.add(local)
+            elif module == "ray.serve" and alias.name == "multiplexed":
+                self.multiplexed_names.add(local)
             elif module and alias.name != "*":
                 self.imports[local] = (module, alias.name)
 
@@ -174,6 +179,10 @@ class _Scanner:
             self.scan.values[name] = value
 
     def _definition(self, stmt: ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        if isinstance(stmt, ast.ClassDef) and self._has_multiplexed(stmt):
+            self.multiplexed_classes.add(stmt.name)
+        else:
+            self.multiplexed_classes.discard(stmt.name)
         found: ScannedDeployment | None = None
         for dec in stmt.decorator_list:
             if self._is_decorator(dec):
@@ -191,12 +200,27 @@ class _Scanner:
                 if isinstance(name, ast.Name):
                     self._define(name.id, value if isinstance(target, ast.Name) else None)
 
+    def _has_multiplexed(self, cls: ast.ClassDef) -> bool:
+        """Whether a method of the class is decorated with @serve.multiplexed (its replicas
+        then get requests for one model id where that model is loaded)."""
+        return any(
+            self._is_serve_attr(dec.func if isinstance(dec, ast.Call) else dec, "multiplexed")
+            for stmt in cls.body
+            if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef)
+            for dec in stmt.decorator_list
+        )
+
     # --- expressions ----------------------------------------------------------------------
 
     def _is_decorator(self, node: ast.expr) -> bool:
+        return self._is_serve_attr(node, "deployment")
+
+    def _is_serve_attr(self, node: ast.expr, attr: str) -> bool:
+        """`node` names ray.serve.<attr> (serve.<attr>, ray.serve.<attr>, or imported)."""
         if isinstance(node, ast.Name):
-            return node.id in self.decorator_names
-        if not (isinstance(node, ast.Attribute) and node.attr == "deployment"):
+            names = self.decorator_names if attr == "deployment" else self.multiplexed_names
+            return node.id in names
+        if not (isinstance(node, ast.Attribute) and node.attr == attr):
             return False
         base = node.value
         if isinstance(base, ast.Name):
@@ -265,7 +289,14 @@ class _Scanner:
     # --- options ------------------------------------------------------------------------------
 
     def _deployment(self, class_name: str, line: int, call: ast.Call | None) -> ScannedDeployment:
-        base = ScannedDeployment(class_name, class_name, {}, line, self.filename)
+        base = ScannedDeployment(
+            class_name,
+            class_name,
+            {},
+            line,
+            self.filename,
+            multiplexed=class_name in self.multiplexed_classes,
+        )
         if call is None:
             return base
         found = self._with_options(base, call)

@@ -31,14 +31,14 @@ class Stand:
         await asyncio.sleep(0.01)
         return self.price * amount
 
-    def __call__(self, request):
+    async def __call__(self, request):
         return {
             "price": self.price,
             "method": request.method,
-            "path": request.path,
-            "query": request.query_params,
+            "path": request.url.path,
+            "query": dict(request.query_params),
             "header": request.headers.get("X-Test"),
-            "body": request.text(),
+            "body": (await request.body()).decode(),
         }
 
 
@@ -48,7 +48,7 @@ class Market:
         self.stand = stand
 
     async def __call__(self, request):
-        fruit, amount = request.json()
+        fruit, amount = await request.json()
         if fruit == "TEXT":
             return "plain"
         if fruit == "RAW":
@@ -82,8 +82,8 @@ class Slow:
 
 
 @serve.deployment
-def echo(request):
-    return request.body
+async def echo(request):
+    return await request.body()
 
 
 @serve.deployment

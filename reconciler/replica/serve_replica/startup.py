@@ -10,6 +10,7 @@ from typing import Any
 
 from .api import Application
 from .graph import import_target, to_application
+from .web import missing_package_message
 
 PY_MODULES_DIR = "/app/py_modules"
 
@@ -32,5 +33,13 @@ def load_secret_env() -> None:
 
 
 def build_application(import_path: str, args: dict[str, Any]) -> Application:
-    """Import the user's module (its driver calls are no-ops here) and build the graph."""
-    return to_application(import_target(import_path), args)
+    """Import the user's module (its driver calls are no-ops here) and build the graph. A
+    missing web package is named with where to get it."""
+    try:
+        target = import_target(import_path)
+    except ModuleNotFoundError as exc:
+        hint = missing_package_message(exc.name or "")
+        if not hint:
+            raise
+        raise ModuleNotFoundError(f"{exc}: {hint}", name=exc.name) from exc
+    return to_application(target, args)
