@@ -66,9 +66,10 @@ def test_request_parts_query_headers_url(d: Deployed) -> None:
         "path_params": {},
     }
     # Serve's request id: the client's is honoured and returned, else one is made
-    assert d.get("request_parts", headers={"X-Request-Id": "abc-123"}).headers[
-        "x-request-id"
-    ] == "abc-123"
+    assert (
+        d.get("request_parts", headers={"X-Request-Id": "abc-123"}).headers["x-request-id"]
+        == "abc-123"
+    )
     assert len(d.get("request_parts").headers["x-request-id"]) >= 16
 
 

@@ -98,7 +98,43 @@ class Plain:
         return "ok"
 
 
+@serve.deployment
+class Streamer:
+    async def __call__(self, request):
+        for i in range(int(request.query_params.get("n", "2"))):
+            yield f"{i}\\n"
+            await asyncio.sleep(0.01)
+
+
+@serve.deployment
+class Echo:
+    def __init__(self, message, repeat=1):
+        self.message, self.repeat = message, repeat
+
+    def __call__(self):
+        return " ".join([self.message] * self.repeat)
+
+
+def build(args):
+    return Echo.bind(args["message"])
+
+
+def build_typed(args: "EchoArgs"):
+    return Echo.bind(args.message, args.repeat)
+
+
+try:
+    from pydantic import BaseModel
+
+    class EchoArgs(BaseModel):
+        message: str
+        repeat: int = 2
+except ImportError:
+    pass
+
+
 graph = Market.bind(Stand.bind(2))
+stream_app = Streamer.bind()
 slow_app = Slow.bind()
 echo_app = echo.bind()
 broken_app = Broken.bind()

@@ -47,8 +47,9 @@ async def answer(replica: Any, method: str, request: HttpRequest, conn: HttpConn
     if ctype != wire.PICKLE:
         return await _answer_json(replica, method, request, conn)
     if not pickle_allowed(conn):
-        body = json.dumps({"error": "pickled calls are only taken from inside the network",
-                           "type": "Forbidden"}).encode()
+        body = json.dumps(
+            {"error": "pickled calls are only taken from inside the network", "type": "Forbidden"}
+        ).encode()
         return conn.respond(403, JSON, body, request)
     if request.header(wire.STREAM_HEADER.encode()) == b"1":
         return await _answer_stream(replica, method, request, conn)
@@ -58,8 +59,7 @@ async def answer(replica: Any, method: str, request: HttpRequest, conn: HttpConn
             result = await replica.call_method(method, args, kwargs)
         if inspect.isgenerator(result) or inspect.isasyncgen(result):
             raise TypeError(
-                f"method {method!r} returned a generator: call it with "
-                "handle.options(stream=True)"
+                f"method {method!r} returned a generator: call it with handle.options(stream=True)"
             )
         body = wire.ok(result)
     except Exception as exc:
@@ -107,8 +107,7 @@ async def _answer_json(
     try:
         data = json.loads(request.body or b"{}")
         async with replica.request_slot():
-            result = await replica.call_method(method, data.get("args", []),
-                                               data.get("kwargs", {}))
+            result = await replica.call_method(method, data.get("args", []), data.get("kwargs", {}))
         body = json.dumps({"result": result}).encode("utf-8")
     except Exception as exc:
         _log_error(exc)

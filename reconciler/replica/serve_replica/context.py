@@ -94,24 +94,25 @@ class RequestContext:
     app_name: str = ""
 
 
-_request: contextvars.ContextVar[RequestContext] = contextvars.ContextVar(
-    "serve_request", default=RequestContext()
+NO_REQUEST = RequestContext()
+_request: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(
+    "serve_request", default=None
 )
 
 
 def current_request() -> RequestContext:
-    return _request.get()
+    return _request.get() or NO_REQUEST
 
 
-def set_request(ctx: RequestContext) -> contextvars.Token[RequestContext]:
+def set_request(ctx: RequestContext) -> contextvars.Token[RequestContext | None]:
     return _request.set(ctx)
 
 
-def reset_request(token: contextvars.Token[RequestContext]) -> None:
+def reset_request(token: contextvars.Token[RequestContext | None]) -> None:
     _request.reset(token)
 
 
 def get_multiplexed_model_id() -> str:
     """`serve.get_multiplexed_model_id()`: the model id of the request being served ("" if
     the request named none)."""
-    return _request.get().multiplexed_model_id
+    return current_request().multiplexed_model_id

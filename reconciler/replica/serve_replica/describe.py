@@ -67,8 +67,7 @@ def describe_node(name: str, node: Application) -> dict[str, Any]:
         "options": {k: json_safe(v) for k, v in sorted(dep.options_given.items())},
         "methods": public_methods(target),
         "has_reconfigure": not is_function and callable(getattr(target, "reconfigure", None)),
-        "has_check_health": not is_function
-        and callable(getattr(target, "check_health", None)),
+        "has_check_health": not is_function and callable(getattr(target, "check_health", None)),
         "asgi_ingress": asgi_app_of(target) is not None,
         "multiplexed": has_multiplexed(target),
     }

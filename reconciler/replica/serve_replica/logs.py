@@ -35,15 +35,13 @@ class _RequestFields(logging.Filter):
 
 class ServeFormatter(logging.Formatter):
     def __init__(self) -> None:
-        super().__init__(
-            _FIELDS + "%(serve_request)s%(filename)s:%(lineno)d -- %(message)s"
-        )
+        super().__init__(_FIELDS + "%(serve_request)s%(filename)s:%(lineno)d -- %(message)s")
 
-    def formatException(self, ei: object) -> str:  # noqa: N802 - logging's name
+    def formatException(self, ei: object) -> str:
         text = super().formatException(ei)  # type: ignore[arg-type]
         return "\n".join("    " + line for line in text.splitlines())
 
-    def formatStack(self, stack_info: str) -> str:  # noqa: N802
+    def formatStack(self, stack_info: str) -> str:
         return "\n".join("    " + line for line in stack_info.splitlines())
 
 

@@ -45,8 +45,10 @@ def is_async(fn: Any) -> bool:
     if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
         return True
     call = getattr(fn, "__call__", None)  # noqa: B004 - an instance with an async __call__
-    return not inspect.isfunction(fn) and not inspect.ismethod(fn) and (
-        inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call)
+    return (
+        not inspect.isfunction(fn)
+        and not inspect.ismethod(fn)
+        and (inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call))
     )
 
 

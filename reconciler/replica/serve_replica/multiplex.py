@@ -1,8 +1,8 @@
 """`@serve.multiplexed(max_num_models_per_replica=N)`: a per-replica LRU of loaded models.
 
 `await self.get_model(model_id)` loads a model once (concurrent loads of one id share the load)
-and keeps at most N; the least recently used one is dropped, its `__del__` called as Serve calls
-it. Requests name their model in the `serve_multiplexed_model_id` header (handles set it from
+and keeps at most N; the least recently used one is dropped (its `__del__` runs). Requests
+name their model in the `serve_multiplexed_model_id` header (handles set it from
 `.options(multiplexed_model_id=...)`), `serve.get_multiplexed_model_id()` reads it, and the
 ingress sends requests with the same id to the same replica.
 """
@@ -53,10 +53,13 @@ class ModelCache:
             del self._loading[model_id]
 
     async def _evict(self) -> None:
+        """Drop the least recently used model. A sync `__del__` runs when the last reference
+        goes (calling it here too would run it twice); an async one is awaited, as Serve does."""
         _, model = self.models.popitem(last=False)
         unload = getattr(model, "__del__", None)
-        if unload is not None:
-            await runtime_loop.call(unload)
+        if unload is not None and inspect.iscoroutinefunction(unload):
+            await unload()
+        del model
 
 
 class _Multiplexed:
@@ -106,9 +109,7 @@ def _model_id(given: str | None) -> str:
     return model_id
 
 
-def multiplexed(
-    func: Callable[..., Any] | None = None, max_num_models_per_replica: int = 3
-) -> Any:
+def multiplexed(func: Callable[..., Any] | None = None, max_num_models_per_replica: int = 3) -> Any:
     """`@serve.multiplexed` or `@serve.multiplexed(max_num_models_per_replica=N)` (N >= 1, or
     -1 for no limit, as in Serve)."""
     if max_num_models_per_replica != -1 and (

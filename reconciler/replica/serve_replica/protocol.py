@@ -26,7 +26,8 @@ REASONS = {
     301: "Moved Permanently", 302: "Found", 303: "See Other", 304: "Not Modified",
     307: "Temporary Redirect", 308: "Permanent Redirect", 400: "Bad Request",
     401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-    408: "Request Timeout", 409: "Conflict", 413: "Content Too Large", 415: "Unsupported Media Type",
+    408: "Request Timeout", 409: "Conflict", 413: "Content Too Large",
+    415: "Unsupported Media Type",
     422: "Unprocessable Entity", 429: "Too Many Requests", 431: "Request Header Fields Too Large",
     500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway",
     503: "Service Unavailable", 504: "Gateway Timeout",
@@ -166,6 +167,8 @@ class HttpConnection(asyncio.Protocol):
         start = 0
         while True:
             end = self._buf.find(b"\r\n\r\n", start)
+            if end > MAX_HEAD:
+                raise BadRequest(431, "request head too large")
             if end >= 0:
                 head = bytes(self._buf[:end])
                 del self._buf[: end + 4]
@@ -210,8 +213,9 @@ class HttpConnection(asyncio.Protocol):
             return await self._read_chunked()
         if length is None:
             return b""
-        if not length.isdigit() or any(v != length for k, v in request.headers
-                                       if k == b"content-length"):
+        if not length.isdigit() or any(
+            v != length for k, v in request.headers if k == b"content-length"
+        ):
             raise BadRequest(400, "bad Content-Length")
         size = int(length)
         if size > MAX_BODY:
@@ -288,8 +292,11 @@ class HttpConnection(asyncio.Protocol):
             self.write(
                 head_bytes(
                     exc.status,
-                    [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(body)),
-                     (b"connection", b"close")],
+                    [
+                        (b"content-type", b"text/plain"),
+                        (b"content-length", b"%d" % len(body)),
+                        (b"connection", b"close"),
+                    ],
                 )
                 + body
             )

@@ -81,8 +81,8 @@ class Replica:
         dep = node.deployment
         self._is_function = dep.is_function
         target = dep.func_or_class
-        self._target = target if dep.is_function else await runtime_loop.call(
-            target, *args, **kwargs
+        self._target = (
+            target if dep.is_function else await runtime_loop.call(target, *args, **kwargs)
         )
         replica_id = ReplicaID(self.replica_id, DeploymentID(s.deployment, s.app))
         set_replica_context(ReplicaContext(replica_id, self._target, s.replica))

@@ -86,7 +86,9 @@ class URL:
             host = f"{server[0]}:{server[1]}"
         path = scope.get("root_path", "") + scope["path"]
         query = scope.get("query_string", b"").decode("latin-1")
-        self._text = f"{scope.get('scheme', 'http')}://{host}{path}" + (f"?{query}" if query else "")
+        self._text = f"{scope.get('scheme', 'http')}://{host}{path}" + (
+            f"?{query}" if query else ""
+        )
         self._parts = urllib.parse.urlsplit(self._text)
 
     scheme = property(lambda self: self._parts.scheme)

@@ -40,15 +40,21 @@ async def send_result(value: Any, scope: Any, receive: Any, send: Any, status: i
         await value(scope, receive, send)
         return
     if inspect.isasyncgen(value) or inspect.isgenerator(value):
-        await send({"type": "http.response.start", "status": status, "headers": [
-            (b"content-type", TEXT)]})
+        await send(
+            {"type": "http.response.start", "status": status, "headers": [(b"content-type", TEXT)]}
+        )
         async for item in iterate(value):
             await send({"type": "http.response.body", "body": _chunk(item), "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         return
     content_type, body = encode(value)
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", content_type)]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", content_type)],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 

@@ -44,9 +44,14 @@ class CallApp:
 def no_http(deployment: str) -> Any:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await responses.send_result(
-            {"error": f"deployment {deployment!r} has no __call__ to answer HTTP",
-             "type": "NotFound"},
-            scope, receive, send, status=404,
+            {
+                "error": f"deployment {deployment!r} has no __call__ to answer HTTP",
+                "type": "NotFound",
+            },
+            scope,
+            receive,
+            send,
+            status=404,
         )
 
     return app

@@ -16,8 +16,13 @@ async def asgi_app(scope, receive, send):
                 await send({"type": "lifespan.shutdown.complete"})
                 return
     body = json.dumps({"path": scope["path"], "root_path": scope["root_path"]}).encode()
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 

@@ -2,7 +2,6 @@
 the pydantic model it annotates) and returning the application."""
 
 from pydantic import BaseModel
-
 from ray import serve
 
 

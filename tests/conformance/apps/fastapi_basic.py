@@ -1,7 +1,6 @@
 """FastAPI ingress: routes on the class's methods, path and query parameters, sync and async."""
 
 from fastapi import FastAPI
-
 from ray import serve
 
 api = FastAPI()

@@ -1,7 +1,6 @@
 """HTTPException status codes and details, and an unhandled error as a 500."""
 
 from fastapi import FastAPI, HTTPException
-
 from ray import serve
 
 api = FastAPI()

@@ -2,7 +2,6 @@
 .result() in a sync route)."""
 
 from fastapi import FastAPI
-
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 

@@ -2,7 +2,6 @@
 
 from fastapi import FastAPI
 from pydantic import BaseModel
-
 from ray import serve
 
 api = FastAPI()

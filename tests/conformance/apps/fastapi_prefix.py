@@ -2,7 +2,6 @@
 the app root_path), and URLs the app builds include the prefix."""
 
 from fastapi import FastAPI, Request
-
 from ray import serve
 
 api = FastAPI()

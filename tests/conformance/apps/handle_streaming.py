@@ -1,16 +1,14 @@
 """Streaming between deployments: `handle.options(stream=True)` gives a generator to iterate,
 async in an async handler and sync in a sync one; the HTTP response streams it on."""
 
-from starlette.responses import StreamingResponse
-
 from ray import serve
+from starlette.responses import StreamingResponse
 
 
 @serve.deployment
 class Tokens:
     def words(self, text: str):
-        for word in text.split():
-            yield word
+        yield from text.split()
 
     async def letters(self, word: str):
         for letter in word:

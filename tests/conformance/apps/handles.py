@@ -35,8 +35,7 @@ class Pipeline:
         via_options = await self.adder.options(method_name="add").remote(x)
         called = await self.adder.remote(x)
         chained = await self.multiplier.multiply.remote(self.adder.add.remote(x), factor=3)
-        return {"added": added, "via_options": via_options, "called": called,
-                "chained": chained}
+        return {"added": added, "via_options": via_options, "called": called, "chained": chained}
 
 
 app = Pipeline.bind(Adder.bind(1), Multiplier.bind())

@@ -28,8 +28,12 @@ class Client:
         point, label, sizes = await self.geometry.centroid.remote(
             [Point(0, 0), Point(2, 0), Point(2, 2), Point(0, 2)], b"square"
         )
-        return {"point": [point.x, point.y], "type": type(point).__name__,
-                "label": label.decode(), "sizes": sorted(sizes)}
+        return {
+            "point": [point.x, point.y],
+            "type": type(point).__name__,
+            "label": label.decode(),
+            "sizes": sorted(sizes),
+        }
 
 
 app = Client.bind(Geometry.bind())

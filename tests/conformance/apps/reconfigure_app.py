@@ -17,8 +17,11 @@ class Thresholds:
 
     async def __call__(self, request) -> dict:
         value = float(request.query_params.get("v", "0"))
-        return {"threshold": self.threshold, "above": value > self.threshold,
-                "checked": self.checks > 0}
+        return {
+            "threshold": self.threshold,
+            "above": value > self.threshold,
+            "checked": self.checks > 0,
+        }
 
 
 app = Thresholds.bind()

@@ -12,8 +12,10 @@ class WhoAmI:
             "deployment": ctx.deployment,
             "replica_tag": ctx.replica_tag,
             "unique_id": ctx.replica_id.unique_id,
-            "deployment_id": [ctx.replica_id.deployment_id.name,
-                              ctx.replica_id.deployment_id.app_name],
+            "deployment_id": [
+                ctx.replica_id.deployment_id.name,
+                ctx.replica_id.deployment_id.app_name,
+            ],
             "servable": type(ctx.servable_object).__name__,
         }
 

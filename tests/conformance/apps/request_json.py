@@ -1,8 +1,7 @@
 """A class deployment reading a JSON body: `await request.json()`, as Serve requires."""
 
-from starlette.requests import Request
-
 from ray import serve
+from starlette.requests import Request
 
 
 @serve.deployment

@@ -1,8 +1,7 @@
 """Method, URL, query parameters and headers of a starlette Request."""
 
-from starlette.requests import Request
-
 from ray import serve
+from starlette.requests import Request
 
 
 @serve.deployment

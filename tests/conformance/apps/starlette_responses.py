@@ -1,8 +1,7 @@
 """starlette Response classes with status codes and headers."""
 
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
-
 from ray import serve
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 
 
 @serve.deployment

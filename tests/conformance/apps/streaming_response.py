@@ -3,9 +3,8 @@ until the client, having read that chunk, calls /release)."""
 
 import asyncio
 
-from starlette.responses import StreamingResponse
-
 from ray import serve
+from starlette.responses import StreamingResponse
 
 
 @serve.deployment
