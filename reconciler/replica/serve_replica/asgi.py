@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any
+from urllib.parse import unquote
 
 from .protocol import HttpConnection, HttpRequest, head_bytes
 
@@ -19,10 +20,8 @@ ASGI = {"version": "3.0", "spec_version": "2.3"}
 def make_scope(
     request: HttpRequest, conn: HttpConnection, root_path: str, strip: bool
 ) -> dict[str, Any]:
-    import urllib.parse
-
     raw_path = request.target.partition(b"?")[0]
-    path = urllib.parse.unquote(request.path)
+    path = unquote(request.path) if "%" in request.path else request.path
     if root_path and strip and (path == root_path or path.startswith(root_path + "/")):
         path = path[len(root_path) :] or "/"
     return {
@@ -57,13 +56,15 @@ class Exchange:
         self.chunked = False
         self.status = 0
         self._headers: list[tuple[bytes, bytes]] = []
-        self._done = asyncio.get_running_loop().create_future()
+        self._done: asyncio.Future[None] | None = None  # made when someone waits for it
 
     async def receive(self) -> dict[str, Any]:
         if not self._body_sent:
             self._body_sent = True
             return {"type": "http.request", "body": self.request.body, "more_body": False}
         if not self.complete and not self.conn.lost.done():
+            if self._done is None:
+                self._done = asyncio.get_running_loop().create_future()
             await asyncio.wait([self._done, self.conn.lost], return_when=asyncio.FIRST_COMPLETED)
         return {"type": "http.disconnect"}
 
@@ -117,7 +118,7 @@ class Exchange:
 
     def _finish(self) -> None:
         self.complete = True
-        if not self._done.done():
+        if self._done is not None and not self._done.done():
             self._done.set_result(None)
 
     def abort(self) -> None:

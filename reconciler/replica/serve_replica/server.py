@@ -15,7 +15,7 @@ import sys
 import time
 import traceback
 import urllib.parse
-import uuid
+import os
 from typing import Any
 
 from . import calls, web
@@ -42,7 +42,7 @@ def request_context(request: HttpRequest, route: str, app: str) -> RequestContex
     rid = request.header(b"x-request-id")
     model = request.header(_MODEL_ID)
     return RequestContext(
-        request_id=rid.decode("latin-1") if rid else uuid.uuid4().hex,
+        request_id=rid.decode("latin-1") if rid else os.urandom(16).hex(),
         multiplexed_model_id=model.decode("latin-1") if model else "",
         route=route,
         app_name=app,

@@ -15,19 +15,17 @@ class ReadWriteLock:
         self._writer = False
         self._writers_waiting = 0
 
-    @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[None]:
+    async def acquire_read(self) -> None:
         if self._writer or self._writers_waiting:
             async with self._cond:
                 await self._cond.wait_for(lambda: not self._writer and not self._writers_waiting)
         self._readers += 1  # no await between the check and this: the loop is one thread
-        try:
-            yield
-        finally:
-            self._readers -= 1
-            if self._readers == 0 and self._writers_waiting:
-                async with self._cond:
-                    self._cond.notify_all()
+
+    async def release_read(self) -> None:
+        self._readers -= 1
+        if self._readers == 0 and self._writers_waiting:
+            async with self._cond:
+                self._cond.notify_all()
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[None]:

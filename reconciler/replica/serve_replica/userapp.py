@@ -31,13 +31,16 @@ class CallApp:
         self.async_gen = inspect.isasyncgenfunction(fn) or inspect.isasyncgenfunction(
             getattr(fn, "__call__", None)  # noqa: B004
         )
+        self.is_async = runtime_loop.is_async(fn)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         args = (web.make_request(scope, receive),) if self.with_request else ()
         if self.async_gen:
             result = self.fn(*args)
+        elif self.is_async:
+            result = await self.fn(*args)
         else:
-            result = await runtime_loop.call(self.fn, *args)
+            result = await runtime_loop.call_sync(self.fn, *args)
         await responses.send_result(result, scope, receive, send)
 
 
