@@ -1,9 +1,8 @@
 """The fruit stand: three stands priced by user_config, and a market that asks them.
 
 POST a JSON body `["MANGO", 2]` to the ingress and get back the price (6 with the config in this
-repository); an unknown fruit costs -1. This is Ray Serve 2.x code as it is: the same file runs
-under `serve run fruit:deployment_graph` and on the reconciler, whose replica runtime provides
-`ray.serve` inside each container.
+repository); an unknown fruit costs -1. Ray Serve 2.x code as it is: it runs unchanged under
+`serve run fruit:deployment_graph` and on the reconciler's replica runtime.
 """
 
 from ray import serve

@@ -133,7 +133,7 @@ def test_generators_from_http_handlers_stream(d: Deployed) -> None:
 
 
 def test_fastapi_routes_path_and_query_params(d: Deployed) -> None:
-    assert d.get("fastapi_basic").json() == {"books": 2}
+    assert d.get("fastapi_basic").json() == {"books": 2, "started": ["startup event ran"]}
     assert d.get("fastapi_basic", "/books/1").json() == {"id": 1, "title": "Dune"}
     assert d.get("fastapi_basic", "/books/2?upper=true").json() == {"id": 2, "title": "EMMA"}
     assert requests.delete(d.url("fastapi_basic", "/books/2"), timeout=10).json() == {

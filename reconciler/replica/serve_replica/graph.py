@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -75,12 +76,14 @@ def _as_annotated(fn: Any, param: inspect.Parameter, args: dict[str, Any]) -> An
             annotation = typing.get_type_hints(fn).get(param.name, annotation)
         except Exception:
             return args
-    if isinstance(annotation, type):
-        validate = getattr(annotation, "model_validate", None) or getattr(
-            annotation, "parse_obj", None
-        )
-        if validate is not None and hasattr(annotation, "__fields__"):
-            return validate(args)
+    pydantic = sys.modules.get("pydantic")  # imported by the module that annotates with it
+    if (
+        pydantic is not None
+        and isinstance(annotation, type)
+        and issubclass(annotation, pydantic.BaseModel)
+    ):
+        validate = getattr(annotation, "model_validate", None) or annotation.parse_obj
+        return validate(args)
     return args
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 import traceback
 import urllib.parse
-import os
 from typing import Any
 
 from . import calls, web

@@ -4,6 +4,12 @@ from fastapi import FastAPI
 from ray import serve
 
 api = FastAPI()
+STARTED = []
+
+
+@api.on_event("startup")
+def started() -> None:
+    STARTED.append("startup event ran")
 
 
 @serve.deployment
@@ -14,7 +20,7 @@ class Library:
 
     @api.get("/")
     def index(self) -> dict:
-        return {"books": len(self.books)}
+        return {"books": len(self.books), "started": STARTED}
 
     @api.get("/books/{book_id}")
     async def book(self, book_id: int, upper: bool = False) -> dict:
