@@ -9,7 +9,7 @@ import time
 
 import pytest
 import requests
-from conftest import App, Deployed
+from conformance_support import App, Deployed
 
 pytestmark = pytest.mark.docker
 

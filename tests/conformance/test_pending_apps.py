@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import App, deploy
+from conformance_support import App, deploy
 
 from tests.conftest import remove_owned
 

@@ -78,8 +78,8 @@ class Dispatcher:
             print_request_error(exc)
             if not exchange.head_written:
                 self._json(conn, request, 503 if _not_ready(exc) else 500, error_body(exc))
-            else:
-                exchange.abort()
+            elif not exchange.complete:  # (starlette re-raises after its own 500: that one is
+                exchange.abort()  # complete, and the connection stays usable)
             return
         finally:
             reset_request(token)
