@@ -1,9 +1,11 @@
-"""The error taxonomy. The type of an error decides what the loop does next (Flux's model):
+"""The error taxonomy. The type of an error decides what the loop does next (Flux's model), through
+`retry_of`, the one place that maps an error to a `Retry` class:
 
-- `StalledError`: the input itself is wrong (an invalid config). No retry until a new commit.
-- `TransientError`: something outside is unavailable (git remote, Docker engine). Retry with
-  capped exponential backoff; running replicas are left alone.
-- anything else: caught at the top of a pass, reported, retried on the next interval.
+- `StalledError`: the input itself is wrong (an invalid config, a deleted branch). No retry until
+  the input changes; the loop only keeps polling at its interval to notice the change.
+- `TransientError`: something outside is unavailable (git remote, Docker engine, a full disk).
+  Retry with capped exponential backoff, each kind on its own; running replicas are left alone.
+- anything else: a bug or an unforeseen refusal. Reported, and retried with backoff.
 
 Messages never carry credentials: the modules that talk to git and Docker scrub them before
 raising.
@@ -11,7 +13,17 @@ raising.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
+
+
+class Retry(enum.StrEnum):
+    """What the loop does about one outcome of a pass."""
+
+    STALLED = "stalled"  # the input is wrong: wait for it to change (poll at the interval)
+    WAITING = "waiting"  # work is in progress (a rollout, a build): look again soon
+    TRANSIENT = "transient"  # something outside is down: back off, per kind
+    GENERIC = "generic"  # unexpected: report it, back off
 
 
 @dataclass(frozen=True, order=True)
@@ -55,7 +67,12 @@ class SourceUnavailable(TransientError):
 
 
 class SourceError(ReconcilerError):
-    """The git source is in a state we cannot read (bad branch, corrupt object after re-clone)."""
+    """The git source is in a state we cannot read (corrupt object after re-clone, a bad id)."""
+
+
+class BranchMissing(SourceError, StalledError):
+    """The followed branch is not on the remote (deleted, or misspelt): nothing to deploy until
+    it appears; what runs keeps running."""
 
 
 class EngineUnavailable(TransientError):
@@ -66,6 +83,28 @@ class EngineError(ReconcilerError):
     """The Docker engine refused an operation (bad image, name conflict we cannot resolve...)."""
 
 
-class StateError(ReconcilerError):
+class StateError(TransientError):
     """The state directory cannot be written (disk full, permissions) or is locked by another
-    daemon."""
+    daemon: retried with a backoff of its own, since freeing space fixes it."""
+
+
+def retry_of(error: BaseException) -> Retry:
+    """The one mapping from an error to what the loop does next."""
+    if isinstance(error, StalledError):
+        return Retry.STALLED
+    if isinstance(error, TransientError):
+        return Retry.TRANSIENT
+    return Retry.GENERIC
+
+
+def kind_of(error: BaseException) -> str:
+    """Which part of the world an error came from; each kind backs off on its own."""
+    if isinstance(error, StateError):
+        return "state"
+    if isinstance(error, SourceUnavailable | SourceError):
+        return "source"
+    if isinstance(error, EngineUnavailable | EngineError):
+        return "engine"
+    if isinstance(error, TransientError):
+        return "fetch"
+    return "internal"

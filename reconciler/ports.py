@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Protocol
 
 from reconciler.model import (
+    Capacity,
     DeploymentSpec,
     HttpOptions,
     ObservedReplica,
@@ -23,6 +24,11 @@ class Engine(Protocol):
     def observe(self) -> list[ObservedReplica]:
         """Every replica container this instance owns, with state, version and user_config hash.
         Raises EngineUnavailable when the engine cannot be reached."""
+        ...
+
+    def capacity(self) -> Capacity:
+        """What the engine can hold (its cores times the overcommit factor, its memory, the
+        GPUs and custom resources it was told about, the replica cap). Cheap: cached."""
         ...
 
     def start_replica(self, spec: DeploymentSpec, index: int) -> None: ...

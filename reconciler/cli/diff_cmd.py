@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.cli.common import fail
+from reconciler.settings import Exit
 
 if TYPE_CHECKING:
     from reconciler.plan import DeploymentChange
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{args.head}: the config is invalid, nothing would be deployed:", file=sys.stderr
             )
             print(str(exc), file=sys.stderr)
-            return 2
+            return int(Exit.USAGE)
         try:
             base = spec.load_config(Path(tmp) / "base", args.config)
         except ConfigError:
@@ -87,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
     shown = changes if args.all else changed
     header = f"{args.base} ({base_id[:12]}) -> {args.head} ({head_id[:12]}), {args.config}"
     print(_render(args.format, header, shown, len(changed)))
-    return 1 if any(c.kind != "unchanged" for c in changes) else 0
+    moved = any(c.kind != "unchanged" for c in changes)
+    return int(Exit.INVALID if moved else Exit.OK)
 
 
 def _what(change: DeploymentChange) -> str:

@@ -14,4 +14,5 @@ VERSION = f"{PREFIX}.version"  # DeploymentSpec.version
 USER_CONFIG = f"{PREFIX}.user-config"  # user_config hash the replica was created with
 HEALTH_CHECK_PERIOD = f"{PREFIX}.health-check-period-s"  # the reconciler's health check of it
 HEALTH_CHECK_TIMEOUT = f"{PREFIX}.health-check-timeout-s"
+DEMAND = f"{PREFIX}.demand"  # what the replica holds on the host (admission), canonical JSON
 TEST = f"{PREFIX}.test"  # set by the test suite on anything it creates outside an instance
