@@ -132,6 +132,9 @@ class DeploymentSpec:
     secret_env: frozenset[str] = frozenset()  # names of env vars to redact in /config
     code: CodeTree | None = None
     args: str = "{}"  # the application's args, canonical JSON
+    # The code has a @serve.multiplexed method: the ingress routes by model id. Not part of
+    # `version` (it follows the code, whose change restarts the replicas anyway).
+    multiplexed: bool = False
 
     @property
     def key(self) -> tuple[str, str]:

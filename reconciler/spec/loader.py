@@ -324,6 +324,7 @@ class _Load:
                     image=image if isinstance(image, str) else None,
                     tree=tree,
                     args=args,
+                    multiplexed=dep.multiplexed,
                 )
             )
         if len(specs) != len(scanned.specs):

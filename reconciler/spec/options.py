@@ -215,6 +215,7 @@ def build_spec(
     image: str | None,
     tree: CodeTree,
     args: str,
+    multiplexed: bool = False,
 ) -> DeploymentSpec:
     """A fully resolved DeploymentSpec from a checked config entry and code options."""
     count, autoscaling = replicas(entry, code)
@@ -240,6 +241,7 @@ def build_spec(
         secret_env=secret_env,
         code=tree,
         args=args,
+        multiplexed=multiplexed,
         **timings,
     )
 
