@@ -211,12 +211,8 @@ class _Scanner:
         """A method of the class is decorated with @serve.multiplexed: its replicas should get
         the requests for one model id where that model is loaded."""
         names = self.multiplexed_names
-        return any(
-            self._is_serve_attr(dec.func if isinstance(dec, ast.Call) else dec, "multiplexed", names)
-            for stmt in cls.body
-            if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef)
-            for dec in stmt.decorator_list
-        )
+        decorators = (d.func if isinstance(d, ast.Call) else d for d in _method_decorators(cls))
+        return any(self._is_serve_attr(d, "multiplexed", names) for d in decorators)
 
     def _is_ingress(self, node: ast.expr) -> bool:
         func = node.func if isinstance(node, ast.Call) else node
@@ -376,6 +372,15 @@ class _Scanner:
 
     def _with_options(self, base: ScannedDeployment, call: ast.Call) -> ScannedDeployment:
         return codeoptions.with_options(base, call, self._literal)
+
+
+def _method_decorators(cls: ast.ClassDef) -> list[ast.expr]:
+    return [
+        dec
+        for stmt in cls.body
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef)
+        for dec in stmt.decorator_list
+    ]
 
 
 def _positional(node: ast.expr) -> CodeIssue:
