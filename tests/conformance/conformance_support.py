@@ -10,8 +10,8 @@ from typing import Any
 
 import requests
 
-from reconciler.runtime.docker_engine import DockerEngine
-from reconciler.settings import HostLimits
+from reconciler.app import make_engine, make_loader
+from reconciler.settings import EngineSettings, HostLimits
 from tests.conftest import BASE_IMAGE, new_instance_name
 from tests.e2e.conftest import Harness
 from tests.support import free_port
@@ -88,11 +88,11 @@ def deploy(root: Path, apps: list[App], files: list[str]) -> tuple[Harness, str,
     port = free_port()
     (root / "serve_config.yaml").write_text(config_text(apps, port))
     instance = new_instance_name()
-    harness = Harness(root, instance)
     # ~40 replicas at Serve's default num_cpus 1 on a 2-core machine: admission would leave
     # most pending, as Ray would. The suite tests the runtime, so its host holds them all.
-    harness.engine = DockerEngine(
+    settings = EngineSettings(
         instance=instance, default_image=BASE_IMAGE, limits=HostLimits(cpu_overcommit=100.0)
     )
-    harness.reconciler = harness._new_reconciler()
+    # Loaded as `reconciler up` loads it: builders and options from code are built in a sandbox.
+    harness = Harness(root, instance, engine=make_engine(settings), load=make_loader(settings))
     return harness, instance, f"http://127.0.0.1:{port}"

@@ -32,6 +32,7 @@ APPS = [
     App("fastapi_prefix", "fastapi_prefix:app", prefix="/v1/api"),
     App("starlette_ingress", "starlette_ingress:app"),
     App("asgi_ingress", "asgi_ingress:app"),
+    App("asgi_builder", "asgi_ingress:builder_app"),
     App("replica_context", "replica_context:app"),
     App("logging_app", "logging_app:app"),
     App("driver_code", "driver_code:app"),
@@ -171,8 +172,10 @@ def test_starlette_and_bare_asgi_ingress(d: Deployed) -> None:
     assert d.get("starlette_ingress", "/hello/ann").text == "hello ann"
     assert d.post("starlette_ingress", "/echo", json={"a": [1]}).json() == {"echo": {"a": [1]}}
     body = d.get("asgi_ingress", "/some/where").json()
-    assert body["root_path"] == "/asgi_ingress"
+    assert body["root_path"] == "/asgi_ingress" and body["via"] == "object"
     assert body["path"].endswith("/some/where")
+    # a function given to serve.ingress is a builder, called in the replica (as Serve does)
+    assert d.get("asgi_builder", "/x").json()["via"] == "builder"
 
 
 def test_replica_context(d: Deployed) -> None:

@@ -1,6 +1,5 @@
-"""Conformance apps that the runtime serves but the validator does not yet accept or plan
-right (the static checks of issue 14, another change): each is marked xfail with the reason,
-and passes once the validator catches up."""
+"""Conformance apps that need more than reading the code: two binds of one class (Serve names
+them Model and Model_1) and application builders with args (built in a sandbox container)."""
 
 from __future__ import annotations
 
@@ -20,11 +19,6 @@ def _serve(tmp_path: Path, docker_client: Any, apps: list[App], files: list[str]
     return harness, instance, base
 
 
-@pytest.mark.xfail(
-    reason="the validator collapses Model.bind() twice into one deployment 'Model', so the "
-    "replica's handle to 'Model_1' finds no backend (issue 14, validator side)",
-    strict=False,
-)
 def test_two_binds_of_one_class_are_model_and_model_1(tmp_path: Path, docker_client: Any) -> None:
     import requests
 
@@ -41,11 +35,6 @@ def test_two_binds_of_one_class_are_model_and_model_1(tmp_path: Path, docker_cli
         remove_owned(docker_client, instance)
 
 
-@pytest.mark.xfail(
-    reason="the validator refuses import paths naming an application builder (issue 14, "
-    "validator side: builder args checks); the runtime calls builders with the config's args",
-    strict=False,
-)
 def test_builders_with_args(tmp_path: Path, docker_client: Any) -> None:
     import requests
 
@@ -54,11 +43,6 @@ def test_builders_with_args(tmp_path: Path, docker_client: Any) -> None:
         App("typed_builder", "builders:build_typed_app", args="{message: yo}"),
     ]
     harness, instance, base = _serve(tmp_path, docker_client, apps, ["builders.py"])
-    from reconciler.spec import validate_file
-
-    issues = validate_file(tmp_path / "repo" / "serve_config.yaml", root=tmp_path / "repo")
-    if issues:  # refused at validation: nothing would deploy, no need to wait for it
-        pytest.xfail(f"refused by the validator: {issues[0].message}")
     try:
         harness.converge(timeout=120)
         assert requests.get(f"{base}/builder", timeout=30).text == "hi"

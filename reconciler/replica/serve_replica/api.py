@@ -24,6 +24,8 @@ KNOWN_OPTIONS = frozenset(
     }
 )  # fmt: skip
 ASGI_ATTR = "__serve_asgi_app__"
+BUILD_ASGI_ATTR = "__serve_build_asgi_app__"  # Serve's late-bound ingress: built by the instance
+LATE_BOUND = object()  # @serve.ingress() with no app
 
 __all__ = [
     "KNOWN_OPTIONS",
@@ -125,10 +127,12 @@ def deployment(_func_or_class: Any = None, *, name: str | None = None, **options
     return wrap
 
 
-def ingress(app: Any) -> Any:
+def ingress(app: Any = None) -> Any:
     """`@serve.ingress(app)`: the class serves HTTP through `app` (FastAPI, Starlette or any
     ASGI callable); FastAPI routes defined on the class's methods get the replica's instance as
-    `self`. Put it under `@serve.deployment`, as Serve requires."""
+    `self`. As in Serve, a plain function given here is a builder, called with no arguments in
+    the replica to make the app, and `@serve.ingress()` with no app asks the instance's
+    `__serve_build_asgi_app__()`. Put it under `@serve.deployment`, as Serve requires."""
 
     def decorator(cls: Any) -> Any:
         if isinstance(cls, Deployment):
@@ -139,9 +143,14 @@ def ingress(app: Any) -> Any:
             raise ValueError("@serve.ingress must be applied to a class")
         if "__call__" in cls.__dict__:
             raise ValueError("a class passed to @serve.ingress may not have a __call__ method")
-        if not callable(app):
+        if app is None and not hasattr(cls, BUILD_ASGI_ATTR):
+            raise ValueError(
+                f"serve.ingress() without an app needs {cls.__name__} to define "
+                f"{BUILD_ASGI_ATTR}"
+            )
+        if app is not None and not callable(app):
             raise TypeError(f"@serve.ingress needs an ASGI application, got {type(app).__name__}")
-        setattr(cls, ASGI_ATTR, app)
+        setattr(cls, ASGI_ATTR, app if app is not None else LATE_BOUND)
         return cls
 
     return decorator

@@ -9,7 +9,7 @@ from typing import Any
 
 from . import loop as runtime_loop
 from . import responses, web
-from .api import asgi_app_of
+from .api import BUILD_ASGI_ATTR, LATE_BOUND, asgi_app_of
 
 
 def takes_request(fn: Any) -> bool:
@@ -63,6 +63,10 @@ def no_http(deployment: str) -> Any:
 def asgi_app(target: Any, instance: Any, deployment: str) -> tuple[Any, bool]:
     """(the ASGI app, whether it is an @serve.ingress app)."""
     app = asgi_app_of(target)
+    if app is LATE_BOUND:
+        app = getattr(instance, BUILD_ASGI_ATTR)()
+    elif inspect.isfunction(app):  # Serve: a function given to serve.ingress builds the app
+        app = app()
     if app is not None:
         return web.bind_ingress(app, target, instance), True
     fn = instance if not isinstance(target, type) else getattr(instance, "__call__", None)  # noqa: B004
