@@ -11,6 +11,7 @@ EngineUnavailable, as an engine that is not running does.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import textwrap
 from dataclasses import dataclass, field, replace
@@ -156,11 +157,12 @@ class ModelBranch:
         self.deleted = False
         self.heads_asked = 0
         self.subjects: dict[str, str] = {}
+        self.checkouts: dict[str, int] = {}  # commit -> times read (prepared)
         self._n = 0
 
     def push(self, config: str, code: str = APP_CODE, subject: str = "") -> str:
         self._n += 1
-        commit = f"{self._n:040x}"
+        commit = hashlib.sha1(f"{self.root}:{self._n}".encode()).hexdigest()
         tree = self.root / commit
         tree.mkdir(parents=True)
         (tree / "app.py").write_text(code)
@@ -179,10 +181,11 @@ class ModelBranch:
         return self.tip
 
     def checkout(self, commit: str) -> Path:
+        self.checkouts[commit] = self.checkouts.get(commit, 0) + 1
         return self.root / commit
 
     def commit_info(self, commit: str) -> CommitInfo:
-        return CommitInfo("model author", 1_000.0 + int(commit, 16), self.subjects[commit])
+        return CommitInfo("model author", 1_000.0, self.subjects[commit])
 
     def resolve(self, rev: str) -> str:
         found = [c for c in self.subjects if c.startswith(rev.lower())]
@@ -206,7 +209,7 @@ class Daemon:
         self.reconciler = self._build()
 
     def _build(self) -> Reconciler:
-        target = GitTarget(
+        self.target = target = GitTarget(
             source=self.branch,
             store=self.store,
             config_path="serve_config.yaml",
