@@ -322,7 +322,8 @@ def pinned_message(source: SourceOutcome) -> str:
         text += f" The branch is at commit {latest[:12]}: waiting behind the pin"
         refused = source.refused_head
         if refused is not None:
-            text += f" (that commit was refused: {len(refused.errors)} error(s))"
+            n = len(refused.errors)
+            text += f" (that commit was refused: {n} error{'s' if n != 1 else ''})"
         text += ". Unpin to follow the branch again."
     return text
 

@@ -138,7 +138,7 @@ def source_bar(snapshot: Snapshot, actions: bool) -> str:
     c, loop = snapshot.commits, snapshot.loop
     rows = [
         ("status", chip(overall(snapshot))),
-        ("running", _sha(c.applied) + (f" since {_when(c.applied_at)}" if c.applied_at else "")),
+        ("applied", _sha(c.applied) + (f" since {_when(c.applied_at)}" if c.applied_at else "")),
         ("branch head", _sha(c.latest)),
     ]
     if c.preparing:

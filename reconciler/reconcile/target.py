@@ -145,13 +145,19 @@ class GitTarget:
                 # could not be judged. The last good target keeps running.
                 failure = Failure.of(exc)
             else:
-                if self._pin is None and self._want is None:
-                    self._judge(self._latest)  # pinned: the head waits behind the pin
+                self._follow()
                 failure = self._collect()
+                if failure is None and self._job is None:
+                    self._follow()  # a pin was just dropped: the head is judged now
         self._polled_failure = failure
         return self._outcome(failure)
 
     # --- deciding -------------------------------------------------------------------------
+
+    def _follow(self) -> None:
+        """Judge the branch head, unless a pin is held or wanted (the head waits behind it)."""
+        if self._pin is None and self._want is None and self._latest is not None:
+            self._judge(self._latest)
 
     def _judge(self, head: str) -> None:
         """Start preparing the head unless it runs, was refused (stalled until the branch moves)
@@ -305,6 +311,9 @@ class GitTarget:
                 continue
             self._want_pin(request)
         want = self._want
+        if self._pin is not None and self._target is None and want is None and self._job is None:
+            # Pinned, and nothing runs: the pinned commit could not be restored after a restart.
+            self._want = want = PinRequest(Ask.PIN, self._pin.commit, self._pin.reason)
         if want is not None and self._job is None and want.commit is not None:
             self._start(want.commit, PIN, request=want)
 
@@ -345,6 +354,10 @@ class GitTarget:
 
     def _take_pin(self, request: PinRequest, info: CommitInfo, changes: tuple[Change, ...]) -> None:
         assert request.commit is not None
+        if self._pin is not None and self._pin.commit == request.commit:  # re-prepared
+            self._want = None
+            request.answer(PinAnswer(PinState.PINNED, request.commit, self._pinned_text()))
+            return
         now = self._clock()
         self._store.set_pin(request.commit, now, request.reason)
         self._pin, self._want = Pin(request.commit, now, request.reason), None
@@ -361,6 +374,12 @@ class GitTarget:
         now = self._clock()
         count = f"{len(errors)} error{'s' if len(errors) != 1 else ''}"
         text = f"commit {short(job.commit)} was not pinned: its config is invalid ({count})"
+        if self._pin is not None and self._pin.commit == job.commit:
+            # The pin held across a restart can no longer be applied (its config reads the
+            # environment, which changed): drop it rather than run nothing.
+            self._store.clear_pin()
+            self._pin = None
+            text = f"the pinned commit {short(job.commit)} is invalid now ({count}); unpinned"
         log.warning("%s:\n%s", text, "\n".join(errors))
         self._note(TimelineEntry(job.commit, now, Event.PIN_REFUSED, job.info, errors,
                                  message=request.reason))  # fmt: skip

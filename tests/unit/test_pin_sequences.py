@@ -256,3 +256,19 @@ def test_the_timeline_tells_the_story(world: World) -> None:
         Event.UNPINNED,
         Event.PINNED,
     ]
+
+
+def test_a_pin_that_cannot_be_restored_is_dropped_rather_than_run_nothing(world: World) -> None:
+    a = world.branch.push(A_TEXT)
+    world.daemon.settle()
+    world.daemon.target.submit_pin(a)
+    world.daemon.settle()
+    b = world.branch.push(B_TEXT)
+    assert world.daemon.settle().commits.pinned == a
+    # the pinned commit's config no longer loads (say it reads an env var that is gone)
+    (world.branch.root / a / "serve_config.yaml").write_text(BROKEN)
+    world.daemon.restart()
+    snap = world.daemon.settle()
+    assert snap.commits.pinned is None and snap.commits.applied == b
+    assert snap.applications[0].status is RUNNING
+    assert snap.timeline[1].event is Event.PIN_REFUSED and snap.timeline[1].commit == a
