@@ -3,9 +3,10 @@
 - The dashboard's own endpoints under `wrk` (8 connections, flat out): the page (`GET /`) and the
   poll the page makes (`GET /dashboard.json?since=REV`, no HTML while nothing changed).
 - `GET /status` at a fixed 500 requests a second (the open-loop client of tests/load_client.py),
-  alone and beside a dashboard load of 50 polls a second that always fetch the HTML (a hundred
-  open pages polling every 2 s, each seeing every change): idle, and during a rollout of the
-  replicas (webhook-triggered), whose time is measured too. Alone and with dashboards alternate.
+  idle: alone, beside 50 polls a second of an unchanged page (a hundred open pages polling every
+  2 s), and beside 50 polls a second that all fetch the HTML (each page seeing every change);
+  then during a rollout of the replicas (webhook-triggered), alone and beside the HTML polls,
+  whose time is measured too. The variants alternate, from a settled daemon.
 - In-process, what the pass pays for the dashboard: the per-replica rows and the replica events
   it adds to the snapshot (100 replicas), against the same deployment statuses without them; and
   rendering a 100-replica snapshot as HTML (done once per snapshot, by the first request).
@@ -23,7 +24,7 @@ from typing import Any
 import requests
 
 from bench import wrk
-from bench.core import Cleanup, median
+from bench.core import Cleanup, median, wait_until
 from bench.daemon import running_daemon
 from bench.status_api import _rollout
 from bench.workload import Workload
@@ -64,47 +65,55 @@ def _with_dashboards(url: str, seconds: float, measure: Callable[[], Any]) -> An
         thread.join()
 
 
+def _settled(daemon: Any) -> bool:
+    s = requests.get(daemon.url + "/status", timeout=10).json()
+    return bool(s["app_status"]["status"] == "RUNNING" and s["retry"] is None)
+
+
+def _p99s(results: list[RateResult]) -> list[float]:
+    return [round(r.ms["p99"], 2) for r in results]
+
+
 def run(
     cleanup: Cleanup, repeats: int, replicas: int = 10, idle_s: float = IDLE_S
 ) -> dict[str, Any]:
-    alone_idle, dash_idle, alone_busy, dash_busy = [], [], [], []
-    times_alone, times_dash = [], []
+    idle: dict[str, list[RateResult]] = {"alone": [], "since": [], "html": []}
+    busy: dict[str, list[RateResult]] = {"alone": [], "html": []}
+    times: dict[str, list[float]] = {"alone": [], "html": []}
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
         workload = Workload(replicas=replicas, port=free_port())
         with running_daemon(
             cleanup, Path(tmp), workload, section="dash", poll_s=3600.0, webhook=True
         ) as (daemon, remote, owner):
+            # The replicas answer before the pass that started them has ended: measure from a
+            # settled daemon, whose snapshot (and page) stays put.
+            wait_until(lambda: _settled(daemon), timeout=60, what="the daemon settled")
             status_url, poll_url = daemon.url + "/status", daemon.url + "/dashboard.json"
             rev = requests.get(poll_url, timeout=10).json()["rev"]
+            loads = {"since": f"{poll_url}?since={rev}", "html": poll_url}
             page = wrk.run(daemon.url + "/", idle_s)
-            poll = wrk.run(f"{poll_url}?since={rev}", idle_s)
+            poll = wrk.run(loads["since"], idle_s)
+            for _ in range(max(5, repeats)):  # the idle figures are noisy: more runs, interleaved
+                for kind, into in idle.items():
+                    measure = lambda: hold_rate(status_url, rate=RATE, seconds=idle_s)  # noqa: E731
+                    into.append(
+                        measure()
+                        if kind == "alone"
+                        else _with_dashboards(loads[kind], idle_s, measure)
+                    )
             version = 1
             for _ in range(repeats):
-                alone_idle.append(hold_rate(status_url, rate=RATE, seconds=idle_s))
-                dash_idle.append(
-                    _with_dashboards(
-                        poll_url, idle_s, lambda: hold_rate(status_url, rate=RATE, seconds=idle_s)
-                    )
-                )
-                for dashboards, times, into in ((False, times_alone, alone_busy),
-                                                (True, times_dash, dash_busy)):  # fmt: skip
-                    seconds = max(2.0, median(times_alone or [8.0]) - 1.0)
+                for kind in ("alone", "html"):
+                    seconds = max(2.0, median(times["alone"] or [8.0]) - 1.0)
                     load = threading.Thread(
-                        target=_hold, args=(status_url, RATE, seconds, into)
+                        target=_hold, args=(status_url, RATE, seconds, busy[kind])
                     )  # /status at 500/s through the rollout
                     load.start()
-                    if dashboards:
-                        took = _with_dashboards(
-                            poll_url,
-                            seconds,
-                            lambda v=version: _rollout(cleanup, daemon, remote, owner, replicas, v),
-                        )
-                    else:
-                        took = _rollout(cleanup, daemon, remote, owner, replicas, version)
+                    roll = lambda v=version: _rollout(cleanup, daemon, remote, owner, replicas, v)  # noqa: E731
+                    took = roll() if kind == "alone" else _with_dashboards(poll_url, seconds, roll)
                     load.join()
-                    times.append(took)
+                    times[kind].append(took)
                     version += 1
-    in_process = _in_process()
     return {
         "replicas": replicas,
         "page_rps": page.rps,
@@ -113,18 +122,21 @@ def run(
         "poll_p99_ms": poll.p99_ms,
         "rate": RATE,
         "dashboard_rate": DASHBOARD_RATE,
-        "idle_p99_ms": median([r.ms["p99"] for r in alone_idle]),
-        "idle_dash_p99_ms": median([r.ms["p99"] for r in dash_idle]),
-        "rollout_p99_ms": median([r.ms["p99"] for r in alone_busy]),
-        "rollout_dash_p99_ms": median([r.ms["p99"] for r in dash_busy]),
-        "errors": sum(r.errors for r in alone_idle + dash_idle + alone_busy + dash_busy),
-        "rollout_s": median(times_alone),
-        "rollout_dash_s": median(times_dash),
-        "rollout_dash_ratio": median(times_dash) / median(times_alone),
-        "rollout_runs_s": times_alone,
-        "rollout_dash_runs_s": times_dash,
+        "idle_p99_ms": median(_p99s(idle["alone"])),
+        "idle_since_p99_ms": median(_p99s(idle["since"])),
+        "idle_dash_p99_ms": median(_p99s(idle["html"])),
+        "idle_p99_runs_ms": {k: _p99s(v) for k, v in idle.items()},
+        "rollout_p99_ms": median(_p99s(busy["alone"])),
+        "rollout_dash_p99_ms": median(_p99s(busy["html"])),
+        "rollout_p99_runs_ms": {k: _p99s(v) for k, v in busy.items()},
+        "errors": sum(r.errors for v in (*idle.values(), *busy.values()) for r in v),
+        "rollout_s": median(times["alone"]),
+        "rollout_dash_s": median(times["html"]),
+        "rollout_dash_ratio": median(times["html"]) / median(times["alone"]),
+        "rollout_runs_s": times["alone"],
+        "rollout_dash_runs_s": times["html"],
         "runs": repeats,
-        **in_process,
+        **_in_process(),
     }
 
 
@@ -175,12 +187,15 @@ def _in_process(n: int = IN_PROCESS_REPLICAS) -> dict[str, float]:
         return status.deployment_statuses(config, observed, {}, 2.0)
 
     plain = status._rows
-    with_us = _per_call_us(with_extras)
-    status._rows = lambda view: ()  # type: ignore[assignment]
-    try:
-        without_us = _per_call_us(without_rows)
-    finally:
-        status._rows = plain  # type: ignore[assignment]
+    with_runs, without_runs = [], []
+    for _ in range(5):  # interleaved, the machine is noisy
+        with_runs.append(_per_call_us(with_extras, 0.3))
+        status._rows = lambda view: ()  # type: ignore[assignment]
+        try:
+            without_runs.append(_per_call_us(without_rows, 0.3))
+        finally:
+            status._rows = plain  # type: ignore[assignment]
+    with_us, without_us = median(with_runs), median(without_runs)
     return {
         "statuses_us": without_us,
         "statuses_with_extras_us": with_us,
