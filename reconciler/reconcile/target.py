@@ -25,7 +25,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
-from reconciler import plan as planner
 from reconciler.errors import ConfigError, ReconcilerError, StateError, TransientError
 from reconciler.model import ServeConfig
 from reconciler.outcome import Attempt, Failure, Preparing, SourceOutcome, Target, Verdict
@@ -33,13 +32,13 @@ from reconciler.pins import PinAnswer, PinState, rollback_choice, short
 from reconciler.ports import Source, Store
 from reconciler.reconcile.jobs import HEAD, PIN, RESTORE, Job, Progress, Ready
 from reconciler.reconcile.pinning import Ask, PinDesk, PinRequest
+from reconciler.reconcile.timeline import Timeline, changes
 from reconciler.records import Change, CommitInfo, Event, Pin, TimelineEntry
 
 log = logging.getLogger(__name__)
 
 Loader = Callable[[Path, str], ServeConfig]
 Preparer = Callable[[ServeConfig, Progress], ServeConfig]
-TIMELINE_SHOWN = 30  # timeline entries kept in memory (and in every snapshot)
 ROLLBACK_HISTORY = 200  # history entries `rollback` looks through
 
 
@@ -97,7 +96,7 @@ class GitTarget:
         self._desk = PinDesk(wake=self._ready)
         self._pin = store.pin()  # held across restarts
         self._want: PinRequest | None = None  # a pin waiting for its commit to be prepared
-        self._timeline = tuple(store.timeline(TIMELINE_SHOWN))
+        self._timeline = Timeline(store=store, source=source)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -194,7 +193,7 @@ class GitTarget:
         def run(progress: Progress) -> Ready:
             tree = self._source.checkout(commit)
             if kind != RESTORE:
-                job.info = self._describe(commit)
+                job.info = self._timeline.describe(commit)
             config = self._load(tree, path)
             return Ready(self._prepare(config, progress))
 
@@ -205,13 +204,6 @@ class GitTarget:
         else:
             job.future.add_done_callback(lambda _: self._ready())
             self._pool.submit(job)
-
-    def _describe(self, commit: str) -> CommitInfo:
-        try:
-            return self._source.commit_info(commit)
-        except Exception as exc:  # the commit is judged all the same
-            log.warning("cannot read the author and subject of commit %s: %s", commit[:12], exc)
-            return CommitInfo()
 
     def _ready(self) -> None:
         if self._on_ready is not None:
@@ -261,7 +253,7 @@ class GitTarget:
         message = text if verdict is Verdict.UNREADABLE else ""
         self._store.record_attempt(job.commit, verdict.value, errors, now, message)
         event = Event.INVALID if verdict is Verdict.INVALID else Event.ERROR
-        self._note(TimelineEntry(job.commit, now, event, job.info, errors))
+        self._timeline.note(TimelineEntry(job.commit, now, event, job.info, errors))
 
     def _accept(self, job: Job, config: ServeConfig) -> None:
         if job.kind == RESTORE:
@@ -287,18 +279,11 @@ class GitTarget:
         self._attempt = Attempt(job.commit, Verdict.APPLIED, (), now)
         self._target = Target(job.commit, config, now)
         self._changed = True
-        self._note(TimelineEntry(job.commit, now, Event.APPLIED, job.info, (), changes))
+        self._timeline.note(TimelineEntry(job.commit, now, Event.APPLIED, job.info, (), changes))
         log.info("commit %s accepted: deploying", job.commit[:12])
 
     def _changes(self, config: ServeConfig) -> tuple[Change, ...]:
-        """What replacing the running config with `config` does, per deployment (the planner's
-        own classification), computed once when the commit is accepted."""
-        base = self._target.config if self._target else None
-        return tuple(
-            Change(c.app, c.deployment, c.kind, c.reasons)
-            for c in planner.diff_configs(base, config)
-            if c.kind != planner.UNCHANGED or c.reasons
-        )
+        return changes(self._target.config if self._target else None, config)
 
     # --- pins (the pass's side) ---------------------------------------------------------------
 
@@ -335,7 +320,7 @@ class GitTarget:
         if self._pin is not None and self._pin.commit == request.commit:
             request.answer(PinAnswer(PinState.PINNED, request.commit, self._pinned_text()))
         elif self._target is not None and self._target.commit == request.commit:
-            self._take_pin(request, self._info_of(request.commit), ())  # it runs: hold it
+            self._take_pin(request, self._timeline.info_of(request.commit), ())  # it runs: hold it
         else:
             self._want = request
 
@@ -361,7 +346,7 @@ class GitTarget:
         now = self._clock()
         self._store.set_pin(request.commit, now, request.reason)
         self._pin, self._want = Pin(request.commit, now, request.reason), None
-        self._note(TimelineEntry(request.commit, now, Event.PINNED, info, (), changes,
+        self._timeline.note(TimelineEntry(request.commit, now, Event.PINNED, info, (), changes,
                                  request.reason))  # fmt: skip
         log.info("pinned commit %s (%s)", request.commit[:12], request.reason)
         request.answer(PinAnswer(PinState.PINNED, request.commit, self._pinned_text()))
@@ -381,7 +366,7 @@ class GitTarget:
             self._pin = None
             text = f"the pinned commit {short(job.commit)} is invalid now ({count}); unpinned"
         log.warning("%s:\n%s", text, "\n".join(errors))
-        self._note(TimelineEntry(job.commit, now, Event.PIN_REFUSED, job.info, errors,
+        self._timeline.note(TimelineEntry(job.commit, now, Event.PIN_REFUSED, job.info, errors,
                                  message=request.reason))  # fmt: skip
         request.answer(PinAnswer(PinState.REFUSED, job.commit, text, errors))
 
@@ -405,7 +390,8 @@ class GitTarget:
             return
         self._pin = None
         now = self._clock()
-        self._note(TimelineEntry(pin.commit, now, Event.UNPINNED, self._info_of(pin.commit)))
+        info = self._timeline.info_of(pin.commit)
+        self._timeline.note(TimelineEntry(pin.commit, now, Event.UNPINNED, info))
         log.info("unpinned commit %s: following the branch again", pin.commit[:12])
         text = f"unpinned commit {short(pin.commit)}: following the branch again"
         request.answer(PinAnswer(PinState.UNPINNED, pin.commit, text))
@@ -416,22 +402,6 @@ class GitTarget:
         behind = self._latest is not None and self._latest != pin.commit
         wait_text = f"; the branch is at {short(self._latest)}, waiting behind the pin"
         return f"pinned commit {short(pin.commit)}" + (wait_text if behind else "")
-
-    # --- the record ---------------------------------------------------------------------------
-
-    def _info_of(self, commit: str) -> CommitInfo:
-        known = (e.info for e in self._timeline if e.commit == commit and e.info.subject)
-        return next(known, None) or self._describe(commit)
-
-    def _note(self, entry: TimelineEntry) -> None:
-        """Add to the timeline; best effort on disk (a full disk costs the entry, not a verdict)."""
-        self._timeline = (entry, *self._timeline[: TIMELINE_SHOWN - 1])
-        try:
-            if entry.info.subject or entry.info.author:
-                self._store.record_commit_info(entry.commit, entry.info)
-            self._store.add_timeline(entry)
-        except StateError as exc:
-            log.warning("could not record commit %s in the timeline: %s", entry.commit[:12], exc)
 
     def _outcome(self, failure: Failure | None, polled: bool = True) -> SourceOutcome:
         changed, self._changed = self._changed, False
@@ -450,7 +420,7 @@ class GitTarget:
             preparing=preparing,
             polled=polled,
             pin=self._pin,
-            timeline=self._timeline,
+            timeline=self._timeline.entries,
         )
 
 
