@@ -272,3 +272,16 @@ def test_a_pin_that_cannot_be_restored_is_dropped_rather_than_run_nothing(world:
     assert snap.commits.pinned is None and snap.commits.applied == b
     assert snap.applications[0].status is RUNNING
     assert snap.timeline[1].event is Event.PIN_REFUSED and snap.timeline[1].commit == a
+
+
+def test_run_once_converges_to_the_pin_when_the_head_is_refused(world: World) -> None:
+    from reconciler.reconcile.converge import Verdict, verdict_of
+
+    a = world.branch.push(A_TEXT)
+    world.daemon.settle()
+    world.branch.push(BROKEN)
+    world.daemon.settle()
+    assert verdict_of(world.daemon.reconciler) is Verdict.INVALID
+    world.daemon.target.submit_pin(a)
+    world.daemon.settle()
+    assert verdict_of(world.daemon.reconciler) is Verdict.RUNNING
