@@ -22,6 +22,7 @@ from reconciler.reconcile import GitTarget, Reconciler, WorkTreeTarget
 from reconciler.reconcile.converge import Verdict, converge, verdict_of
 from reconciler.reconcile.pinning import PinControl
 from reconciler.runtime.docker_engine import DockerEngine
+from reconciler.runtime.sandbox import SandboxGraphBuilder
 from reconciler.scheduler import PassScheduler
 from reconciler.settings import DaemonSettings, EngineSettings
 from reconciler.source import GitSource, scrub
@@ -43,8 +44,25 @@ def make_engine(settings: EngineSettings) -> DockerEngine:
     )
 
 
-def _load_with_environ(tree: Path, config_path: str) -> ServeConfig:
-    return spec.load_config(tree, config_path, environ=os.environ)
+def make_loader(settings: EngineSettings) -> Callable[[Path, str], ServeConfig]:
+    """The config loader of `run` and `up`: from_env values from this process's environment,
+    and code that reading cannot decide built in a sandbox on the same engine."""
+    sandbox = SandboxGraphBuilder(
+        instance=settings.instance,
+        default_image=settings.default_image,
+        image_allowlist=settings.allowed_images,
+    )
+
+    def load(tree: Path, config_path: str) -> ServeConfig:
+        return spec.load_config(
+            tree,
+            config_path,
+            environ=os.environ,
+            graph_builder=sandbox,
+            default_image=settings.default_image,
+        )
+
+    return load
 
 
 @dataclass
@@ -126,7 +144,7 @@ def build_daemon(settings: DaemonSettings, *, background: bool = True) -> Daemon
             source=source,
             store=store,
             config_path=settings.config_path,
-            load=_load_with_environ,
+            load=make_loader(settings.engine),
             background=background,
             on_ready=ready,
         )
@@ -221,7 +239,7 @@ class Up:
 def build_up(root: Path, config_path: str, engine_settings: EngineSettings) -> Up:
     engine = make_engine(engine_settings)
     engine.ping()
-    target = WorkTreeTarget(root=root, config_path=config_path, load=_load_with_environ)
+    target = WorkTreeTarget(root=root, config_path=config_path, load=make_loader(engine_settings))
     reconciler = Reconciler(
         target=target, engine=engine, redact=spec.redacted_document, interval_s=UP_INTERVAL_S
     )

@@ -14,7 +14,10 @@ raising.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+ERROR, WARNING = "error", "warning"  # ConfigIssue.severity
 
 
 class Retry(enum.StrEnum):
@@ -35,11 +38,19 @@ class ConfigIssue:
     column: int  # 1-based; 0 when unknown
     path: str  # the place in the document, e.g. "applications[0].deployments[1].num_replicas"
     message: str  # plain words: what is wrong, and where useful, what to write instead
+    # "error": the config is refused. "warning": accepted, but something differs from what Ray
+    # Serve would do (a field with no effect on Docker, or one Ray 2.60 ignores and we honour).
+    severity: str = ERROR
+
+    @property
+    def is_warning(self) -> bool:
+        return self.severity == WARNING
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
         at = f" ({self.path})" if self.path else ""
-        return f"{where}: {self.message}{at}"
+        label = "warning: " if self.is_warning else ""
+        return f"{where}: {label}{self.message}{at}"
 
 
 class ReconcilerError(Exception):
@@ -51,11 +62,25 @@ class StalledError(ReconcilerError):
 
 
 class ConfigError(StalledError):
-    """A config failed validation. Carries every issue found, not only the first."""
+    """A config failed validation. Carries every issue found, not only the first (`issues`, the
+    errors), and the warnings found on the way (`warnings`, for `reconciler validate`)."""
 
-    def __init__(self, issues: list[ConfigIssue]) -> None:
+    def __init__(self, issues: Sequence[ConfigIssue], warnings: Sequence[ConfigIssue] = ()) -> None:
         self.issues = sorted(issues)
+        self.warnings = sorted(warnings)
         super().__init__("\n".join(str(i) for i in self.issues) or "invalid config")
+
+
+class CodeBuildError(StalledError):
+    """The user's code failed to build its application where the reconciler imported it in a
+    sandbox container: an exception at import, or a limit (time, memory) that stopped it.
+    `file` and `line` locate it in the repository when the traceback says where."""
+
+    def __init__(self, message: str, *, file: str = "", line: int = 0) -> None:
+        self.message = message
+        self.file = file
+        self.line = line
+        super().__init__(message)
 
 
 class TransientError(ReconcilerError):

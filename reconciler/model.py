@@ -134,6 +134,9 @@ class DeploymentSpec:
     secret_env: frozenset[str] = frozenset()  # names of env vars to redact in /config
     code: CodeTree | None = None
     args: str = "{}"  # the application's args, canonical JSON
+    # The code has a @serve.multiplexed method: the ingress routes by model id. Not part of
+    # `version` (it follows the code, whose change restarts the replicas anyway).
+    multiplexed: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
@@ -189,13 +192,16 @@ class HttpOptions:
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """A validated config. `document` is the config exactly as the user wrote it (for /config)."""
+    """A validated config. `document` is the config exactly as the user wrote it (for /config);
+    `warnings` are what validation noted without refusing it, as "file:line:col: warning: ..."
+    lines (fields with no effect on Docker, or that Ray 2.60 ignores and the reconciler honours)."""
 
     shape: str  # "single" or "multi"
     http: HttpOptions
     applications: tuple[ApplicationSpec, ...]
     document: Mapping[str, JSONValue] = field(default_factory=dict, compare=False)
     source_file: str = ""  # repository-relative path of the config file
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def deployments(self) -> Iterator[DeploymentSpec]:
         for app in self.applications:
@@ -372,6 +378,7 @@ class CommitStatus:
     errors: tuple[str, ...] = ()  # "file:line:col: message" while the branch is on a refused one
     preparing: str | None = None  # a commit being read, fetched or built
     progress: str = ""  # what that preparation is doing
+    warnings: tuple[str, ...] = ()  # what validating the applied commit noted, not refused
     pinned: str | None = None  # the commit held whatever the branch does (None: following it)
     pinned_at: float = 0.0
     pin_reason: str = ""

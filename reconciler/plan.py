@@ -102,7 +102,6 @@ class _Pass:
             )
         return admitted
 
-
     def may_stop_first(self, view: DeploymentView) -> bool:
         """Nothing new is starting or old draining (that will make room by itself), and
         draining one batch of old replicas would make room for a new one."""

@@ -384,6 +384,7 @@ def _commits(source: SourceOutcome | None, redact: Redactor) -> CommitStatus:
         errors=refused.errors if refused else (),
         preparing=preparing.commit if preparing else None,
         progress=preparing.progress if preparing else "",
+        warnings=target.config.warnings if target else (),
         pinned=source.pin.commit if source.pin else None,
         pinned_at=source.pin.at if source.pin else 0.0,
         pin_reason=source.pin.reason if source.pin else "",

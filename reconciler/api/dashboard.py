@@ -149,6 +149,10 @@ def source_bar(snapshot: Snapshot, actions: bool) -> str:
     if loop.engine_error:
         rows.append(("engine", f'<span class="bad-text">{_e(loop.engine_error)}</span>'))
     cells = "".join(f"<div><dt>{_e(k)}</dt><dd>{v}</dd></div>" for k, v in rows)
+    if c.warnings:  # what validating the applied commit noted without refusing it
+        items = "".join(_error_item(line) for line in c.warnings)
+        cells += f'<div class="warnings"><dt>warnings</dt><dd><ul>{items}</ul></dd></div>'
+
     rollback = _button("rollback", "Roll back to the previous commit", enabled=actions)
     return f'<section id="source"><dl class="facts">{cells}</dl>{_pin_banner(c, actions)}' + (
         f'<p class="actions">{rollback}</p></section>'

@@ -70,6 +70,7 @@ def extras(snapshot: Snapshot) -> JSONObject:
         "attempted_commit": commits.attempted,
         "attempt_outcome": commits.outcome,
         "errors": list(commits.errors),
+        "warnings": list(commits.warnings),
         "preparing_commit": commits.preparing,
         "preparing": commits.progress or None,
         "pinned_commit": commits.pinned,

@@ -15,8 +15,9 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler.cli.common import fail
-from reconciler.settings import Exit
+from reconciler.cli.common import env_default, fail
+from reconciler.cli.sandbox_opt import LazySandbox
+from reconciler.settings import DEFAULT_IMAGE, Exit
 
 if TYPE_CHECKING:
     from reconciler.plan import DeploymentChange
@@ -65,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
     from reconciler.errors import ConfigError, ReconcilerError
     from reconciler.source import export_revision
 
+    # Code that reading cannot decide is built in a sandbox, as the daemon builds it.
+    image = env_default("DEFAULT_IMAGE", DEFAULT_IMAGE) or DEFAULT_IMAGE
+    sandbox = LazySandbox(default_image=image)
     with tempfile.TemporaryDirectory(prefix="reconciler-diff-") as tmp:
         try:
             base_id = export_revision(Path(args.repo), args.base, Path(tmp) / "base")
@@ -72,16 +76,22 @@ def run(args: argparse.Namespace) -> int:
         except ReconcilerError as exc:
             return fail(str(exc))
         try:
-            head = spec.load_config(Path(tmp) / "head", args.config)
+            head = spec.load_config(
+                Path(tmp) / "head", args.config, graph_builder=sandbox, default_image=image
+            )
         except ConfigError as exc:
             print(
                 f"{args.head}: the config is invalid, nothing would be deployed:", file=sys.stderr
             )
             print(str(exc), file=sys.stderr)
             return int(Exit.USAGE)
+        except ReconcilerError as exc:  # no sandbox could run for code only it can decide
+            return fail(f"{args.head}: cannot decide without running the code: {exc}")
         try:
-            base = spec.load_config(Path(tmp) / "base", args.config)
-        except ConfigError:
+            base = spec.load_config(
+                Path(tmp) / "base", args.config, graph_builder=sandbox, default_image=image
+            )
+        except ReconcilerError:
             base = None  # a first deploy, or a base that was itself broken: everything is new
     changes = plan.diff_configs(base, head)
     changed = [c for c in changes if c.kind != "unchanged" or c.reasons]

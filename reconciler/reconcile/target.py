@@ -281,6 +281,8 @@ class GitTarget:
         self._changed = True
         self._timeline.note(TimelineEntry(job.commit, now, Event.APPLIED, job.info, (), changes))
         log.info("commit %s accepted: deploying", job.commit[:12])
+        for warning in config.warnings:
+            log.warning("commit %s: %s", job.commit[:12], warning)
 
     def _changes(self, config: ServeConfig) -> tuple[Change, ...]:
         return changes(self._target.config if self._target else None, config)

@@ -6,7 +6,7 @@
 PREFIX = "io.serve-reconciler"
 MANAGED = f"{PREFIX}.managed"  # always "true"
 OWNER = f"{PREFIX}.owner"  # the reconciler instance name
-ROLE = f"{PREFIX}.role"  # "replica" or "ingress"
+ROLE = f"{PREFIX}.role"  # "replica", "ingress" or "sandbox" (also "network")
 APP = f"{PREFIX}.app"
 DEPLOYMENT = f"{PREFIX}.deployment"
 REPLICA = f"{PREFIX}.replica"  # the replica index, as a decimal string
@@ -16,3 +16,4 @@ HEALTH_CHECK_PERIOD = f"{PREFIX}.health-check-period-s"  # the reconciler's heal
 HEALTH_CHECK_TIMEOUT = f"{PREFIX}.health-check-timeout-s"
 DEMAND = f"{PREFIX}.demand"  # what the replica holds on the host (admission), canonical JSON
 TEST = f"{PREFIX}.test"  # set by the test suite on anything it creates outside an instance
+SANDBOX_STARTED = f"{PREFIX}.sandbox-started"  # when a sandbox was made (unix time)

@@ -1,6 +1,7 @@
 """Config bytes -> a validated `ServeConfig`, or a `ConfigError` carrying every issue found:
-YAML reading, the JSON Schema, the shape rules, the code (read, never run), and the resolution
-of each deployment's fields."""
+YAML reading, the JSON Schema, the shape rules, what each Serve field does here
+(`dispositions`), the code (read, and built in a sandbox where reading cannot decide:
+`appcode`), and the resolution of each deployment's fields. Warnings ride along with either."""
 
 from __future__ import annotations
 
@@ -10,24 +11,44 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import naming
-from reconciler.errors import ConfigError, ConfigIssue
+from reconciler.errors import ConfigError, ConfigIssue, ReconcilerError
 from reconciler.model import ApplicationSpec, CodeTree, HttpOptions, ServeConfig, canonical_json
-from reconciler.spec import codescan, discover, imageref, options, schema, yamlsafe
-from reconciler.spec.codescan import ScannedApp, ScannedDeployment
+from reconciler.spec import discover, dispositions, imageref, options, schema, yamlsafe
+from reconciler.spec.appcode import DEFAULT_CODE, AppCode, CodeOptions
+from reconciler.spec.codescan import ScannedApp
 from reconciler.spec.codetree import TreeError, build_tree, check_dir
+from reconciler.spec.entries import DeploymentChecks, Entries
 from reconciler.spec.envvars import EnvEntry, merge_runtime_env, read_env_vars
-from reconciler.spec.issues import DocPath, Issues, Positions, did_you_mean, format_path
+from reconciler.spec.issues import DocPath, Issues, Positions, format_path
 
 _SINGLE_KEYS = ("import_path", "runtime_env", "host", "port", "deployments", "args")
 
 
 def load_bytes(
-    data: bytes, *, root: Path, config_path: str, environ: Mapping[str, str] | None
+    data: bytes,
+    *,
+    root: Path,
+    config_path: str,
+    environ: Mapping[str, str] | None,
+    code: CodeOptions = DEFAULT_CODE,
 ) -> ServeConfig:
-    """Validate and resolve one config. Only ConfigError escapes, whatever the input."""
+    """Validate and resolve one config (its warnings in `ServeConfig.warnings`)."""
+    return check_bytes(data, root=root, config_path=config_path, environ=environ, code=code)[0]
+
+
+def check_bytes(
+    data: bytes,
+    *,
+    root: Path,
+    config_path: str,
+    environ: Mapping[str, str] | None,
+    code: CodeOptions = DEFAULT_CODE,
+) -> tuple[ServeConfig, list[ConfigIssue]]:
+    """Validate and resolve one config: the config and its warnings. Whatever the input, only
+    ConfigError escapes, or what the sandbox raises when it cannot run (EngineUnavailable...)."""
     try:
-        return _Load(root, config_path, environ).run(data)
-    except ConfigError:
+        return _Load(root, config_path, environ, code).run(data)
+    except ReconcilerError:
         raise
     except Exception as exc:  # the contract: callers only ever see ConfigError
         raise ConfigError(
@@ -51,15 +72,22 @@ def _fatal(file: str, line: int, column: int, message: str) -> ConfigError:
 
 
 class _Load:
-    def __init__(self, root: Path, config_path: str, environ: Mapping[str, str] | None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        config_path: str,
+        environ: Mapping[str, str] | None,
+        code: CodeOptions,
+    ) -> None:
         self.root = root
         self.file = config_path
         self.environ = environ
+        self.code = code
         self.default_dir = posixpath.dirname(config_path.replace("\\", "/")) or "."
         self.issues = Issues(config_path, Positions())
         self.trees: dict[tuple[str, ...], CodeTree | str] = {}
 
-    def run(self, data: bytes) -> ServeConfig:
+    def run(self, data: bytes) -> tuple[ServeConfig, list[ConfigIssue]]:
         try:
             parsed = yamlsafe.parse(data)
         except yamlsafe.YamlRefused as exc:
@@ -79,20 +107,37 @@ class _Load:
         self._check_shape(document)
         for path, at_key, message in schema.check(document):
             self._report(path, message, at_key)
+        self._top_dispositions(document)
         apps = self._applications(document)
+        warnings = self.issues.warnings()
         if len(self.issues):
-            raise ConfigError(self.issues.all())
+            raise ConfigError(self.issues.all(), warnings)
         shape = "multi" if "applications" in document else "single"
-        return ServeConfig(
+        config = ServeConfig(
             shape=shape,
             http=_http(document),
             applications=tuple(apps),
             document=document,
             source_file=self.file,
+            warnings=tuple(str(w) for w in warnings),
         )
+        return config, warnings
 
     def _report(self, path: DocPath, message: str, at_key: bool = False) -> None:
         (self.issues.at_key if at_key else self.issues.at_value)(path, message)
+
+    def _dispositions(self, kind: str, mapping: Any, base: DocPath) -> None:
+        def report(key: tuple[str | int, ...], message: str, severity: str) -> None:
+            self.issues.at_key((*base, *key), message, severity)
+
+        dispositions.check(kind, mapping, report)
+
+    def _top_dispositions(self, document: Mapping[str, Any]) -> None:
+        if "applications" not in document:
+            return
+        self._dispositions("top", document, ())
+        self._dispositions("http", document.get("http_options"), ("http_options",))
+        self._dispositions("grpc", document.get("grpc_options"), ("grpc_options",))
 
     def _check_shape(self, document: Mapping[str, Any]) -> None:
         if "applications" not in document:
@@ -175,25 +220,24 @@ class _Load:
         dirs = self._dirs(runtime_env, (*path, "runtime_env"))
         if dirs is None:
             return None
-        scanned = codescan.scan_app(self.root, dirs[0], dirs[1:], import_path)
-        if isinstance(scanned, list):
-            self._place_code_issues(scanned, (*path, "import_path"))
+        if path:
+            self._dispositions("app", raw, path)
+        source = dispositions.CONFIG_MULTI if path else dispositions.CONFIG
+        checks = DeploymentChecks(self.issues, self._dirs, source=source)
+        code = AppCode(self.root, self.issues, self.code, self._tree).find(raw, path, dirs)
+        if code is None:
+            checks.entries(raw.get("deployments"), (*path, "deployments"), None)
             return None
         before = len(self.issues)
-        entries = self._entries(raw.get("deployments"), (*path, "deployments"), scanned)
-        for dep in scanned.specs:
-            self._check_code(dep, is_ingress=dep.name == scanned.ingress)
+        entries = checks.entries(raw.get("deployments"), (*path, "deployments"), code)
+        for dep in code.specs:
+            listed = dep.name in entries
+            checks.check_code(dep, is_ingress=dep.name == code.ingress, listed=listed)
+        checks.app_rules(raw, path, code, entries)
         if len(self.issues) > before or self.issues.has_under(path):
             return None
-        prefix = self._route_prefix(raw, path, scanned, entries)
-        return self._build(name, raw, path, scanned, entries, prefix)
-
-    def _place_code_issues(self, found: list[ConfigIssue], at: DocPath) -> None:
-        for issue in found:
-            if issue.file:
-                self.issues.add(issue)
-            else:
-                self._report(at, issue.message)
+        prefix = self._route_prefix(raw, path, code, entries)
+        return self._build(name, raw, path, code, entries, prefix)
 
     def _dirs(self, runtime_env: Mapping[str, Any], path: DocPath) -> tuple[str, ...] | None:
         """(working_dir, *py_modules), each checked, or None after reporting."""
@@ -220,75 +264,12 @@ class _Load:
                 ok = False
         return tuple(found) if ok else None
 
-    # --- deployments ------------------------------------------------------------------------
-
-    def _entries(
-        self, raw: Any, path: DocPath, scanned: ScannedApp
-    ) -> dict[str, tuple[Mapping[str, Any], DocPath]]:
-        entries: dict[str, tuple[Mapping[str, Any], DocPath]] = {}
-        for i, entry in enumerate(raw if isinstance(raw, list) else []):
-            name = entry.get("name") if isinstance(entry, dict) else None
-            if not isinstance(name, str):
-                continue
-            where = (*path, i)
-            if name in entries:
-                self._report(
-                    (*where, "name"),
-                    f"deployment '{name}' is listed twice (first at "
-                    f"{format_path(entries[name][1])})",
-                )
-                continue
-            entries[name] = (entry, where)
-            if name not in scanned.deployments:
-                self._report((*where, "name"), self._unknown_deployment(name, scanned))
-                continue
-            options.check_options(
-                entry, is_ingress=name == scanned.ingress, report=self._config_reporter(where)
-            )
-            actor_env = options.actor_runtime_env(entry, {})
-            if "working_dir" in actor_env or "py_modules" in actor_env:
-                self._dirs(actor_env, (*where, "ray_actor_options", "runtime_env"))
-        return entries
-
-    def _unknown_deployment(self, name: str, scanned: ScannedApp) -> str:
-        have = ", ".join(scanned.deployments)
-        return (
-            f"no deployment named '{name}' in the application's graph (it has {have})"
-            f"{did_you_mean(name, scanned.deployments)}"
-        )
-
-    def _config_reporter(self, base: DocPath) -> options.Report:
-        def report(key: tuple[str | int, ...], message: str, at_key: bool) -> None:
-            self._report((*base, *key), message, at_key)
-
-        return report
-
-    def _check_code(self, dep: ScannedDeployment, *, is_ingress: bool) -> None:
-        """The code's options obey the same rules as the config's; issues point into the code."""
-        code = {k: v for k, v in dep.options.items() if k not in options.CODE_ONLY}
-
-        def report(key: tuple[str | int, ...], message: str, _at_key: bool = False) -> None:
-            line = dep.option_lines.get(str(key[0]), dep.line) if key else dep.line
-            self.issues.add(
-                ConfigIssue(
-                    dep.file,
-                    line,
-                    0,
-                    "",
-                    (f"@serve.deployment options of {dep.class_name}: {message}"),
-                )
-            )
-
-        for path, _at_key, message in schema.check({"name": dep.name, **code}, "deployment"):
-            report(path, message)
-        options.check_options(code, is_ingress=is_ingress, report=report)
-
     def _route_prefix(
         self,
         raw: Mapping[str, Any],
         path: DocPath,
         scanned: ScannedApp,
-        entries: Mapping[str, tuple[Mapping[str, Any], DocPath]],
+        entries: Entries,
     ) -> str | None:
         entry = entries.get(scanned.ingress, ({}, ()))[0]
         code = scanned.specs[0].options
@@ -308,7 +289,7 @@ class _Load:
         raw: Mapping[str, Any],
         path: DocPath,
         scanned: ScannedApp,
-        entries: Mapping[str, tuple[Mapping[str, Any], DocPath]],
+        entries: Entries,
         prefix: str | None,
     ) -> ApplicationSpec | None:
         found = raw.get("runtime_env")
@@ -343,6 +324,7 @@ class _Load:
                     image=image if isinstance(image, str) else None,
                     tree=tree,
                     args=args,
+                    multiplexed=dep.multiplexed,
                 )
             )
         if len(specs) != len(scanned.specs):

@@ -29,6 +29,14 @@ def test_the_page_shows_the_snapshot(api: LiveApi) -> None:
     assert "unhealthy" in html and "version v1aaaaaaaaaa" in html
 
 
+def test_the_applied_commits_warnings_are_shown(api: LiveApi) -> None:
+    snap = dashboard_snapshot()
+    warning = "serve_config.yaml:7:5: warning: max_queued_requests is accepted and ignored"
+    api.state.snapshot = replace(snap, commits=replace(snap.commits, warnings=(warning,)))
+    html = api.client.get("/").text
+    assert "<code>serve_config.yaml:7:5</code> warning: max_queued_requests" in html
+
+
 def test_what_users_wrote_is_escaped(api: LiveApi) -> None:
     api.state.snapshot = dashboard_snapshot()
     html = api.client.get("/").text
