@@ -16,7 +16,7 @@ import pytest
 
 from reconciler.errors import StateError
 from reconciler.model import HistoryEntry
-from reconciler.state import AppliedRecord, AttemptRecord, StateStore
+from reconciler.state import SCHEMA_VERSION, AppliedRecord, AttemptRecord, StateStore
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ def test_database_is_wal_full_sync_and_versioned(store: StateStore, tmp_path: Pa
     conn = sqlite3.connect(tmp_path / "state" / "state.db")
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     finally:
         conn.close()
 
