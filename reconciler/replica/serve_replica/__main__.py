@@ -6,7 +6,10 @@ import asyncio
 import os
 import signal
 import sys
+import threading
 import traceback
+from collections.abc import Callable
+from typing import Any
 
 from . import handle, logs, protocol, transport
 from . import loop as runtime_loop
@@ -25,7 +28,7 @@ def _exit(code: int) -> None:
     os._exit(code)
 
 
-async def run(settings: Settings) -> None:
+async def run(settings: Settings, signals: list[Callable[[], None]]) -> None:
     loop = asyncio.get_running_loop()
     runtime_loop.install(loop, workers=max(8, settings.max_ongoing_requests + 4))
     handle.set_router(transport.Router(settings.router_url))
@@ -41,8 +44,7 @@ async def run(settings: Settings) -> None:
         replica.draining = True
         stop.set()
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal)
+    signals.append(on_signal)
     try:
         await replica.initialize()
     except BaseException as exc:
@@ -60,11 +62,34 @@ async def run(settings: Settings) -> None:
     _exit(0)
 
 
+def _serve(loop: asyncio.AbstractEventLoop, settings: Settings, signals: list[Any]) -> None:
+    try:
+        loop.run_until_complete(run(settings, signals))
+    except BaseException:
+        traceback.print_exc()
+        _exit(1)
+
+
 def main() -> None:
     load_secret_env()
     settings = Settings.from_env(os.environ)
     setup_path()
-    asyncio.run(run(settings))
+    # The loop runs on a thread of its own; the main thread takes SIGTERM/SIGINT (only it can)
+    # and runs the user's import and constructor, as a Ray actor's main thread does.
+    loop = asyncio.new_event_loop()
+    signals: list[Callable[[], None]] = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        for handler in signals:
+            loop.call_soon_threadsafe(handler)
+        if not signals:
+            _exit(0)  # not even listening yet
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+    threading.Thread(target=_serve, args=(loop, settings, signals), name="serve-loop",
+                     daemon=True).start()  # fmt: skip
+    runtime_loop.main_thread().serve_forever()
 
 
 if __name__ == "__main__":

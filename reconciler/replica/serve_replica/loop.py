@@ -1,8 +1,11 @@
 """The replica's one event loop, and running user code on it or beside it.
 
 The HTTP server, handle transport, `@serve.batch` queues and every async method of user code
-run on one asyncio loop (the main thread). Sync methods run on a thread pool, with the caller's
-contextvars, so a blocking handler does not stop the others (Serve's threadpool mode).
+run on one asyncio loop (a thread of its own). Sync methods run on a thread pool, with the
+caller's contextvars, so a blocking handler does not stop the others (Serve's threadpool mode).
+Importing the user's module and constructing the deployment run on the process's main thread,
+as in a Ray actor: code that installs signal handlers there (or needs the main thread for
+another reason) works, and the loop keeps answering `/-/healthz` during a slow `__init__`.
 """
 
 from __future__ import annotations
@@ -67,6 +70,47 @@ def _done(future: asyncio.Future[Any], result: Any) -> None:
 def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
     if not future.done():
         future.set_exception(exc)
+
+
+class MainThread:
+    """Calls handed to the process's main thread, which serves them (`serve_forever`) while the
+    loop runs on its own thread. A blocked `get` is interrupted by signals, so the main
+    thread's signal handlers run at once."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        loop = get()
+        future = loop.create_future()
+
+        def job() -> None:
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:  # handed to the awaiting coroutine
+                loop.call_soon_threadsafe(_fail, future, exc)
+            else:
+                loop.call_soon_threadsafe(_done, future, result)
+
+        self._jobs.put(job)
+        return future
+
+    def serve_forever(self) -> None:
+        while True:
+            self._jobs.get()()
+
+
+_state["main"] = MainThread()
+
+
+async def call_on_main(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """`fn` on the process's main thread (importing and constructing user code)."""
+    main: MainThread = _state["main"]
+    return await main.call(fn, *args, **kwargs)
+
+
+def main_thread() -> MainThread:
+    return _state["main"]  # type: ignore[no-any-return]
 
 
 def install(loop: asyncio.AbstractEventLoop, workers: int) -> None:

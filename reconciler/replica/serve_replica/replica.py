@@ -104,7 +104,8 @@ class Replica:
     async def initialize(self) -> None:
         """Import, construct, first reconfigure, first health check (any raise: startup failed)."""
         s = self.settings
-        root = await runtime_loop.call(build_application, s.import_path, s.args)
+        # Import and construct on the main thread, as a Ray actor does (signal handlers...).
+        root = await runtime_loop.call_on_main(build_application, s.import_path, s.args)
         set_ingress(s.app, name_nodes(root)[id(root)][0])
         node = find_node(root, s.deployment)
         args, kwargs = resolve_args(node, root, self._make_handle)
@@ -112,7 +113,7 @@ class Replica:
         self._is_function = dep.is_function
         target = dep.func_or_class
         self._target = (
-            target if dep.is_function else await runtime_loop.call(target, *args, **kwargs)
+            target if dep.is_function else await runtime_loop.call_on_main(target, *args, **kwargs)
         )
         replica_id = ReplicaID(self.replica_id, DeploymentID(s.deployment, s.app))
         set_replica_context(ReplicaContext(replica_id, self._target, s.replica))
