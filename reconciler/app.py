@@ -7,6 +7,8 @@ The driving adapters (the HTTP API and the scheduler) sit above this module: `cl
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import logging
 import os
 import signal
@@ -21,7 +23,11 @@ from reconciler import spec
 from reconciler.metrics import Metrics
 from reconciler.model import ApplicationStatus, ServeConfig, Snapshot
 from reconciler.reconcile import GitTarget, Reconciler, WorkTreeTarget
+from reconciler.reconcile.target import Loader
 from reconciler.runtime.docker_engine import DockerEngine
+from reconciler.runtime.images import tags_of
+from reconciler.runtime.remote_code import DEFAULT_MAX_BYTES, CodeFetcher, default_cache_dir
+from reconciler.runtime.wheels import PipSettings
 from reconciler.source import GitSource
 from reconciler.state import StateStore
 
@@ -36,6 +42,14 @@ class EngineSettings:
     default_image: str = "serve-reconciler/python:bookworm"
     publish_host: str = "127.0.0.1"
     allowed_images: tuple[str, ...] = ()
+    cache_dir: Path | None = None  # wheels, fetched code; default: STATE_DIR/cache, ~/.cache
+    pip_index_url: str | None = None
+    pip_extra_index_urls: tuple[str, ...] = ()
+    pip_find_links: tuple[str, ...] = ()
+    max_code_bytes: int = DEFAULT_MAX_BYTES
+    code_timeout_s: float = 60.0
+    code_file_roots: tuple[Path, ...] = ()
+    keep_images: int = 3  # the images of this many applied commits survive the GC
 
 
 @dataclass(frozen=True)
@@ -54,16 +68,83 @@ class DaemonSettings:
 
 
 def make_engine(settings: EngineSettings) -> DockerEngine:
+    pip = PipSettings(
+        index_url=settings.pip_index_url,
+        extra_index_urls=settings.pip_extra_index_urls,
+        find_links=settings.pip_find_links,
+    )
     return DockerEngine(
         instance=settings.instance,
         default_image=settings.default_image,
         publish_host=settings.publish_host,
         image_allowlist=settings.allowed_images,
+        cache_dir=settings.cache_dir,
+        pip=pip,
     )
 
 
-def _load_with_environ(tree: Path, config_path: str) -> ServeConfig:
-    return spec.load_config(tree, config_path, environ=os.environ)
+def make_fetcher(settings: EngineSettings) -> CodeFetcher:
+    return CodeFetcher(
+        settings.cache_dir or default_cache_dir(),
+        max_bytes=settings.max_code_bytes,
+        timeout_s=settings.code_timeout_s,
+        file_roots=settings.code_file_roots,
+    )
+
+
+class ImageKeeper:
+    """The image GC's memory: the built images of the last `keep` applied commits, in the
+    store (the daemon) or in memory (`up`); after each apply, the engine removes the rest."""
+
+    def __init__(self, engine: DockerEngine, keep: int, store: StateStore | None = None) -> None:
+        self._engine = engine
+        self._keep = max(1, keep)
+        self._store = store
+        self._recent: collections.deque[frozenset[str]] = collections.deque(maxlen=self._keep)
+        self.pending: frozenset[str] = frozenset()  # the images of the config just prepared
+
+    def applied(self, commit: str) -> None:
+        if self._store is None and self._recent and self._recent[-1] == self.pending:
+            return  # `up` re-reads its tree every pass: nothing new was applied
+        if self._store is not None:
+            self._store.record_images(commit, sorted(self.pending))
+            keep = self._store.recent_images(self._keep)
+        else:
+            if not self._recent or self._recent[-1] != self.pending:
+                self._recent.append(self.pending)
+            keep = set().union(*self._recent)
+        removed = self._engine.collect_images(keep | self.pending)
+        if removed:
+            log.info("removed %d image(s) no longer used: %s", len(removed), ", ".join(removed))
+
+
+class _AppliedHook(StateStore):
+    """The daemon's store, telling the ImageKeeper when a commit is applied."""
+
+    def __init__(self, state_dir: Path, keeper: Callable[[], ImageKeeper | None]) -> None:
+        super().__init__(state_dir)
+        self._keeper = keeper
+
+    def set_applied(
+        self, commit: str, config_path: str, document_json: str, received_at: float
+    ) -> None:
+        super().set_applied(commit, config_path, document_json, received_at)
+        keeper = self._keeper()
+        if keeper is not None:
+            keeper.applied(commit)
+
+
+def preparing_loader(engine: DockerEngine, fetch: spec.Fetch, keeper: ImageKeeper) -> Loader:
+    """Load (remote code fetched), then prepare (images built). Synchronous for now: the pass
+    driver's background preparation step is to call `engine.prepare` instead of this."""
+
+    def load(tree: Path, config_path: str) -> ServeConfig:
+        config = spec.load_config(tree, config_path, environ=os.environ, fetch=fetch)
+        prepared = engine.prepare(config, progress=log.info)
+        keeper.pending = frozenset(tags_of(prepared.deployments()))
+        return prepared
+
+    return load
 
 
 @contextmanager
@@ -97,7 +178,8 @@ class Daemon:
 def build_daemon(settings: DaemonSettings) -> Daemon:
     """Open the state directory (refusing a second daemon on it) and build the reconciler."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    store = StateStore(settings.state_dir)
+    holder: list[ImageKeeper] = []
+    store = _AppliedHook(settings.state_dir, lambda: holder[0] if holder else None)
     try:
         source = GitSource(
             settings.repo,
@@ -105,11 +187,15 @@ def build_daemon(settings: DaemonSettings) -> Daemon:
             settings.state_dir / "git",
             timeout_s=settings.git_timeout_s,
         )
-        target = GitTarget(
-            source=source, store=store, config_path=settings.config_path, load=_load_with_environ
-        )
+        engine_settings = settings.engine
+        if engine_settings.cache_dir is None:
+            cache = settings.state_dir / "cache"
+            engine_settings = dataclasses.replace(engine_settings, cache_dir=cache)
+        engine = make_engine(engine_settings)
+        holder.append(ImageKeeper(engine, engine_settings.keep_images, store))
+        load = preparing_loader(engine, make_fetcher(engine_settings), holder[0])
+        target = GitTarget(source=source, store=store, config_path=settings.config_path, load=load)
         metrics = Metrics()
-        engine = make_engine(settings.engine)
         reconciler = Reconciler(
             target=target,
             engine=engine,
@@ -166,7 +252,15 @@ def run_up(
     With `detach`, return once every application is RUNNING and leave the replicas running."""
     engine = make_engine(engine_settings)
     engine.ping()
-    target = WorkTreeTarget(root=root, config_path=config_path, load=_load_with_environ)
+    keeper = ImageKeeper(engine, engine_settings.keep_images)
+    prepare = preparing_loader(engine, make_fetcher(engine_settings), keeper)
+
+    def load(tree: Path, path: str) -> ServeConfig:
+        config = prepare(tree, path)
+        keeper.applied("worktree")
+        return config
+
+    target = WorkTreeTarget(root=root, config_path=config_path, load=load)
     reconciler = Reconciler(
         target=target, engine=engine, redact=spec.redacted_document, interval_s=1.0
     )
@@ -193,8 +287,10 @@ def run_up(
 
 
 def run_down(engine_settings: EngineSettings, echo: Callable[[str], None] = print) -> int:
-    """Remove every container and network an instance owns (after `up --detach`)."""
-    make_engine(engine_settings).remove_all()
+    """Remove every container, network and image an instance owns (after `up --detach`)."""
+    engine = make_engine(engine_settings)
+    engine.remove_all()
+    engine.remove_images()
     echo(f"removed everything owned by instance '{engine_settings.instance}'")
     return EXIT_OK
 

@@ -66,6 +66,25 @@ class EngineError(ReconcilerError):
     """The Docker engine refused an operation (bad image, name conflict we cannot resolve...)."""
 
 
+class ImageMissing(EngineError):
+    """The image named is not on the engine (the reconciler never pulls)."""
+
+
 class StateError(ReconcilerError):
     """The state directory cannot be written (disk full, permissions) or is locked by another
     daemon."""
+
+
+class FetchUnavailable(TransientError):
+    """A remote working_dir / py_modules archive could not be fetched for now (network, a 5xx
+    answer, a timeout): retried with backoff, while the last good commit keeps running."""
+
+
+class FetchRefused(ReconcilerError):
+    """A remote archive was fetched but cannot be used (not a zip, too large, a member leaving
+    its directory, a sha256 that differs from the pinned one): the commit is refused."""
+
+
+class PackagesUnavailable(TransientError):
+    """The package index could not be reached while resolving runtime_env.pip: retried with
+    backoff, while the last good commit keeps running."""

@@ -43,6 +43,7 @@ def add_engine_flags(parser: argparse.ArgumentParser, *, owner_only: bool = Fals
         parser.set_defaults(
             default_image=DEFAULT_IMAGE, allowed_images="", publish_host="127.0.0.1"
         )
+        parser.set_defaults(**_BUILD_DEFAULTS)
         return
     group.add_argument(
         "--default-image",
@@ -65,9 +66,94 @@ def add_engine_flags(parser: argparse.ArgumentParser, *, owner_only: bool = Fals
         help="address on which each replica's control port is published for the reconciler "
         "[RECONCILER_PUBLISH_HOST, default: %(default)s]",
     )
+    add_build_flags(parser)
+
+
+_BUILD_DEFAULTS: dict[str, object] = {
+    "pip_index_url": None,
+    "pip_extra_index_url": [],
+    "pip_find_links": [],
+    "max_code_bytes": 100 << 20,
+    "code_timeout": 60.0,
+    "code_file_root": [],
+    "keep_images": 3,
+    "cache_dir": None,
+}
+
+
+def _split(value: str | None) -> list[str]:
+    return [v for v in (value or "").split(",") if v]
+
+
+def add_build_flags(parser: argparse.ArgumentParser) -> None:
+    """How deployment images get their packages and remote code (runtime_env pip, working_dir
+    URIs), and how many are kept."""
+    group = parser.add_argument_group("images (runtime_env pip, remote working_dir)")
+    group.add_argument(
+        "--pip-index-url",
+        default=env_default("PIP_INDEX_URL"),
+        metavar="URL",
+        help="package index runtime_env.pip is resolved from, on this host (PIP_* variables "
+        "apply too; credentials in it are never logged) [RECONCILER_PIP_INDEX_URL]",
+    )
+    group.add_argument(
+        "--pip-extra-index-url",
+        action="append",
+        default=_split(env_default("PIP_EXTRA_INDEX_URL")),
+        metavar="URL",
+        help="another index (repeatable) [RECONCILER_PIP_EXTRA_INDEX_URL, comma-separated]",
+    )
+    group.add_argument(
+        "--pip-find-links",
+        action="append",
+        default=_split(env_default("PIP_FIND_LINKS")),
+        metavar="DIR_OR_URL",
+        help="a directory or page of wheels (repeatable) [RECONCILER_PIP_FIND_LINKS]",
+    )
+    group.add_argument(
+        "--max-code-bytes",
+        type=int,
+        default=int(env_default("MAX_CODE_BYTES", str(100 << 20)) or 0),
+        metavar="BYTES",
+        help="cap on a remote working_dir/py_modules zip, downloaded and unpacked "
+        "[RECONCILER_MAX_CODE_BYTES, default: %(default)s]",
+    )
+    group.add_argument(
+        "--code-timeout",
+        type=float,
+        default=float(env_default("CODE_TIMEOUT", "60") or 60),
+        metavar="SECONDS",
+        help="time limit of one remote code download [RECONCILER_CODE_TIMEOUT, default: "
+        "%(default)s]",
+    )
+    group.add_argument(
+        "--code-file-root",
+        action="append",
+        default=_split(env_default("CODE_FILE_ROOT")),
+        metavar="DIR",
+        help="allow file:// working_dir/py_modules zips under DIR (repeatable; none by default) "
+        "[RECONCILER_CODE_FILE_ROOT]",
+    )
+    group.add_argument(
+        "--keep-images",
+        type=int,
+        default=int(env_default("KEEP_IMAGES", "3") or 3),
+        metavar="N",
+        help="keep the images of the last N applied commits; older ones no container uses are "
+        "removed [RECONCILER_KEEP_IMAGES, default: %(default)s]",
+    )
+    group.add_argument(
+        "--cache-dir",
+        default=env_default("CACHE_DIR"),
+        metavar="DIR",
+        help="where resolved wheels and fetched code are kept [RECONCILER_CACHE_DIR, default: "
+        "STATE_DIR/cache for run, ~/.cache/serve-reconciler otherwise]",
+    )
 
 
 def engine_settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
     from reconciler.app import EngineSettings
 
     patterns = tuple(p.strip() for p in args.allowed_images.split(",") if p.strip())
@@ -76,6 +162,14 @@ def engine_settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         default_image=args.default_image,
         publish_host=args.publish_host,
         allowed_images=patterns,
+        cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+        pip_index_url=args.pip_index_url,
+        pip_extra_index_urls=tuple(args.pip_extra_index_url),
+        pip_find_links=tuple(args.pip_find_links),
+        max_code_bytes=args.max_code_bytes,
+        code_timeout_s=args.code_timeout,
+        code_file_roots=tuple(Path(p) for p in args.code_file_root),
+        keep_images=max(1, args.keep_images),
     )
 
 

@@ -62,7 +62,10 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from reconciler import plan, spec
     from reconciler.errors import ConfigError, ReconcilerError
+    from reconciler.runtime.remote_code import CodeFetcher, default_cache_dir
     from reconciler.source import export_revision
+
+    fetch = CodeFetcher(default_cache_dir())
 
     with tempfile.TemporaryDirectory(prefix="reconciler-diff-") as tmp:
         try:
@@ -71,17 +74,21 @@ def run(args: argparse.Namespace) -> int:
         except ReconcilerError as exc:
             return fail(str(exc))
         try:
-            head = spec.load_config(Path(tmp) / "head", args.config)
+            head = spec.load_config(Path(tmp) / "head", args.config, fetch=fetch)
         except ConfigError as exc:
             print(
                 f"{args.head}: the config is invalid, nothing would be deployed:", file=sys.stderr
             )
             print(str(exc), file=sys.stderr)
             return 2
+        except ReconcilerError as exc:  # a remote working_dir could not be fetched
+            return fail(str(exc))
         try:
-            base = spec.load_config(Path(tmp) / "base", args.config)
+            base = spec.load_config(Path(tmp) / "base", args.config, fetch=fetch)
         except ConfigError:
             base = None  # a first deploy, or a base that was itself broken: everything is new
+        except ReconcilerError as exc:
+            return fail(str(exc))
     changes = plan.diff_configs(base, head)
     changed = [c for c in changes if c.kind != "unchanged" or c.reasons]
     shown = changes if args.all else changed

@@ -82,7 +82,16 @@ def run(args: argparse.Namespace) -> int:
     for file, _ in targets:
         if not file.is_file():
             return fail(f"{file}: no such file")
-    results = [(str(file), spec.validate_file(file, root=root)) for file, root in targets]
+    from reconciler.errors import TransientError
+    from reconciler.runtime.remote_code import CodeFetcher, default_cache_dir
+
+    fetch = CodeFetcher(default_cache_dir())  # remote working_dir zips; pip is checked offline
+    try:
+        results = [
+            (str(file), spec.validate_file(file, root=root, fetch=fetch)) for file, root in targets
+        ]
+    except TransientError as exc:
+        return fail(f"cannot check the remote code: {exc}")
     _print(results, args.format)
     return 1 if any(issues for _, issues in results) else 0
 

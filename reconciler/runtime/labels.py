@@ -6,7 +6,7 @@
 PREFIX = "io.serve-reconciler"
 MANAGED = f"{PREFIX}.managed"  # always "true"
 OWNER = f"{PREFIX}.owner"  # the reconciler instance name
-ROLE = f"{PREFIX}.role"  # "replica" or "ingress"
+ROLE = f"{PREFIX}.role"  # "replica", "ingress"; on images "app-image" or "deps-image"
 APP = f"{PREFIX}.app"
 DEPLOYMENT = f"{PREFIX}.deployment"
 REPLICA = f"{PREFIX}.replica"  # the replica index, as a decimal string
@@ -14,4 +14,5 @@ VERSION = f"{PREFIX}.version"  # DeploymentSpec.version
 USER_CONFIG = f"{PREFIX}.user-config"  # user_config hash the replica was created with
 HEALTH_CHECK_PERIOD = f"{PREFIX}.health-check-period-s"  # the reconciler's health check of it
 HEALTH_CHECK_TIMEOUT = f"{PREFIX}.health-check-timeout-s"
+BASE_IMAGE = f"{PREFIX}.base-image"  # on a built image: the image ID it was built FROM
 TEST = f"{PREFIX}.test"  # set by the test suite on anything it creates outside an instance

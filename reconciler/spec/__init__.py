@@ -13,9 +13,17 @@ from reconciler.model import ServeConfig
 from reconciler.spec.discover import find_config_files
 from reconciler.spec.envvars import redact
 from reconciler.spec.loader import load_bytes
+from reconciler.spec.remote import Fetch
 from reconciler.spec.yamlsafe import MAX_BYTES
 
-__all__ = ["find_config_files", "load_bytes", "load_config", "redacted_document", "validate_file"]
+__all__ = [
+    "Fetch",
+    "find_config_files",
+    "load_bytes",
+    "load_config",
+    "redacted_document",
+    "validate_file",
+]
 
 
 def load_config(
@@ -23,9 +31,11 @@ def load_config(
     config_path: str = "serve_config.yaml",
     *,
     environ: Mapping[str, str] | None = None,
+    fetch: Fetch | None = None,
 ) -> ServeConfig:
     """Load `config_path` (relative to the checkout `root`). `environ` resolves `from_env`
-    values; None is validate mode (they become "" and are not looked up)."""
+    values; None is validate mode (they become "" and are not looked up). `fetch` brings remote
+    working_dir / py_modules archives here; without it they are an issue."""
     root = Path(root)
     clean = os.path.normpath(config_path)
     if os.path.isabs(clean) or clean == ".." or clean.startswith(".." + os.sep):
@@ -57,7 +67,9 @@ def load_config(
         )
         message = f"cannot read the config: {exc.strerror or exc}{hint}"
         raise ConfigError([ConfigIssue(config_path, 0, 0, "", message)]) from None
-    return load_bytes(data, root=root, config_path=clean.replace(os.sep, "/"), environ=environ)
+    return load_bytes(
+        data, root=root, config_path=clean.replace(os.sep, "/"), environ=environ, fetch=fetch
+    )
 
 
 def _inside(root: Path, path: Path) -> bool:
@@ -69,14 +81,16 @@ def _inside(root: Path, path: Path) -> bool:
     return real.is_relative_to(root.resolve())
 
 
-def validate_file(path: str | Path, *, root: str | Path | None = None) -> list[ConfigIssue]:
+def validate_file(
+    path: str | Path, *, root: str | Path | None = None, fetch: Fetch | None = None
+) -> list[ConfigIssue]:
     """Every issue of one config file ([] when valid), with file names relative to the
     current directory. `root` defaults to the enclosing git checkout, else the file's dir."""
     given = Path(path)
     top = Path(root) if root is not None else _guess_root(given.resolve().parent)
     try:
         rel = os.path.relpath(given.resolve(), top.resolve())
-        load_config(top, rel)
+        load_config(top, rel, fetch=fetch)
     except ValueError:
         return [ConfigIssue(str(given), 0, 0, "", "the file is not inside the root directory")]
     except ConfigError as exc:
@@ -87,6 +101,8 @@ def validate_file(path: str | Path, *, root: str | Path | None = None) -> list[C
 def _relative(issue: ConfigIssue, rel: str, given: Path, top: Path) -> ConfigIssue:
     if issue.file == rel.replace(os.sep, "/"):
         file = str(given)
+    elif "://" in issue.file:  # a file of a remote working_dir: named by its URI
+        file = issue.file
     else:
         file = os.path.relpath(top / issue.file)
     return ConfigIssue(file, issue.line, issue.column, issue.path, issue.message)

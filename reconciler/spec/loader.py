@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import naming
-from reconciler.errors import ConfigError, ConfigIssue
+from reconciler.errors import ConfigError, ConfigIssue, TransientError
 from reconciler.model import ApplicationSpec, CodeTree, HttpOptions, ServeConfig, canonical_json
-from reconciler.spec import codescan, discover, imageref, options, schema, yamlsafe
+from reconciler.spec import discover, imageref, options, packages, remote, schema, yamlsafe
 from reconciler.spec.codescan import ScannedApp, ScannedDeployment
-from reconciler.spec.codetree import TreeError, build_tree, check_dir
+from reconciler.spec.codetree import TreeError, check_dir
 from reconciler.spec.envvars import EnvEntry, merge_runtime_env, read_env_vars
 from reconciler.spec.issues import DocPath, Issues, Positions, did_you_mean, format_path
 
@@ -22,12 +22,18 @@ _SINGLE_KEYS = ("import_path", "runtime_env", "host", "port", "deployments", "ar
 
 
 def load_bytes(
-    data: bytes, *, root: Path, config_path: str, environ: Mapping[str, str] | None
+    data: bytes,
+    *,
+    root: Path,
+    config_path: str,
+    environ: Mapping[str, str] | None,
+    fetch: remote.Fetch | None = None,
 ) -> ServeConfig:
-    """Validate and resolve one config. Only ConfigError escapes, whatever the input."""
+    """Validate and resolve one config. Only ConfigError escapes, whatever the input, and a
+    TransientError of `fetch` (a remote working_dir could not be fetched for now)."""
     try:
-        return _Load(root, config_path, environ).run(data)
-    except ConfigError:
+        return _Load(root, config_path, environ, fetch).run(data)
+    except (ConfigError, TransientError):
         raise
     except Exception as exc:  # the contract: callers only ever see ConfigError
         raise ConfigError(
@@ -51,10 +57,18 @@ def _fatal(file: str, line: int, column: int, message: str) -> ConfigError:
 
 
 class _Load:
-    def __init__(self, root: Path, config_path: str, environ: Mapping[str, str] | None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        config_path: str,
+        environ: Mapping[str, str] | None,
+        fetch: remote.Fetch | None = None,
+    ) -> None:
         self.root = root
         self.file = config_path
         self.environ = environ
+        self.fetch = fetch
+        self.fetched: dict[str, str] = {}  # remote URI -> its unpacked directory
         self.default_dir = posixpath.dirname(config_path.replace("\\", "/")) or "."
         self.issues = Issues(config_path, Positions())
         self.trees: dict[tuple[str, ...], CodeTree | str] = {}
@@ -175,7 +189,7 @@ class _Load:
         dirs = self._dirs(runtime_env, (*path, "runtime_env"))
         if dirs is None:
             return None
-        scanned = codescan.scan_app(self.root, dirs[0], dirs[1:], import_path)
+        scanned = remote.scan(self.root, dirs, self.fetched, import_path)
         if isinstance(scanned, list):
             self._place_code_issues(scanned, (*path, "import_path"))
             return None
@@ -213,12 +227,27 @@ class _Load:
             if not isinstance(value, str):
                 ok = False
                 continue
+            if remote.is_uri(value):
+                ok = self._fetch(value, where, key, runtime_env) and ok
+                found.append(value)
+                continue
             try:
                 found.append(check_dir(self.root, value, key))
             except TreeError as exc:
                 self._report(where, str(exc))
                 ok = False
         return tuple(found) if ok else None
+
+    def _fetch(self, uri: str, where: DocPath, key: str, runtime_env: Mapping[str, Any]) -> bool:
+        """Bring a remote working_dir / py_modules archive here (once per URI per load)."""
+        if uri not in self.fetched:
+            unpacked, problem, on_pin = remote.fetch_entry(uri, key, runtime_env, self.fetch)
+            if unpacked is None:
+                env_path = where[:-1] if key == "working_dir" else where[:-2]
+                self._report((*env_path, remote.PIN_KEY) if on_pin else where, problem)
+                return False
+            self.fetched[uri] = unpacked
+        return True
 
     # --- deployments ------------------------------------------------------------------------
 
@@ -329,22 +358,28 @@ class _Load:
                 on = (*where, "ray_actor_options") if "image_uri" in actor_env else path
                 self._report((*on, "runtime_env", "image_uri"), bad)
                 continue
-            specs.append(
-                options.build_spec(
-                    app=name,
-                    name=dep.name,
-                    import_path=str(raw["import_path"]),
-                    route_prefix=prefix,
-                    is_ingress=dep.name == scanned.ingress,
-                    entry=entry,
-                    code=dep.options,
-                    env=tuple(sorted((k, e.value) for k, e in env.items())),
-                    secret_env=frozenset(k for k, e in env.items() if e.secret),
-                    image=image if isinstance(image, str) else None,
-                    tree=tree,
-                    args=args,
-                )
+            before = len(self.issues)
+            own = any(k in actor_env for k in ("pip", "uv"))
+            env_at = (*where, "ray_actor_options", "runtime_env") if own else (*path, "runtime_env")
+            found_packages = packages.read_packages(merged, env_at, self.issues, self.root)
+            if len(self.issues) > before:
+                continue
+            spec = options.build_spec(
+                app=name,
+                name=dep.name,
+                import_path=str(raw["import_path"]),
+                route_prefix=prefix,
+                is_ingress=dep.name == scanned.ingress,
+                entry=entry,
+                code=dep.options,
+                env=tuple(sorted((k, e.value) for k, e in env.items())),
+                secret_env=frozenset(k for k, e in env.items() if e.secret),
+                image=image if isinstance(image, str) else None,
+                tree=tree,
+                args=args,
+                packages=found_packages,
             )
+            specs.append(spec)
         if len(specs) != len(scanned.specs):
             return None
         return ApplicationSpec(
@@ -368,7 +403,7 @@ class _Load:
         cached = self.trees.get(dirs)
         if cached is None:
             try:
-                cached = build_tree(self.root, dirs, skip=self._skip)
+                cached = remote.build(self.root, dirs, self.fetched, self._skip)
             except TreeError as exc:
                 cached = str(exc)
             self.trees[dirs] = cached
