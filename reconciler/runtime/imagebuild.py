@@ -65,7 +65,12 @@ def image_labels(instance: str, role: str, spec: DeploymentSpec, base: str) -> d
     }
 
 
-def deps_dockerfile(base_id: str, wheels: Wheels, check: bool) -> str:
+def _label_line(values: dict[str, str]) -> str:
+    """One LABEL instruction (the build API's labels= adds one build step per label)."""
+    return "LABEL " + " ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in values.items())
+
+
+def deps_dockerfile(base_id: str, wheels: Wheels, check: bool, values: dict[str, str]) -> str:
     pip = f"{_WHEELS}/installer/{wheels.installer}/pip"
     install = [
         "python3", pip, "install", "--no-index", "--find-links", _WHEELS, "--target", DEPS_DIR,
@@ -81,11 +86,11 @@ def deps_dockerfile(base_id: str, wheels: Wheels, check: bool) -> str:
     if check:
         lines += [f"ENV PYTHONPATH={DEPS_DIR}", f"RUN {json.dumps(['python3', pip, 'check'])}"]
     lines += [f"FROM {base_id}", f"COPY --from=install {DEPS_DIR} {DEPS_DIR}"]
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, _label_line(values)]) + "\n"
 
 
-def app_dockerfile(parent_id: str) -> str:
-    return f"FROM {parent_id}\nCOPY opt /opt\nCOPY app /app\n"
+def app_dockerfile(parent_id: str, values: dict[str, str]) -> str:
+    return f"FROM {parent_id}\nCOPY opt /opt\nCOPY app /app\n{_label_line(values)}\n"
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:

@@ -137,11 +137,11 @@ class ImageBuilder:
         self, spec: DeploymentSpec, tag: str, base_id: str, wheels: Wheels, progress: Progress
     ) -> None:
         assert spec.packages is not None
-        dockerfile = imagebuild.deps_dockerfile(base_id, wheels, spec.packages.check)
         role_labels = imagebuild.image_labels(self._instance, "deps-image", spec, base_id)
+        dockerfile = imagebuild.deps_dockerfile(base_id, wheels, spec.packages.check, role_labels)
         with tempfile.TemporaryFile(dir=self._cache) as context:
             imagebuild.write_deps_context(context, dockerfile, wheels)
-            failure = self._build(spec, tag, context, role_labels, progress, "installing packages")
+            failure = self._build(spec, tag, context, progress, "installing packages", base_id)
         if failure:
             packages = spec.packages
             message = f"the packages cannot be installed in the image:\n{failure}"
@@ -151,12 +151,12 @@ class ImageBuilder:
             raise ConfigError([issue])
 
     def _build_app(self, spec: DeploymentSpec, tag: str, parent: str, progress: Progress) -> None:
-        dockerfile = imagebuild.app_dockerfile(parent)
         role_labels = imagebuild.image_labels(self._instance, "app-image", spec, parent)
+        dockerfile = imagebuild.app_dockerfile(parent, role_labels)
         self._cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=self._cache) as context:
             imagebuild.write_app_context(context, dockerfile, spec.code)
-            failure = self._build(spec, tag, context, role_labels, progress, "the image")
+            failure = self._build(spec, tag, context, progress, "the image", parent)
         if failure:
             raise EngineError(f"building the image for {spec.app}/{spec.name} failed: {failure}")
 
@@ -165,9 +165,9 @@ class ImageBuilder:
         spec: DeploymentSpec,
         tag: str,
         context: Any,
-        role_labels: dict[str, str],
         progress: Progress,
         what: str,
+        base_id: str,
     ) -> str:
         """Run one build; the error text ("" on success). Intermediate stages are removed."""
         context.seek(0)
@@ -178,7 +178,7 @@ class ImageBuilder:
         stages: list[str] = []
         with self._seam(f"build {tag}"):
             stream = self._api().build(
-                fileobj=context, custom_context=True, tag=tag, labels=role_labels, rm=True,
+                fileobj=context, custom_context=True, tag=tag, rm=True,
                 forcerm=True, pull=False, network_mode="none", decode=True,
             )  # fmt: skip
             for line in imagebuild.read_stream(iter(stream)):
@@ -193,7 +193,7 @@ class ImageBuilder:
                 else:
                     return "\n".join([*output[-6:], line.text])
         for stage in stages[:-1]:  # the install stage: its files were copied into the image
-            self._remove(stage)
+            self._remove(stage, stop_at=base_id)
         log.info("built %s for %s", tag, who)
         return ""
 
@@ -255,7 +255,7 @@ class ImageBuilder:
                 continue
             refs = [t for t in image.get("RepoTags") or () if not t.startswith("<none>")]
             for ref in refs or [image["Id"]]:
-                if self._remove(ref):
+                if self._remove(ref, stop_at=_label(image, labels.BASE_IMAGE)):
                     removed.append(ref)
                     self.forget(ref)
         return removed
@@ -264,11 +264,26 @@ class ImageBuilder:
         """Every image this instance built (for `reconciler down`); those in use stay."""
         self.collect(keep=())
 
-    def _remove(self, ref: str) -> bool:
+    def _remove(self, ref: str, stop_at: str) -> bool:
+        """Remove `ref`, then the untagged intermediate images its build left between it and
+        the image it was built FROM (`stop_at`, never removed: it may not be ours, even when
+        someone untagged it meanwhile). Nothing tagged, shared or in use is removed."""
+        found = self._inspect(ref)
+        if found is None or not self._remove_one(ref):
+            return False
+        parent = str(found.get("Parent") or "")
+        while parent and parent != stop_at:
+            info = self._inspect(parent)
+            if info is None or info.get("RepoTags") or not self._remove_one(parent):
+                break
+            parent = str(info.get("Parent") or "")
+        return True
+
+    def _remove_one(self, ref: str) -> bool:
         try:
             with self._seam(f"remove image {ref}"):
-                self._api().remove_image(ref)
-        except EngineError as exc:  # in use (409) or gone (404): not ours to force
+                self._api().remove_image(ref, noprune=True)
+        except EngineError as exc:  # in use or with children (409), gone (404): leave it
             log.debug("image %s not removed: %s", ref, exc)
             return False
         return True

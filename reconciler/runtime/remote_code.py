@@ -181,6 +181,11 @@ class CodeFetcher:
         what = f"{scrub(uri)} answered {exc.code} {exc.reason}"
         if exc.code >= 500 or exc.code in (408, 429):
             return FetchUnavailable(f"cannot fetch {what}")
+        if 300 <= exc.code < 400:  # urllib refused to follow it: another scheme, or a loop
+            location = scrub(str(exc.headers.get("Location", "")))
+            return FetchRefused(
+                f"the server redirected to {location}: only redirects to https:// are followed"
+            )
         return FetchRefused(f"the server answered {exc.code} {exc.reason}")
 
     def _copy_file(self, uri: str, dest: Path) -> str:

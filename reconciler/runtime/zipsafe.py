@@ -15,6 +15,7 @@ import posixpath
 import re
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,17 +49,26 @@ def unpack(archive: Path, dest: Path, *, max_bytes: int, max_files: int) -> None
             )
         members = _members(infos, _single_top(infos))
         dest.mkdir(parents=True)
-        budget = max_bytes
-        for m in members:
-            if m.kind == "dir":
-                (dest / m.rel).mkdir(parents=True, exist_ok=True)
-            elif m.kind == "file":
-                budget -= _write(zf, m, dest / m.rel, budget)
-        for m in members:  # links last, so that no member is written through one
-            if m.kind == "link":
-                (dest / m.rel).parent.mkdir(parents=True, exist_ok=True)
-                os.symlink(_link_target(zf, m.info), dest / m.rel)
-        _check_links(dest, members)
+        try:
+            _extract(zf, members, dest, max_bytes)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+            raise FetchRefused(f"the archive is damaged ({exc})") from None
+        except OSError as exc:  # a member that is a file in one place and a directory in another
+            raise FetchRefused(f"the archive cannot be unpacked ({exc.strerror or exc})") from None
+
+
+def _extract(zf: zipfile.ZipFile, members: list[_Member], dest: Path, max_bytes: int) -> None:
+    budget = max_bytes
+    for m in members:
+        if m.kind == "dir":
+            (dest / m.rel).mkdir(parents=True, exist_ok=True)
+        elif m.kind == "file":
+            budget -= _write(zf, m, dest / m.rel, budget)
+    for m in members:  # links last, so that no member is written through one
+        if m.kind == "link":
+            (dest / m.rel).parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(_link_target(zf, m.info), dest / m.rel)
+    _check_links(dest, members)
 
 
 def _check_links(dest: Path, members: list[_Member]) -> None:
