@@ -319,7 +319,7 @@ def _compatible(target: Interpreter, host: Interpreter) -> bool:
 
 def _bundled_pip() -> Path | None:
     """The pip wheel Python ships for ensurepip (absent where a distribution strips it)."""
-    with contextlib.suppress(ImportError):
+    with contextlib.suppress(Exception):  # some distributions patch it to refuse
         import ensurepip
 
         found = sorted((Path(ensurepip.__file__).parent / "_bundled").glob("pip-*.whl"))

@@ -106,7 +106,7 @@ def test_the_unpacked_size_is_capped_even_when_the_header_lies(tmp_path: Path) -
         data[at : at + 4] = (10).to_bytes(4, "little")
     lying = tmp_path / "lying"
     lying.mkdir()
-    with pytest.raises(FetchRefused, match="more bytes than the cap|damaged"):
+    with pytest.raises(FetchRefused, match=r"more bytes than the cap|damaged"):
         _unpack(lying, bytes(data), max_bytes=4000)
 
 
