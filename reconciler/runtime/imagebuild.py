@@ -36,6 +36,7 @@ APP_REPOSITORY = "serve-reconciler/app"
 DEPS_REPOSITORY = "serve-reconciler/deps"
 _WHEELS = "/tmp/serve-wheels"
 _STEP = re.compile(r"^Step (\d+)/(\d+) :")
+_LAYER = re.compile(r"^---> ([0-9a-f]{12,64})$")
 
 
 def _tag(repository: str, instance: str, *parts: str) -> str:
@@ -119,7 +120,7 @@ def write_app_context(out: IO[bytes], dockerfile: str, code: CodeTree | None) ->
 class BuildLine:
     """One line of Docker's build stream, sorted: a step, pip's output, an error, an ID."""
 
-    kind: str  # "step", "output", "error", "id"
+    kind: str  # "step", "output", "error", "id" (a stage's image), "layer" (a step's image)
     text: str
     step: int = 0
     steps: int = 0
@@ -135,7 +136,10 @@ def read_stream(chunks: Iterator[dict[str, object]]) -> Iterator[BuildLine]:
         for line in str(chunk.get("stream", "")).splitlines():
             text = re.sub(r"\x1b\[[0-9;]*m", "", line).strip()
             step = _STEP.match(text)
-            if step:
+            layer = _LAYER.match(text)
+            if layer:
+                yield BuildLine("layer", layer.group(1))
+            elif step:
                 yield BuildLine("step", text, int(step.group(1)), int(step.group(2)))
             elif text and not text.startswith(("--->", "Removing intermediate", "Successfully")):
                 yield BuildLine("output", text)

@@ -23,7 +23,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from reconciler.errors import ConfigError, ConfigIssue, EngineError, ReconcilerError
+from reconciler.errors import ConfigError, ConfigIssue, EngineError, ImageMissing, ReconcilerError
 from reconciler.model import DeploymentSpec
 from reconciler.runtime import containers, imagebuild, labels
 from reconciler.runtime.bundle import runtime_digest
@@ -72,24 +72,32 @@ class ImageBuilder:
         try:
             with self._seam(f"inspect image {image}"):
                 return dict(self._api().inspect_image(image))
-        except EngineError as exc:
-            if "not found" in str(exc).lower() or "no such image" in str(exc).lower():
+        except ImageMissing:
+            return None
+        except EngineError as exc:  # a 404 the SDK did not classify as a missing image
+            if "no such image" in str(exc).lower():
                 return None
             raise
 
     def ensure(self, spec: DeploymentSpec, base_id: str, progress: Progress) -> str:
         """The tag of the image this deployment version runs, built when missing."""
-        parent, deps = base_id, ""
+        wheels, deps = None, ""
         if spec.packages is not None:
             wheels = self._wheels.resolve(spec.packages, self._interpreter(base_id), progress)
             deps = imagebuild.deps_tag(self._instance, base_id, spec, wheels)
-            parent = self._ensure(
-                deps, lambda: self._build_deps(spec, deps, base_id, wheels, progress)
-            )
         if self._runtime is None:
             self._runtime = runtime_digest()
         tag = imagebuild.app_tag(self._instance, base_id, deps, spec.code, self._runtime)
-        self._ensure(tag, lambda: self._build_app(spec, tag, parent, progress))
+
+        def build() -> None:  # the packages image only when the app image is missing too
+            parent = base_id
+            if wheels is not None:
+                parent = self._ensure(
+                    deps, lambda: self._build_deps(spec, deps, base_id, wheels, progress)
+                )
+            self._build_app(spec, tag, parent, progress)
+
+        self._ensure(tag, build)
         return tag
 
     def forget(self, tag: str) -> None:
@@ -176,6 +184,7 @@ class ImageBuilder:
         progress(f"building {what} for {who}")
         output: list[str] = []
         stages: list[str] = []
+        layer = ""
         with self._seam(f"build {tag}"):
             stream = self._api().build(
                 fileobj=context, custom_context=True, tag=tag, rm=True,
@@ -190,7 +199,14 @@ class ImageBuilder:
                         progress(f"{who}: {line.text}")
                 elif line.kind == "id":
                     stages.append(line.text)
+                elif line.kind == "layer":
+                    layer = line.text
                 else:
+                    # The steps done so far stay behind as untagged images: remove them.
+                    if layer and not base_id.split(":")[-1].startswith(layer):
+                        self._remove(layer, stop_at=base_id)
+                    for stage in stages:
+                        self._remove(stage, stop_at=base_id)
                     return "\n".join([*output[-6:], line.text])
         for stage in stages[:-1]:  # the install stage: its files were copied into the image
             self._remove(stage, stop_at=base_id)

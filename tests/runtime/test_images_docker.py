@@ -6,6 +6,7 @@ a remote https:// working_dir; and the image GC. Wired as `reconciler up` wires 
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 import requests
 
 from reconciler import app, spec
+from reconciler.errors import ConfigError
 from reconciler.model import ApplicationStatus, ObservedReplica, ReplicaState, ServeConfig
 from reconciler.plan import diff_configs
 from reconciler.reconcile import Reconciler, WorkTreeTarget
@@ -251,3 +253,37 @@ def _intermediates(client: Any, ref: str | None) -> list[str]:
         chain.append(parent)
         parent = client.api.inspect_image(parent).get("Parent")
     return chain
+
+
+def test_a_package_that_cannot_install_in_the_image_is_refused_and_leaves_nothing(
+    tmp_path: Path, instance_name: str, docker_client: Any
+) -> None:
+    # The host's pip resolves this wheel; installing it (in the image) refuses a member that
+    # would land outside the target directory.
+    with simple_index(tmp_path / "index", {"escaping": [("1.0", "E = 1\n")]}) as url:
+        wheel = tmp_path / "index" / "simple" / "escaping" / "escaping-1.0-py3-none-any.whl"
+        with zipfile.ZipFile(wheel, "a") as zf:
+            zf.writestr("../outside.py", "X = 1\n")
+        root = tmp_path / "repo"
+        root.mkdir()
+        (root / "pkgapp.py").write_text(APP)
+        config = CONFIG.format(port=free_port(), version="1.0").replace("tinypkg", "escaping")
+        (root / "serve_config.yaml").write_text(config)
+        engine = _engine(instance_name, tmp_path, docker_client, url)
+        before = {i["Id"] for i in docker_client.api.images(all=True)}
+        with pytest.raises(ConfigError) as caught:
+            engine.prepare(spec.load_config(root, "serve_config.yaml"), lambda _: None)
+    (issue,) = caught.value.issues
+    assert (issue.file, issue.line, issue.column) == ("serve_config.yaml", 6, 5)  # the pip list
+    assert "cannot be installed in the image" in issue.message
+    assert "outside the target directory" in issue.message  # pip's own words
+    new = {i["Id"] for i in docker_client.api.images(all=True)} - before
+    ours = [i for i in new if _history_mentions(docker_client, i, "/tmp/serve-wheels")]
+    assert ours == []  # the failed build's steps were removed
+
+
+def _history_mentions(client: Any, image: str, text: str) -> bool:
+    try:
+        return any(text in str(h.get("CreatedBy", "")) for h in client.api.history(image))
+    except Exception:  # removed meanwhile (another test's cleanup)
+        return False
