@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler import spec
+from reconciler.errors import ReconcilerError
 from reconciler.metrics import Metrics
 from reconciler.model import ApplicationStatus, ServeConfig, Snapshot
 from reconciler.reconcile import GitTarget, Reconciler, WorkTreeTarget
@@ -94,13 +95,23 @@ def make_fetcher(settings: EngineSettings) -> CodeFetcher:
 
 class ImageKeeper:
     """The image GC's memory: the built images of the last `keep` applied commits, in the
-    store (the daemon) or in memory (`up`); after each apply, the engine removes the rest."""
+    store (the daemon) or in memory (`up`). After each apply the engine removes the rest, in a
+    thread of its own: listing every container and image must not delay the replicas' start."""
 
-    def __init__(self, engine: DockerEngine, keep: int, store: StateStore | None = None) -> None:
+    def __init__(
+        self,
+        engine: DockerEngine,
+        keep: int,
+        store: StateStore | None = None,
+        *,
+        background: bool = True,
+    ) -> None:
         self._engine = engine
         self._keep = max(1, keep)
         self._store = store
+        self._background = background
         self._recent: collections.deque[frozenset[str]] = collections.deque(maxlen=self._keep)
+        self._collecting = threading.Lock()
         self.pending: frozenset[str] = frozenset()  # the images of the config just prepared
 
     def applied(self, commit: str) -> None:
@@ -110,10 +121,21 @@ class ImageKeeper:
             self._store.record_images(commit, sorted(self.pending))
             keep = self._store.recent_images(self._keep)
         else:
-            if not self._recent or self._recent[-1] != self.pending:
-                self._recent.append(self.pending)
+            self._recent.append(self.pending)
             keep = set().union(*self._recent)
-        removed = self._engine.collect_images(keep | self.pending)
+        keep |= self.pending
+        if self._background:
+            threading.Thread(target=self.collect, args=(keep,), daemon=True).start()
+        else:
+            self.collect(keep)
+
+    def collect(self, keep: set[str]) -> None:
+        with self._collecting:  # one at a time; a later one sees what an earlier removed
+            try:
+                removed = self._engine.collect_images(keep)
+            except ReconcilerError as exc:  # next apply tries again; nothing depends on it
+                log.warning("could not remove unused images: %s", exc)
+                return
         if removed:
             log.info("removed %d image(s) no longer used: %s", len(removed), ", ".join(removed))
 

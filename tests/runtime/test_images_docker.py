@@ -71,7 +71,7 @@ class Up:
     loaded: ServeConfig | None = None
 
     def __post_init__(self) -> None:
-        keeper = app.ImageKeeper(self.engine, keep=3)
+        keeper = app.ImageKeeper(self.engine, keep=3, background=False)
         prepare = app.preparing_loader(self.engine, self.fetch, keeper)
 
         def load(tree: Path, path: str) -> ServeConfig:
