@@ -62,7 +62,7 @@ class Driver:
             for a in snap.applications
         ]
         return "; ".join(parts) + (
-            f" engine_error={snap.engine_error}" if snap.engine_error else ""
+            f" engine_error={snap.loop.engine_error}" if snap.loop.engine_error else ""
         )
 
     def edit(self, relpath: str, old: str, new: str) -> None:

@@ -62,6 +62,8 @@ deployments:
     health_check_timeout_s: 5
     graceful_shutdown_wait_loop_s: 0.2
     graceful_shutdown_timeout_s: 3
+    ray_actor_options:
+      num_cpus: 0.02  # logical: 100 replicas reserve 2 CPUs, well inside a 2-core host's room
 """
 
 

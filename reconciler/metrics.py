@@ -4,7 +4,8 @@ prometheus_client.
 
 Names: serve_reconciler_passes_total{outcome}, serve_reconciler_pass_duration_seconds,
 serve_reconciler_failures_total{kind}, serve_reconciler_poll_errors_total,
-serve_reconciler_replicas{app,deployment,state}, serve_reconciler_applied_commit_info{commit},
+serve_reconciler_replicas{app,deployment,state}, serve_reconciler_replicas_pending{app,deployment},
+serve_reconciler_applied_commit_info{commit},
 serve_reconciler_webhooks_total{result}.
 """
 
@@ -68,6 +69,13 @@ class Metrics:
             ["commit"],
             registry=self.registry,
         )
+        self._pending = Gauge(
+            "serve_reconciler_replicas_pending",
+            "Replicas that wait for room on the host (admission), by application and deployment.",
+            ["app", "deployment"],
+            registry=self.registry,
+        )
+        self._pending_keys: set[tuple[str, str]] = set()
         self._webhooks = Counter(
             "serve_reconciler_webhooks",
             "Webhook requests, by result.",
@@ -114,6 +122,15 @@ class Metrics:
             for (app, deployment, state), count in counts.items():
                 self._replicas.labels(app=app, deployment=deployment, state=state).set(count)
             self._replica_keys = set(counts)
+
+    def set_pending(self, counts: Mapping[tuple[str, str], int]) -> None:
+        """Replace the pending series: (app, deployment) -> replicas waiting for room."""
+        with self._lock:
+            for key in self._pending_keys - set(counts):
+                self._pending.remove(*key)
+            for (app, deployment), count in counts.items():
+                self._pending.labels(app=app, deployment=deployment).set(count)
+            self._pending_keys = set(counts)
 
     def render(self) -> tuple[bytes, str]:
         """The exposition body and its content type."""

@@ -66,7 +66,9 @@ class ReplicaState(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Resources:
-    """`ray_actor_options` as Docker limits. `memory` is in bytes; 0 CPUs means no CPU quota."""
+    """`ray_actor_options`: Ray's *logical* resources. They reserve capacity on the host (see
+    `admission`) and weigh the replica's CPU share; they cap nothing unless the reconciler is
+    told to (`--hard-limits`). `memory` is in bytes."""
 
     num_cpus: float = 1.0
     num_gpus: float = 0.0
@@ -240,13 +242,16 @@ class HttpOptions:
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """A validated config. `document` is the config exactly as the user wrote it (for /config)."""
+    """A validated config. `document` is the config exactly as the user wrote it (for /config);
+    `warnings` are what validation noted without refusing it, as "file:line:col: warning: ..."
+    lines (fields with no effect on Docker, or that Ray 2.60 ignores and the reconciler honours)."""
 
     shape: str  # "single" or "multi"
     http: HttpOptions
     applications: tuple[ApplicationSpec, ...]
     document: Mapping[str, JSONValue] = field(default_factory=dict, compare=False)
     source_file: str = ""  # repository-relative path of the config file
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def deployments(self) -> Iterator[DeploymentSpec]:
         for app in self.applications:
@@ -257,6 +262,16 @@ class ServeConfig:
 
 
 # --- Observed state: what the engine reports ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Demand:
+    """What one replica asks of the host (Ray's logical resources; memory in bytes)."""
+
+    cpus: float = 0.0
+    memory: int = 0
+    gpus: float = 0.0
+    custom: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -276,6 +291,7 @@ class ObservedReplica:
     created_at: float = 0.0
     drain_deadline: float | None = None  # for STOPPING replicas: when to force-kill
     error: str | None = None  # for FAILED/UNHEALTHY: the user's own error text
+    demand: Demand | None = None  # what it was started asking for (None: an older reconciler)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -332,17 +348,43 @@ Action = StartReplica | ReconfigureReplica | DrainReplica | RemoveReplica
 
 
 @dataclass(frozen=True)
+class Capacity:
+    """What the engine can hold: its cores times the CPU overcommit factor, its memory, the GPUs
+    and custom resources it was told about, and the instance-wide cap on replicas."""
+
+    cores: float
+    cpus: float  # logical CPUs: cores x overcommit
+    memory: int  # bytes
+    gpus: float = 0.0
+    custom: tuple[tuple[str, float], ...] = ()
+    max_replicas: int = 1000
+
+
+@dataclass(frozen=True)
+class Pending:
+    """Replicas of one deployment the plan wanted to start but the host cannot hold now."""
+
+    count: int
+    demand: Demand  # per replica
+    free: Demand  # what was left when they were refused
+    capacity: Capacity
+    replicas_free: int  # room left under the instance's replica cap
+
+
+@dataclass(frozen=True)
 class Plan:
     """The actions of one pass, and what the routing set should be once they are applied.
 
     `routable` holds the container ids the ingress should send traffic to (healthy replicas that
     this plan does not drain). `settled` is False while a rollout, scale or drain is still in
     progress, so the caller schedules the next pass soon instead of waiting a full interval.
+    `pending` holds, per deployment, the replicas that wait for room on the host.
     """
 
     actions: tuple[Action, ...]
     routable: frozenset[str]
     settled: bool
+    pending: Mapping[tuple[str, str], Pending] = field(default_factory=dict)
 
 
 # --- Status: what /status reports --------------------------------------------------------------
@@ -355,6 +397,7 @@ class DeploymentStatusInfo:
     message: str = ""
     target_replicas: int = 0
     replica_states: tuple[tuple[str, int], ...] = ()  # (ReplicaState value, count), sorted
+    pending_replicas: int = 0  # wanted, but the host has no room for them now
 
 
 @dataclass(frozen=True)
@@ -368,23 +411,43 @@ class ApplicationStatusInfo:
 
 
 @dataclass(frozen=True)
-class Snapshot:
-    """Everything the HTTP API shows, written once at the end of each pass."""
+class CommitStatus:
+    """Where the source stands: what runs, where the branch is, what was judged last."""
 
-    shape: str | None = None  # "single" / "multi" of the applied config; None before any deploy
-    applications: tuple[ApplicationStatusInfo, ...] = ()
-    applied_commit: str | None = None
-    applied_document: Mapping[str, JSONValue] | None = None  # redacted config of applied commit
+    applied: str | None = None
+    applied_document: Mapping[str, JSONValue] | None = None  # redacted config of `applied`
     applied_at: float = 0.0  # deployment_timestamp of the applied commit
-    latest_commit: str | None = None  # branch head last seen
-    attempted_commit: str | None = None
-    attempt_outcome: str | None = None  # "applied", "invalid", "error"
-    attempt_errors: tuple[str, ...] = ()  # "file:line:col: message" for an invalid commit
-    source_error: str | None = None  # remote unreachable etc., credentials scrubbed
-    engine_error: str | None = None
+    latest: str | None = None  # branch head last seen
+    attempted: str | None = None  # the newest commit judged
+    outcome: str | None = None  # its verdict: "applied", "invalid", "error"
+    errors: tuple[str, ...] = ()  # "file:line:col: message" while the branch is on a refused one
+    preparing: str | None = None  # a commit being read, fetched or built
+    progress: str = ""  # what that preparation is doing
+    warnings: tuple[str, ...] = ()  # what validating the applied commit noted, not refused
+
+
+@dataclass(frozen=True)
+class LoopStatus:
+    """How the loop itself fares: what it could not reach, and its last pass."""
+
+    source_error: str | None = None  # remote unreachable, branch missing...: scrubbed
+    engine_error: str | None = None  # engine unreachable, or the ingress could not follow
+    retry: str | None = None  # what the loop does next (errors.Retry value), None when idle
     last_pass_at: float = 0.0
     last_pass_duration_s: float = 0.0
     passes: int = 0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the HTTP API shows, composed once at the end of each pass (status.compose)."""
+
+    shape: str | None = None  # "single" / "multi" of the applied config; None before any deploy
+    applications: tuple[ApplicationStatusInfo, ...] = ()
+    commits: CommitStatus = CommitStatus()
+    loop: LoopStatus = LoopStatus()
+    capacity: Capacity | None = None  # what the engine can hold (None: not known yet)
+    pending_replicas: int = 0  # replicas that wait for room, over every deployment
 
 
 @dataclass(frozen=True)

@@ -11,16 +11,20 @@ pass already counts towards the backoff (each FAILED replica is counted once: `p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from reconciler import admission
+from reconciler.backoff import MAX_BACKOFF_S, backoff_s
 from reconciler.model import (
     Action,
+    Capacity,
     DeploymentSpec,
     DrainReplica,
     FailureRecord,
     ObservedReplica,
     PackageSet,
+    Pending,
     Plan,
     ReconfigureReplica,
     RemoveReplica,
@@ -28,6 +32,7 @@ from reconciler.model import (
     ServeConfig,
     StartReplica,
 )
+from reconciler.view import DeploymentView, group, orphans, views
 
 __all__ = [
     "DEFAULT_DRAIN_TIMEOUT_S",
@@ -43,13 +48,11 @@ __all__ = [
 
 Key = tuple[str, str]
 
-MAX_BACKOFF_S = 64
 STABLE_S = 10.0  # how long a replica must have run before its deployment's failure count resets
 # A deployment gone from the config has no graceful_shutdown_timeout_s any more: Serve's default.
 DEFAULT_DRAIN_TIMEOUT_S = 20.0
 GENERIC_FAILURE = "the replica container exited without reporting an error"
 
-_LIVE = (ReplicaState.STARTING, ReplicaState.RUNNING)
 _ACTION_ORDER = {RemoveReplica: 0, DrainReplica: 1, ReconfigureReplica: 2, StartReplica: 3}
 
 
@@ -58,24 +61,19 @@ def rollout_batch(target: int) -> int:
     return max(1, int(0.2 * target))
 
 
-def _group(observed: Iterable[ObservedReplica]) -> dict[Key, list[ObservedReplica]]:
-    groups: dict[Key, list[ObservedReplica]] = {}
-    for replica in sorted(observed, key=lambda r: (r.key, r.index, r.name, r.container_id)):
-        groups.setdefault(replica.key, []).append(replica)
-    return groups
-
-
-def _in_backoff(spec: DeploymentSpec, failures: Mapping[Key, FailureRecord], now: float) -> bool:
-    record = failures.get(spec.key)
-    return record is not None and record.version == spec.version and now < record.retry_at
+def _in_backoff(view: DeploymentView, now: float) -> bool:
+    return view.failure is not None and now < view.failure.retry_at
 
 
 @dataclass
 class _Pass:
-    """The working state of planning one deployment: what it drains, removes and starts."""
+    """The working state of planning: what is drained, removed and started, what waits for room
+    on the host, and that room (None: admission is off, as for `diff`)."""
 
     actions: list[Action]
     gone: set[str]  # container ids drained or removed on this pass
+    budget: admission.Budget | None
+    pending: dict[Key, Pending]
 
     def remove(self, replica: ObservedReplica, reason: str) -> None:
         self.actions.append(RemoveReplica(replica=replica, reason=reason))
@@ -86,6 +84,36 @@ class _Pass:
         timeout = 0.0 if replica.state is ReplicaState.STARTING else timeout_s
         self.actions.append(DrainReplica(replica=replica, timeout_s=timeout, reason=reason))
         self.gone.add(replica.container_id)
+
+    def admit(self, spec: DeploymentSpec, wanted: int) -> int:
+        """How many of `wanted` new replicas of `spec` may start now; the rest is pending."""
+        if self.budget is None or wanted <= 0:
+            return max(0, wanted)
+        need = admission.demand(spec)
+        free = self.budget.free()
+        room = self.budget.replicas
+        admitted = self.budget.take(need, wanted)
+        if admitted < wanted:
+            self.pending[spec.key] = Pending(
+                count=wanted - admitted,
+                demand=need,
+                free=free,
+                capacity=self.budget.capacity,
+                replicas_free=max(0, room),
+            )
+        return admitted
+
+    def may_stop_first(self, view: DeploymentView) -> bool:
+        """Nothing new is starting or old draining (that will make room by itself), and
+        draining one batch of old replicas would make room for a new one."""
+        if self.budget is None or len(view.running) < len(view.current):
+            return False
+        if view.count(ReplicaState.STOPPING):
+            return False
+        batch = sorted(view.old, key=_drain_order(view.spec))[: rollout_batch(view.target)]
+        demands = {view.spec.key: admission.demand(view.spec)}
+        released = [admission.held_by(r, demands) for r in batch]
+        return self.budget.fits_after_release(admission.demand(view.spec), released)
 
 
 def _clean_up(replicas: Sequence[ObservedReplica], drain_s: float, now: float, p: _Pass) -> None:
@@ -113,25 +141,37 @@ def _drain_order(spec: DeploymentSpec) -> Callable[[ObservedReplica], tuple[bool
     return key
 
 
-def _scale_down(current: list[ObservedReplica], spec: DeploymentSpec, p: _Pass) -> None:
-    excess = len(current) - spec.num_replicas
-    for r in sorted(current, key=_drain_order(spec))[: max(0, excess)]:
+def _scale_down(view: DeploymentView, p: _Pass) -> None:
+    excess = len(view.current) - view.target
+    spec = view.spec
+    for r in sorted(view.current, key=_drain_order(spec))[: max(0, excess)]:
         p.drain(r, spec.graceful_shutdown_timeout_s, "scale down")
 
 
-def _retire_old(old: list[ObservedReplica], spec: DeploymentSpec, running: int, p: _Pass) -> None:
+def _retire_old(view: DeploymentView, p: _Pass) -> None:
     """Drain old-version replicas beyond what the RUNNING new-version ones do not yet replace."""
-    keep = max(0, spec.num_replicas - running)
-    for r in sorted(old, key=_drain_order(spec))[: max(0, len(old) - keep)]:
+    keep = max(0, view.target - len(view.running))
+    spec = view.spec
+    for r in sorted(view.old, key=_drain_order(spec))[: max(0, len(view.old) - keep)]:
         p.drain(r, spec.graceful_shutdown_timeout_s, "replaced by the new version")
 
 
-def _to_start(spec: DeploymentSpec, current: list[ObservedReplica], rolling: bool) -> int:
-    missing = spec.num_replicas - len(current)
-    if not rolling:
+def _wanted_starts(view: DeploymentView) -> int:
+    missing = view.target - len(view.current)
+    if not view.old:
         return max(0, missing)
-    starting = sum(1 for r in current if r.state is ReplicaState.STARTING)
-    return max(0, min(missing, rollout_batch(spec.num_replicas) - starting))
+    starting = sum(1 for r in view.current if r.state is ReplicaState.STARTING)
+    return max(0, min(missing, rollout_batch(view.target) - starting))
+
+
+def _stop_first(view: DeploymentView, p: _Pass) -> None:
+    """A rolling update with no room for its next new replica and none starting: make the room
+    by draining a batch of old replicas first (Serve's own default order, maxSurge 0), so a full
+    host still gets the update instead of waiting for good."""
+    batch = rollout_batch(view.target)
+    left = [r for r in view.old if r.container_id not in p.gone]
+    for r in sorted(left, key=_drain_order(view.spec))[:batch]:
+        p.drain(r, view.spec.graceful_shutdown_timeout_s, "replaced by the new version")
 
 
 def _free_indexes(replicas: Sequence[ObservedReplica], count: int) -> list[int]:
@@ -146,48 +186,41 @@ def _free_indexes(replicas: Sequence[ObservedReplica], count: int) -> list[int]:
     return free
 
 
-def _plan_deployment(
-    spec: DeploymentSpec,
-    replicas: Sequence[ObservedReplica],
-    failures: Mapping[Key, FailureRecord],
-    now: float,
-    p: _Pass,
-) -> None:
-    _clean_up(replicas, spec.graceful_shutdown_timeout_s, now, p)
-    live = [r for r in replicas if r.state in _LIVE]
-    current = [r for r in live if r.version == spec.version]
-    old = [r for r in live if r.version != spec.version]
-    running = sum(1 for r in current if r.state is ReplicaState.RUNNING)
-    if old:
-        _retire_old(old, spec, running, p)
+def _plan_deployment(view: DeploymentView, now: float, p: _Pass) -> None:
+    spec = view.spec
+    _clean_up(view.replicas, spec.graceful_shutdown_timeout_s, now, p)
+    if view.old:
+        _retire_old(view, p)
     else:
-        _scale_down(current, spec, p)
-    for r in current:
-        stale_config = r.user_config_hash != spec.user_config_hash
-        if r.state is ReplicaState.RUNNING and stale_config and r.container_id not in p.gone:
+        _scale_down(view, p)
+    for r in view.running:
+        if r.user_config_hash != spec.user_config_hash and r.container_id not in p.gone:
             p.actions.append(ReconfigureReplica(replica=r, spec=spec))
-    if not _in_backoff(spec, failures, now):
-        for index in _free_indexes(replicas, _to_start(spec, current, bool(old))):
-            p.actions.append(StartReplica(spec=spec, index=index))
+    if _in_backoff(view, now):
+        return
+    wanted = _wanted_starts(view)
+    admitted = p.admit(spec, wanted)
+    if view.old and wanted and not admitted and p.may_stop_first(view):
+        _stop_first(view, p)
+    for index in _free_indexes(view.replicas, admitted):
+        p.actions.append(StartReplica(spec=spec, index=index))
 
 
 def _plan_removed(replicas: Sequence[ObservedReplica], now: float, p: _Pass) -> None:
     """A deployment (or a whole application) no longer in the config: drain everything."""
     _clean_up(replicas, DEFAULT_DRAIN_TIMEOUT_S, now, p)
     for r in replicas:
-        if r.state in _LIVE:
+        if r.state in (ReplicaState.STARTING, ReplicaState.RUNNING):
             p.drain(r, DEFAULT_DRAIN_TIMEOUT_S, "deployment removed from the config")
 
 
-def _converged(spec: DeploymentSpec, replicas: Sequence[ObservedReplica]) -> bool:
-    good = [
-        r
-        for r in replicas
-        if r.state is ReplicaState.RUNNING
-        and r.version == spec.version
-        and r.user_config_hash == spec.user_config_hash
-    ]
-    return len(good) == spec.num_replicas == len(replicas)
+def _budget(
+    config: ServeConfig, observed: Sequence[ObservedReplica], capacity: Capacity | None
+) -> admission.Budget | None:
+    if capacity is None:
+        return None
+    demands = {spec.key: admission.demand(spec) for spec in config.deployments()}
+    return admission.Budget(capacity, observed, demands)
 
 
 def plan(
@@ -195,25 +228,26 @@ def plan(
     observed: Sequence[ObservedReplica],
     failures: Mapping[Key, FailureRecord],
     now: float,
+    capacity: Capacity | None = None,
 ) -> Plan:
-    """The actions that move `observed` one safe step towards `config` (see the module doc)."""
-    groups = _group(observed)
-    specs = {spec.key: spec for spec in config.deployments()}
-    p = _Pass(actions=[], gone=set())
-    for key, spec in specs.items():
-        _plan_deployment(spec, groups.get(key, []), failures, now, p)
-    for key in sorted(groups.keys() - specs.keys()):
-        _plan_removed(groups[key], now, p)
+    """The actions that move `observed` one safe step towards `config` (see the module doc).
+    With a `capacity`, new replicas start only while they fit (the rest are `pending`)."""
+    deployments = views(config, observed, failures)
+    gone = orphans(config, observed)
+    p = _Pass(actions=[], gone=set(), budget=_budget(config, observed, capacity), pending={})
+    for view in deployments.values():
+        _plan_deployment(view, now, p)
+    for replicas in gone.values():
+        _plan_removed(replicas, now, p)
     actions = sorted(p.actions, key=lambda a: _ACTION_ORDER[type(a)])
     routable = frozenset(
         r.container_id
-        for key in specs
-        for r in groups.get(key, [])
+        for view in deployments.values()
+        for r in view.replicas
         if r.state is ReplicaState.RUNNING and r.container_id not in p.gone
     )
-    settled = not actions and set(groups) <= set(specs)
-    settled = settled and all(_converged(s, groups.get(k, [])) for k, s in specs.items())
-    return Plan(actions=tuple(actions), routable=routable, settled=settled)
+    settled = not actions and not gone and all(v.converged for v in deployments.values())
+    return Plan(actions=tuple(actions), routable=routable, settled=settled, pending=p.pending)
 
 
 def _failed(replica: ObservedReplica, spec: DeploymentSpec) -> bool:
@@ -242,7 +276,7 @@ def _count_failure(
         version=spec.version,
         count=count,
         last_error=replica.error or GENERIC_FAILURE,
-        retry_at=now + min(MAX_BACKOFF_S, 2 ** (count - 1)),
+        retry_at=now + backoff_s(1.0, count),
     )
 
 
@@ -259,7 +293,7 @@ def next_failures(
     A stable replica clears the record before this pass's failures are counted, so a crash next
     to a healthy replica still waits one second before its replacement starts.
     """
-    groups = _group(observed)
+    groups = group(observed)
     result: dict[Key, FailureRecord] = {}
     for spec in config.deployments():
         replicas = groups.get(spec.key, [])

@@ -1,16 +1,20 @@
 """The seams between the reconcile pass and the outside world, as structural protocols.
 
 The concrete classes (`runtime.docker_engine.DockerEngine`, `source.GitSource`,
-`state.StateStore`) satisfy these without importing this module; tests may pass behavioural fakes.
+`state.StateStore`, `runtime.sandbox.SandboxGraphBuilder`) satisfy these structurally; tests may
+pass behavioural fakes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from reconciler.model import (
+    Capacity,
+    CodeTree,
     DeploymentSpec,
     HttpOptions,
     ObservedReplica,
@@ -36,6 +40,11 @@ class Engine(Protocol):
     def observe(self) -> list[ObservedReplica]:
         """Every replica container this instance owns, with state, version and user_config hash.
         Raises EngineUnavailable when the engine cannot be reached."""
+        ...
+
+    def capacity(self) -> Capacity:
+        """What the engine can hold (its cores times the overcommit factor, its memory, the
+        GPUs and custom resources it was told about, the replica cap). Cheap: cached."""
         ...
 
     def start_replica(self, spec: DeploymentSpec, index: int) -> None: ...
@@ -109,3 +118,55 @@ class Store(Protocol):
     def record_attempt(
         self, commit: str, outcome: str, errors: Sequence[str], at: float, message: str = ""
     ) -> None: ...
+
+
+# --- Building an application graph by running the user's code (in a sandbox) ----------------
+
+
+@dataclass(frozen=True)
+class DescribedDeployment:
+    """One deployment of an application as the code built it. `options` holds the code's
+    options (decorator and .options()) except `name`, as JSON; a value that is not plain data
+    is {"__unserializable__": repr}."""
+
+    name: str
+    class_name: str
+    is_function: bool = False
+    options: Mapping[str, Any] = field(default_factory=dict)
+    methods: tuple[str, ...] = ()
+    has_reconfigure: bool = False
+    has_check_health: bool = False
+    asgi_ingress: bool = False
+    multiplexed: bool = False
+
+
+@dataclass(frozen=True)
+class GraphDescription:
+    """An application graph built from the code: its ingress and every deployment, named as
+    Serve names them (a second, different node of a taken name gets _1, _2, ...)."""
+
+    ingress: str
+    deployments: tuple[DescribedDeployment, ...]
+
+    def deployment(self, name: str) -> DescribedDeployment | None:
+        return next((d for d in self.deployments if d.name == name), None)
+
+
+class GraphBuilder(Protocol):
+    """Builds an application graph by importing the user's module where it cannot harm the
+    host (a throwaway container of the target image), for what reading the code cannot decide."""
+
+    def describe(
+        self,
+        *,
+        code: CodeTree,
+        import_path: str,
+        args: str,
+        image: str | None,
+        env: tuple[tuple[str, str], ...] = (),
+    ) -> GraphDescription:
+        """The graph `import_path` builds with `args` (canonical JSON) from `code`, in `image`
+        (None: the reconciler's default image), with the application's plain env vars `env`.
+        Raises CodeBuildError when the code fails or hits a limit, EngineUnavailable /
+        EngineError when no sandbox can be run."""
+        ...

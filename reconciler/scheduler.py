@@ -28,7 +28,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 log = logging.getLogger(__name__)
 
 MIN_INTERVAL_S = 1.0
-# Longer than the longest backoff a pass may ask for (60 s in reconcile.core), with margin, so a
+# Longer than the longest backoff a pass may ask for (backoff.MAX_BACKOFF_S), with margin, so a
 # loop that is only backing off from an unreachable engine or remote is not reported as stuck.
 MIN_HEALTH_WINDOW_S = 150.0
 _JOB = "reconcile-pass"

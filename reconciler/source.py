@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 import git
 from git.exc import GitError, ODBError
 
-from reconciler.errors import SourceError, SourceUnavailable, StateError
+from reconciler.errors import BranchMissing, SourceError, SourceUnavailable, StateError
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class GitSource:
             sha, _, name = line.partition("\t")
             if name == ref:
                 return sha
-        raise SourceError(f"branch '{self._branch}' not found on {self.describe()}")
+        raise BranchMissing(f"branch '{self._branch}' not found on {self.describe()}")
 
     def checkout(self, commit: str) -> Path:
         """An immutable directory holding the tree of exactly `commit` (fetched if missing)."""
@@ -255,7 +255,7 @@ class GitSource:
         if status == 0:
             return
         if "couldn't find remote ref" in err:
-            raise SourceError(f"branch '{self._branch}' not found on {self.describe()}")
+            raise BranchMissing(f"branch '{self._branch}' not found on {self.describe()}")
         if into is None:
             # A fetch can fail because our clone is damaged; a fresh clone tells the two apart.
             log.warning("fetch into %s failed (%s); cloning again", target, self._redact(err))

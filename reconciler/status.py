@@ -1,33 +1,54 @@
-"""Status derivation: Serve's deployment and application statuses (ray-serve.md 2.2 and 2.4, the
-2.7+ rules) computed from the observed replicas and the failure records, never assumed.
-Pure: no I/O, standard library only.
+"""The status, composed in one place: Serve's deployment and application statuses (ray-serve.md
+2.2 and 2.4, the 2.7+ rules) from the pass's deployment views, and the whole `Snapshot` the API
+serves from the pass's outcome. Pure: no I/O, standard library only.
+
+The rules that are ours rather than Serve's:
+- a commit whose config is invalid is never applied; while the branch points at it, every
+  application says DEPLOY_FAILED with that commit and its errors, although the last good commit
+  keeps running (and its deployments report their live state). Once the branch leaves it
+  (reverted, fixed), the status describes the branch as it is; the refusal stays in /history;
+- replicas the host has no room for keep their deployment UPDATING, saying what each replica
+  asks for and what is free (Serve's "taken more than 30s to be scheduled" message);
+- while a new commit is being prepared (read, fetched, built) the applications say DEPLOYING,
+  naming it and what its preparation is doing.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 
+from reconciler import admission
 from reconciler.model import (
     ApplicationStatus,
     ApplicationStatusInfo,
+    Capacity,
+    CommitStatus,
     DeploymentSpec,
     DeploymentStatus,
     DeploymentStatusInfo,
     FailureRecord,
+    JSONValue,
+    LoopStatus,
     ObservedReplica,
+    Pending,
     ReplicaState,
     ServeConfig,
+    Snapshot,
 )
+from reconciler.outcome import Attempt, PassOutcome, Preparing, SourceOutcome, Target, Verdict
+from reconciler.view import DeploymentView, views
 
 Key = tuple[str, str]
+Redactor = Callable[[ServeConfig], Mapping[str, JSONValue]]
 
 UNHEALTHY_THRESHOLD_FACTOR = 3
 MAX_UNHEALTHY_THRESHOLD = 100  # Serve's MAX_DEPLOYMENT_CONSTRUCTOR_RETRY_COUNT
 HEALTH_CHECK_FAILED = "A replica's health check failed; it is being replaced."
+MAX_ERRORS_IN_MESSAGE = 20
 
-_LIVE = (ReplicaState.STARTING, ReplicaState.RUNNING)
 # An app that never got to RUNNING fails its deploy; one that was running becomes UNHEALTHY.
 _STILL_DEPLOYING = (
     None,
@@ -51,6 +72,9 @@ def _sentence(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else f"{text}."
 
 
+# --- one deployment ----------------------------------------------------------------------------
+
+
 def _retry_text(record: FailureRecord, now: float) -> str:
     wait = math.ceil(record.retry_at - now)
     return f"Retrying in {wait}s." if wait > 0 else "Retrying now."
@@ -70,79 +94,89 @@ def _failure_note(record: FailureRecord, threshold: int) -> str:
     return _sentence(f"Replica failed to start {record.count} times: {record.last_error}")
 
 
-def _progress_parts(spec: DeploymentSpec, replicas: Sequence[ObservedReplica]) -> list[str]:
+def pending_message(pending: Pending, target: int) -> str:
+    """Serve's kind of message for replicas that cannot be scheduled: what each asks for and
+    what the host has left."""
+    c = pending.capacity
+    need = admission.describe(pending.demand)
+    head = f"{pending.count} of {_replicas(target)} cannot start: the host has no room for them."
+    if admission.Budget(c, (), {}).never_fits(pending.demand):
+        why = (
+            f"Each replica asks for {need}, more than the whole host has "
+            f"({admission.describe_capacity(c)})."
+        )
+    elif pending.replicas_free <= 0:
+        why = f"The instance runs its limit of {c.max_replicas} replicas (--max-replicas)."
+    else:
+        why = (
+            f"Resources required for each replica: {need}; available: "
+            f"{admission.describe(pending.free)} of {admission.describe_capacity(c)} "
+            f"({c.cores:g} cores x overcommit {c.cpus / c.cores if c.cores else 0:g})."
+        )
+    hint = " Lower num_replicas or the replicas' num_cpus/memory, or give the reconciler more room."
+    return f"{head} {why}{hint}"
+
+
+def _progress_parts(view: DeploymentView) -> list[str]:
     """What is happening, in words: one part per kind of work in flight."""
-    target = spec.num_replicas
-    live = [r for r in replicas if r.state in _LIVE]
-    current = [r for r in live if r.version == spec.version]
-    running = [r for r in current if r.state is ReplicaState.RUNNING]
+    target = view.target
     parts = []
-    if len(current) < len(live):
-        parts.append(f"rolling update: {len(running)} of {target} replicas at the new version")
-    elif len(current) > target:
-        parts.append(f"scaling from {len(current)} to {_replicas(target)}")
-    elif len(running) < target:
-        parts.append(f"starting: {len(running)} of {_replicas(target)} healthy")
-    unsynced = sum(1 for r in running if r.user_config_hash != spec.user_config_hash)
-    counts = Counter(r.state for r in replicas)
-    gone = counts[ReplicaState.FAILED] + counts[ReplicaState.STALE]
+    if view.old:
+        parts.append(f"rolling update: {len(view.running)} of {target} replicas at the new version")
+    elif len(view.current) > target:
+        parts.append(f"scaling from {len(view.current)} to {_replicas(target)}")
+    elif len(view.running) < target:
+        parts.append(f"starting: {len(view.running)} of {_replicas(target)} healthy")
+    unsynced = len(view.running) - len(view.in_sync)
     for n, text in (
         (unsynced, "reconfiguring {}"),
-        (counts[ReplicaState.UNHEALTHY], "replacing {} that failed health checks"),
-        (gone, "replacing {} that exited"),
-        (counts[ReplicaState.STOPPING], "draining {}"),
+        (view.count(ReplicaState.UNHEALTHY), "replacing {} that failed health checks"),
+        (view.count(ReplicaState.FAILED, ReplicaState.STALE), "replacing {} that exited"),
+        (view.count(ReplicaState.STOPPING), "draining {}"),
     ):
         if n:
             parts.append(text.format(_replicas(n)))
     return parts
 
 
-def _updating_message(
-    spec: DeploymentSpec, replicas: Sequence[ObservedReplica], record: FailureRecord | None
-) -> str:
-    progress = "; ".join(_progress_parts(spec, replicas)) or "updating"
-    progress = progress[0].upper() + progress[1:]
-    if record is None:
-        return progress
-    return f"{_failure_note(record, failure_threshold(spec.num_replicas))} {progress}"
+def _updating_message(view: DeploymentView, pending: Pending | None) -> str:
+    progress = "; ".join(_progress_parts(view)) or "updating"
+    parts = [progress[0].upper() + progress[1:]]
+    if view.failure is not None:
+        parts.insert(0, _failure_note(view.failure, failure_threshold(view.target)))
+    if pending is not None:
+        parts[-1] = _sentence(parts[-1])
+        parts.append(pending_message(pending, view.target))
+    return " ".join(parts)
 
 
 def _health_message(sick: Sequence[ObservedReplica]) -> str:
     """The generic sentence plus the replica's own words (its check_health() error, or what
     the probe saw), so the user learns why without reading container logs."""
     detail = next((r.error for r in sick if r.error), None)
-    return (
-        f"{HEALTH_CHECK_FAILED} Last health check: {_sentence(detail)}"
-        if detail
-        else (HEALTH_CHECK_FAILED)
-    )
+    if detail:
+        return f"{HEALTH_CHECK_FAILED} Last health check: {_sentence(detail)}"
+    return HEALTH_CHECK_FAILED
 
 
 def deployment_status(
-    spec: DeploymentSpec,
-    replicas: Sequence[ObservedReplica],
-    record: FailureRecord | None,
-    now: float,
+    view: DeploymentView, now: float, pending: Pending | None = None
 ) -> DeploymentStatusInfo:
-    """The status of one deployment from its observed replicas and its failure record."""
-    if record is not None and record.version != spec.version:
-        record = None
-    running = [r for r in replicas if r.state is ReplicaState.RUNNING and r.version == spec.version]
-    in_sync = [r for r in running if r.user_config_hash == spec.user_config_hash]
-    states = tuple(sorted(Counter(r.state.value for r in replicas).items()))
+    """The status of one deployment from its view (and the replicas that wait for room)."""
+    states = tuple(sorted(Counter(r.state.value for r in view.replicas).items()))
+    waiting = pending.count if pending else 0
 
     def info(status: DeploymentStatus, message: str) -> DeploymentStatusInfo:
-        return DeploymentStatusInfo(spec.name, status, message, spec.num_replicas, states)
+        return DeploymentStatusInfo(view.spec.name, status, message, view.target, states, waiting)
 
-    if len(in_sync) == spec.num_replicas == len(replicas):
+    if view.converged:
         return info(DeploymentStatus.HEALTHY, "")
-    threshold = failure_threshold(spec.num_replicas)
-    if record is not None and record.count >= threshold and not running:
+    record = view.failure
+    if record is not None and record.count >= failure_threshold(view.target) and not view.running:
         return info(DeploymentStatus.UNHEALTHY, _failed_message(record, now))
-    sick = [r for r in replicas if r.state is ReplicaState.UNHEALTHY and r.version == spec.version]
-    if sick:
-        return info(DeploymentStatus.UNHEALTHY, _health_message(sick))
-    return info(DeploymentStatus.UPDATING, _updating_message(spec, replicas, record))
+    if view.sick:
+        return info(DeploymentStatus.UNHEALTHY, _health_message(view.sick))
+    return info(DeploymentStatus.UPDATING, _updating_message(view, pending))
 
 
 def deployment_statuses(
@@ -150,15 +184,17 @@ def deployment_statuses(
     observed: Sequence[ObservedReplica],
     failures: Mapping[Key, FailureRecord],
     now: float,
+    pending: Mapping[Key, Pending] | None = None,
 ) -> dict[Key, DeploymentStatusInfo]:
     """Every deployment of the config, in config order, keyed by (app, deployment)."""
-    groups: dict[Key, list[ObservedReplica]] = {}
-    for replica in observed:
-        groups.setdefault(replica.key, []).append(replica)
+    waiting = pending or {}
     return {
-        spec.key: deployment_status(spec, groups.get(spec.key, []), failures.get(spec.key), now)
-        for spec in config.deployments()
+        key: deployment_status(view, now, waiting.get(key))
+        for key, view in views(config, observed, failures).items()
     }
+
+
+# --- applications ------------------------------------------------------------------------------
 
 
 def _unhealthy_message(unhealthy: Sequence[DeploymentStatusInfo]) -> str:
@@ -212,3 +248,107 @@ def application_statuses(
             )
         )
     return tuple(result)
+
+
+# --- the snapshot ------------------------------------------------------------------------------
+
+
+def refused_message(attempt: Attempt, target: Target | None) -> str:
+    count = len(attempt.errors)
+    if attempt.outcome is Verdict.UNREADABLE:
+        head = f"{attempt.name[0].upper()}{attempt.name[1:]} could not be read."
+    else:
+        noun = "its config is" if attempt.name.startswith("commit") else "it is"
+        plural = "s" if count != 1 else ""
+        head = (
+            f"{attempt.name[0].upper()}{attempt.name[1:]} was not applied: {noun} invalid "
+            f"({count} error{plural})."
+        )
+    still = f" Still running {target.name}." if target else " Nothing is deployed."
+    lines = list(attempt.errors[:MAX_ERRORS_IN_MESSAGE])
+    if count > MAX_ERRORS_IN_MESSAGE:
+        lines.append(f"... and {count - MAX_ERRORS_IN_MESSAGE} more")
+    return "\n".join([head + still, *lines])
+
+
+def _preparing_message(preparing: Preparing, target: Target | None) -> str:
+    doing = f": {preparing.progress}" if preparing.progress else ""
+    still = f" Still running {target.name}." if target else ""
+    return f"Preparing {preparing.name}{doing}.{still}"
+
+
+def _overlay(
+    apps: tuple[ApplicationStatusInfo, ...], status: ApplicationStatus, message: str
+) -> tuple[ApplicationStatusInfo, ...]:
+    if not apps:
+        return (ApplicationStatusInfo("default", status, message),)
+    return tuple(replace(app, status=status, message=message) for app in apps)
+
+
+def source_overlay(
+    apps: tuple[ApplicationStatusInfo, ...], source: SourceOutcome
+) -> tuple[ApplicationStatusInfo, ...]:
+    """The applications as the branch makes them look: DEPLOY_FAILED while it points at a
+    refused commit, DEPLOYING while its head is being prepared (and nothing fails: a preparation
+    retried after a transient failure shows the failure, over what runs), else as they run."""
+    refused = source.refused_head
+    if refused is not None:
+        return _overlay(
+            apps, ApplicationStatus.DEPLOY_FAILED, refused_message(refused, source.target)
+        )
+    preparing = source.preparing
+    if preparing is not None and preparing.commit == source.latest and source.failure is None:
+        message = _preparing_message(preparing, source.target)
+        return _overlay(apps, ApplicationStatus.DEPLOYING, message)
+    return apps
+
+
+def _commits(source: SourceOutcome | None, redact: Redactor) -> CommitStatus:
+    if source is None:
+        return CommitStatus()
+    target, attempt, preparing = source.target, source.attempt, source.preparing
+    refused = source.refused_head
+    return CommitStatus(
+        applied=target.commit if target else None,
+        applied_document=redact(target.config) if target else None,
+        applied_at=target.received_at if target else 0.0,
+        latest=source.latest,
+        attempted=attempt.commit if attempt else None,
+        outcome=attempt.outcome.value if attempt else None,
+        errors=refused.errors if refused else (),
+        preparing=preparing.commit if preparing else None,
+        progress=preparing.progress if preparing else "",
+        warnings=target.config.warnings if target else (),
+    )
+
+
+def compose(
+    outcome: PassOutcome,
+    apps: tuple[ApplicationStatusInfo, ...],
+    *,
+    redact: Redactor,
+    passes: int,
+    capacity: Capacity | None = None,
+    retry: str | None = None,
+) -> Snapshot:
+    """The one place a `Snapshot` is made: the applications (their live statuses, then what the
+    branch says over them), the commits, the loop's health, the host's room."""
+    source = outcome.source
+    target = source.target
+    engine = outcome.engine
+    engine_error = engine.failure.message if engine.failure else engine.ingress_error
+    return Snapshot(
+        shape=target.config.shape if target else None,
+        applications=source_overlay(apps, source),
+        commits=_commits(source, redact),
+        loop=LoopStatus(
+            source_error=source.failure.message if source.failure else None,
+            engine_error=engine_error,
+            retry=retry,
+            last_pass_at=outcome.at,
+            last_pass_duration_s=outcome.duration_s,
+            passes=passes,
+        ),
+        capacity=capacity,
+        pending_replicas=outcome.engine.pending,
+    )

@@ -170,3 +170,80 @@ def test_build_to_stdout_and_errors(repo: Path) -> None:
     assert code == 1 and "defines no 'no_graph'" in err
     code, _, err = _run("build", "fruit:deployment_graph", "--app-dir", str(repo / "nope"))
     assert code == 2
+
+
+def _legacy(repo: Path) -> Path:
+    config = repo / "serve_config.yaml"
+    text = config.read_text().replace(
+        "num_replicas: 2", "num_replicas: 2\n    max_concurrent_queries: 9"
+    )
+    config.write_text(text)
+    return config
+
+
+def test_warnings_do_not_fail_the_check(repo: Path) -> None:
+    config = _legacy(repo)
+    code, out, _ = _run("validate", str(config))
+    lines = out.strip().splitlines()
+    assert code == 0
+    assert lines[0].startswith(f"{config}:32:5: warning: Ray 2.60 ignores max_concurrent_queries")
+    assert lines[-1] == f"valid: {config} (1 warning)"
+
+
+def test_warnings_are_github_warning_annotations(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _legacy(repo)
+    (repo / "serve_config.yaml").write_text(
+        (repo / "serve_config.yaml").read_text().replace("port: 8000", "port: 80000")
+    )
+    monkeypatch.chdir(repo)
+    code, out, _ = _run("validate", "--format", "github", "--config", "serve_config.yaml", ".")
+    assert code == 1
+    rows = out.splitlines()
+    assert any(r.startswith("::error file=serve_config.yaml,line=9,col=7::port must") for r in rows)
+    assert any(
+        r.startswith("::warning file=serve_config.yaml,line=32,col=5::Ray 2.60 ignores")
+        for r in rows
+    )
+    assert rows[-1] == "invalid: 1 problem in 1 of 1 file (1 warning)"
+
+
+def test_json_keeps_warnings_apart_from_issues(repo: Path) -> None:
+    _legacy(repo)
+    code, out, _ = _run("validate", "--format", "json", str(repo), "--config", "serve_config.yaml")
+    report = json.loads(out)
+    assert code == 0 and report["valid"] is True
+    (entry,) = report["files"]
+    assert entry["valid"] is True and entry["issues"] == []
+    (warning,) = entry["warnings"]
+    assert (warning["line"], warning["column"], warning["severity"]) == (32, 5, "warning")
+    assert warning["path"] == "deployments[3].max_concurrent_queries"
+
+
+BUILDER = """
+from ray import serve
+
+@serve.deployment
+class Hello:
+    def __call__(self, request):
+        return "hello"
+
+def build(args):
+    return Hello.bind()
+"""
+
+
+def test_code_only_a_sandbox_can_decide_is_a_warning_without_docker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "hello.py").write_text(BUILDER)
+    config = tmp_path / "serve_config.yaml"
+    config.write_text("import_path: hello:build\n")
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    code, out, _ = _run("validate", "--root", str(tmp_path), str(config))
+    assert code == 0, out
+    assert f"{config}:1:14: warning: cannot decide without running the code" in out
+    assert "no sandbox could run" in out and "not reachable" in out
+    code, out, _ = _run("validate", "--no-sandbox", "--root", str(tmp_path), str(config))
+    assert code == 0 and "(--no-sandbox)" in out

@@ -144,14 +144,15 @@ class _Handlers:
     def config(self) -> Response:
         fmt = wanted_format()
         snap = self._snapshot()
-        if snap.applied_commit is None or snap.applied_document is None:
+        commits = snap.commits
+        if commits.applied is None or commits.applied_document is None:
             return json_response(shapes.not_applied_body(snap), 404)
-        headers = {"X-Serve-Commit": snap.applied_commit}
-        document = shapes.plain(snap.applied_document)
+        headers = {"X-Serve-Commit": commits.applied}
+        document = shapes.plain(commits.applied_document)
         if fmt == "yaml":
-            text = f"# commit {snap.applied_commit}\n" + dump_yaml(document)
+            text = f"# commit {commits.applied}\n" + dump_yaml(document)
             return Response(text, content_type=YAML_TYPE, headers=headers)
-        body = {"commit": snap.applied_commit, "config": document}
+        body = {"commit": commits.applied, "config": document}
         response = json_response(body)
         response.headers.update(headers)
         return response

@@ -14,6 +14,7 @@ from typing import Any
 from reconciler.model import (
     ApplicationStatus,
     ApplicationStatusInfo,
+    Capacity,
     DeploymentStatusInfo,
     HistoryEntry,
     Snapshot,
@@ -49,6 +50,8 @@ def application_entry(app: ApplicationStatusInfo, *, with_route: bool) -> JSONOb
 def deployment_entry(deployment: DeploymentStatusInfo) -> JSONObject:
     replicas: dict[str, int] = {"target": deployment.target_replicas}
     replicas.update(deployment.replica_states)
+    if deployment.pending_replicas:
+        replicas["PENDING"] = deployment.pending_replicas
     return {
         "name": deployment.name,
         "status": str(deployment.status),
@@ -58,18 +61,40 @@ def deployment_entry(deployment: DeploymentStatusInfo) -> JSONObject:
 
 
 def extras(snapshot: Snapshot) -> JSONObject:
-    """The fields beside Serve's: what is applied, what was tried, and what is failing."""
+    """The fields beside Serve's: what is applied, what was tried, what is failing, and the
+    room the host has."""
+    commits, loop = snapshot.commits, snapshot.loop
+    body: JSONObject = {
+        "applied_commit": commits.applied,
+        "latest_commit": commits.latest,
+        "attempted_commit": commits.attempted,
+        "attempt_outcome": commits.outcome,
+        "errors": list(commits.errors),
+        "warnings": list(commits.warnings),
+        "preparing_commit": commits.preparing,
+        "preparing": commits.progress or None,
+        "source_error": loop.source_error,
+        "engine_error": loop.engine_error,
+        "retry": loop.retry,
+        "pending_replicas": snapshot.pending_replicas,
+        "capacity": capacity_body(snapshot.capacity),
+        "last_pass_at": loop.last_pass_at,
+        "last_pass_duration_s": loop.last_pass_duration_s,
+        "passes": loop.passes,
+    }
+    return body
+
+
+def capacity_body(capacity: Capacity | None) -> JSONObject | None:
+    if capacity is None:
+        return None
     return {
-        "applied_commit": snapshot.applied_commit,
-        "latest_commit": snapshot.latest_commit,
-        "attempted_commit": snapshot.attempted_commit,
-        "attempt_outcome": snapshot.attempt_outcome,
-        "errors": list(snapshot.attempt_errors),
-        "source_error": snapshot.source_error,
-        "engine_error": snapshot.engine_error,
-        "last_pass_at": snapshot.last_pass_at,
-        "last_pass_duration_s": snapshot.last_pass_duration_s,
-        "passes": snapshot.passes,
+        "cores": capacity.cores,
+        "cpus": capacity.cpus,
+        "memory": capacity.memory,
+        "gpus": capacity.gpus,
+        "resources": dict(capacity.custom),
+        "max_replicas": capacity.max_replicas,
     }
 
 
@@ -77,9 +102,9 @@ def not_applied_body(snapshot: Snapshot) -> JSONObject:
     """The 404 of `/config` before the first deploy, with what was tried so far."""
     return {
         "error": "no config has been applied yet",
-        "attempted_commit": snapshot.attempted_commit,
-        "attempt_outcome": snapshot.attempt_outcome,
-        "errors": list(snapshot.attempt_errors),
+        "attempted_commit": snapshot.commits.attempted,
+        "attempt_outcome": snapshot.commits.outcome,
+        "errors": list(snapshot.commits.errors),
     }
 
 

@@ -12,12 +12,11 @@ import sys
 from collections.abc import Sequence
 
 from reconciler import __version__
+from reconciler.settings import Exit
 
 # Order is the order of `reconciler --help`.
 SUBCOMMANDS = ("run", "up", "validate", "diff", "build", "status", "config")
 # `up_cmd` also registers `down`.
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,8 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)
-        return EXIT_USAGE
+        return int(Exit.USAGE)
     try:
         return int(handler(args))
     except KeyboardInterrupt:
-        return 130
+        return int(Exit.INTERRUPTED)

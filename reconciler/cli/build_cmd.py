@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.cli.common import fail
+from reconciler.settings import Exit
 
 
 def register(sub: Any) -> None:
@@ -54,9 +55,9 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         for issue in exc.issues:
             print(str(issue), file=sys.stderr)
-        return 1
+        return int(Exit.INVALID)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
-    return 0
+    return int(Exit.OK)

@@ -3,14 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
 
 from reconciler import naming
+from reconciler.reconcile.converge import Verdict
+from reconciler.settings import (
+    DEFAULT_CPU_OVERCOMMIT,
+    DEFAULT_IMAGE,
+    DEFAULT_INSTANCE,
+    EngineSettings,
+    Exit,
+    HostLimits,
+    ImageSettings,
+)
 
 ENV_PREFIX = "RECONCILER_"
-DEFAULT_IMAGE = "serve-reconciler/python:bookworm"
+
+# The one mapping of a run's verdict to the command's exit code.
+EXIT_FOR: dict[Verdict, Exit] = {
+    Verdict.RUNNING: Exit.OK,
+    Verdict.INVALID: Exit.INVALID,
+    Verdict.UNHOLDABLE: Exit.INVALID,
+    Verdict.UNAVAILABLE: Exit.UNAVAILABLE,
+    Verdict.NOT_CONVERGED: Exit.NOT_CONVERGED,
+}
 
 
 def env_default(name: str, default: str | None = None) -> str | None:
@@ -35,7 +54,7 @@ def add_engine_flags(parser: argparse.ArgumentParser, *, owner_only: bool = Fals
     group.add_argument(
         "--instance",
         type=str if owner_only else instance_name,
-        default=env_default("INSTANCE", "default"),
+        default=env_default("INSTANCE", DEFAULT_INSTANCE),
         help="name of this reconciler instance; it owns (and only touches) containers labelled "
         "with it [RECONCILER_INSTANCE, default: %(default)s]",
     )
@@ -43,7 +62,6 @@ def add_engine_flags(parser: argparse.ArgumentParser, *, owner_only: bool = Fals
         parser.set_defaults(
             default_image=DEFAULT_IMAGE, allowed_images="", publish_host="127.0.0.1"
         )
-        parser.set_defaults(**_BUILD_DEFAULTS)
         return
     group.add_argument(
         "--default-image",
@@ -66,29 +84,23 @@ def add_engine_flags(parser: argparse.ArgumentParser, *, owner_only: bool = Fals
         help="address on which each replica's control port is published for the reconciler "
         "[RECONCILER_PUBLISH_HOST, default: %(default)s]",
     )
-    add_build_flags(parser)
-
-
-_BUILD_DEFAULTS: dict[str, object] = {
-    "pip_index_url": None,
-    "pip_extra_index_url": [],
-    "pip_find_links": [],
-    "max_code_bytes": 100 << 20,
-    "code_timeout": 60.0,
-    "code_file_root": [],
-    "keep_images": 3,
-    "cache_dir": None,
-}
+    add_limit_flags(parser)
+    add_image_flags(parser)
 
 
 def _split(value: str | None) -> list[str]:
     return [v for v in (value or "").split(",") if v]
 
 
-def add_build_flags(parser: argparse.ArgumentParser) -> None:
+def add_image_flags(parser: argparse.ArgumentParser) -> None:
     """How deployment images get their packages and remote code (runtime_env pip, working_dir
     URIs), and how many are kept."""
-    group = parser.add_argument_group("images (runtime_env pip, remote working_dir)")
+    defaults = ImageSettings()
+    group = parser.add_argument_group(
+        "Images",
+        "Each deployment version becomes an image: the base, runtime_env.pip resolved on this "
+        "host and installed offline, the code (remote working_dir zips fetched here).",
+    )
     group.add_argument(
         "--pip-index-url",
         default=env_default("PIP_INDEX_URL"),
@@ -113,15 +125,15 @@ def add_build_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--max-code-bytes",
         type=int,
-        default=int(env_default("MAX_CODE_BYTES", str(100 << 20)) or 0),
+        default=int(env_default("MAX_CODE_BYTES", str(defaults.max_code_bytes)) or 0),
         metavar="BYTES",
         help="cap on a remote working_dir/py_modules zip, downloaded and unpacked "
         "[RECONCILER_MAX_CODE_BYTES, default: %(default)s]",
     )
     group.add_argument(
         "--code-timeout",
-        type=float,
-        default=float(env_default("CODE_TIMEOUT", "60") or 60),
+        type=_positive_float,
+        default=float(env_default("CODE_TIMEOUT", str(defaults.code_timeout_s)) or 60),
         metavar="SECONDS",
         help="time limit of one remote code download [RECONCILER_CODE_TIMEOUT, default: "
         "%(default)s]",
@@ -137,7 +149,7 @@ def add_build_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--keep-images",
         type=int,
-        default=int(env_default("KEEP_IMAGES", "3") or 3),
+        default=int(env_default("KEEP_IMAGES", str(defaults.keep_images)) or 3),
         metavar="N",
         help="keep the images of the last N applied commits; older ones no container uses are "
         "removed [RECONCILER_KEEP_IMAGES, default: %(default)s]",
@@ -151,17 +163,12 @@ def add_build_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def engine_settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def image_settings(args: argparse.Namespace) -> ImageSettings:
     from pathlib import Path
 
-    from reconciler.app import EngineSettings
-
-    patterns = tuple(p.strip() for p in args.allowed_images.split(",") if p.strip())
-    return EngineSettings(
-        instance=args.instance,
-        default_image=args.default_image,
-        publish_host=args.publish_host,
-        allowed_images=patterns,
+    if args.max_code_bytes < 1 or args.keep_images < 1:
+        raise ValueError("--max-code-bytes and --keep-images must be at least 1")
+    return ImageSettings(
         cache_dir=Path(args.cache_dir) if args.cache_dir else None,
         pip_index_url=args.pip_index_url,
         pip_extra_index_urls=tuple(args.pip_extra_index_url),
@@ -169,7 +176,99 @@ def engine_settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         max_code_bytes=args.max_code_bytes,
         code_timeout_s=args.code_timeout,
         code_file_roots=tuple(Path(p) for p in args.code_file_root),
-        keep_images=max(1, args.keep_images),
+        keep_images=args.keep_images,
+    )
+
+
+def add_limit_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "Host capacity",
+        "Replicas start only while their num_cpus, memory, num_gpus and custom resources (Ray's "
+        "logical resources) fit what the host offers; the rest wait, and the status says why.",
+    )
+    group.add_argument(
+        "--cpu-overcommit",
+        type=_positive_float,
+        default=float(env_default("CPU_OVERCOMMIT", str(DEFAULT_CPU_OVERCOMMIT)) or 4),
+        metavar="FACTOR",
+        help="logical CPUs offered per core of the engine [RECONCILER_CPU_OVERCOMMIT, default: "
+        "%(default)s]",
+    )
+    group.add_argument(
+        "--max-replicas",
+        type=int,
+        default=int(env_default("MAX_REPLICAS", "0") or 0),
+        metavar="N",
+        help="most replicas the instance runs at once (0: 100 per core, at least 100) "
+        "[RECONCILER_MAX_REPLICAS, default: 0]",
+    )
+    group.add_argument(
+        "--gpus",
+        type=float,
+        default=float(env_default("GPUS", "0") or 0),
+        metavar="N",
+        help="GPUs the engine's host has (Docker does not say) [RECONCILER_GPUS, default: 0]",
+    )
+    group.add_argument(
+        "--resources",
+        default=env_default("RESOURCES", ""),
+        metavar="JSON",
+        help="custom resources the host offers, e.g. '{\"TPU\": 4}' (ray_actor_options.resources "
+        "asks for them) [RECONCILER_RESOURCES]",
+    )
+    group.add_argument(
+        "--hard-limits",
+        action="store_true",
+        default=(env_default("HARD_LIMITS", "") or "").lower() in ("1", "true", "yes"),
+        help="also cap each replica at its num_cpus (CPU quota) and memory (memory limit); by "
+        "default they only reserve room and weigh its CPU share, as in Ray "
+        "[RECONCILER_HARD_LIMITS]",
+    )
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
+def host_limits(args: argparse.Namespace) -> HostLimits:
+    """The capacity flags as HostLimits; ValueError with a message for a bad --resources."""
+    custom: dict[str, float] = {}
+    if args.resources:
+        try:
+            raw = json.loads(args.resources)
+        except ValueError as exc:
+            raise ValueError(f"--resources must be a JSON object: {exc}") from None
+        if not isinstance(raw, dict) or not all(
+            isinstance(v, int | float) and v >= 0 for v in raw.values()
+        ):
+            raise ValueError('--resources must map names to amounts, e.g. {"TPU": 4}')
+        custom = {str(k): float(v) for k, v in raw.items()}
+    if args.max_replicas < 0 or args.gpus < 0:
+        raise ValueError("--max-replicas and --gpus must be 0 or more")
+    return HostLimits(
+        cpu_overcommit=args.cpu_overcommit,
+        gpus=args.gpus,
+        custom=tuple(sorted(custom.items())),
+        max_replicas=args.max_replicas or None,
+        hard_limits=args.hard_limits,
+    )
+
+
+def engine_settings(args: argparse.Namespace) -> EngineSettings:
+    """The Docker flags as EngineSettings; ValueError with a message for a bad value."""
+    patterns = tuple(p.strip() for p in args.allowed_images.split(",") if p.strip())
+    limits = host_limits(args) if hasattr(args, "cpu_overcommit") else HostLimits()
+    images = image_settings(args) if hasattr(args, "pip_index_url") else ImageSettings()
+    return EngineSettings(
+        instance=args.instance,
+        default_image=args.default_image,
+        publish_host=args.publish_host,
+        allowed_images=patterns,
+        limits=limits,
+        images=images,
     )
 
 
@@ -195,6 +294,6 @@ def setup_logging(level: str) -> None:
     logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
 
 
-def fail(message: str, code: int = 2) -> int:
+def fail(message: str, code: int = Exit.USAGE) -> int:
     print(f"reconciler: {message}", file=sys.stderr)
-    return code
+    return int(code)

@@ -9,6 +9,7 @@ from typing import Any
 
 from reconciler.cli import serve_client
 from reconciler.cli.serve_client import ClientError
+from reconciler.settings import Exit
 
 
 def register(subparsers: Any) -> None:
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         print(render(body, args.name), end="")
     except ClientError as exc:
         return serve_client.fail(str(exc))
-    return 0
+    return int(Exit.OK)
 
 
 def render(body: Any, name: str | None) -> str:

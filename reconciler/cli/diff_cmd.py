@@ -15,7 +15,9 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler.cli.common import fail
+from reconciler.cli.common import env_default, fail
+from reconciler.cli.sandbox_opt import LazySandbox
+from reconciler.settings import DEFAULT_IMAGE, Exit
 
 if TYPE_CHECKING:
     from reconciler.plan import DeploymentChange
@@ -65,8 +67,10 @@ def run(args: argparse.Namespace) -> int:
     from reconciler.runtime.remote_code import CodeFetcher, default_cache_dir
     from reconciler.source import export_revision
 
-    fetch = CodeFetcher(default_cache_dir())
-
+    # Code that reading cannot decide is built in a sandbox, as the daemon builds it.
+    image = env_default("DEFAULT_IMAGE", DEFAULT_IMAGE) or DEFAULT_IMAGE
+    sandbox = LazySandbox(default_image=image)
+    fetch = CodeFetcher(default_cache_dir())  # remote working_dir zips, as the daemon fetches
     with tempfile.TemporaryDirectory(prefix="reconciler-diff-") as tmp:
         try:
             base_id = export_revision(Path(args.repo), args.base, Path(tmp) / "base")
@@ -74,27 +78,32 @@ def run(args: argparse.Namespace) -> int:
         except ReconcilerError as exc:
             return fail(str(exc))
         try:
-            head = spec.load_config(Path(tmp) / "head", args.config, fetch=fetch)
+            head = spec.load_config(
+                Path(tmp) / "head", args.config, graph_builder=sandbox, default_image=image,
+                fetch=fetch,
+            )  # fmt: skip
         except ConfigError as exc:
             print(
                 f"{args.head}: the config is invalid, nothing would be deployed:", file=sys.stderr
             )
             print(str(exc), file=sys.stderr)
-            return 2
-        except ReconcilerError as exc:  # a remote working_dir could not be fetched
-            return fail(str(exc))
+            return int(Exit.USAGE)
+        except ReconcilerError as exc:  # no sandbox could run, or a remote zip could not be had
+            return fail(f"{args.head}: cannot read the code: {exc}")
         try:
-            base = spec.load_config(Path(tmp) / "base", args.config, fetch=fetch)
-        except ConfigError:
+            base = spec.load_config(
+                Path(tmp) / "base", args.config, graph_builder=sandbox, default_image=image,
+                fetch=fetch,
+            )  # fmt: skip
+        except ReconcilerError:
             base = None  # a first deploy, or a base that was itself broken: everything is new
-        except ReconcilerError as exc:
-            return fail(str(exc))
     changes = plan.diff_configs(base, head)
     changed = [c for c in changes if c.kind != "unchanged" or c.reasons]
     shown = changes if args.all else changed
     header = f"{args.base} ({base_id[:12]}) -> {args.head} ({head_id[:12]}), {args.config}"
     print(_render(args.format, header, shown, len(changed)))
-    return 1 if any(c.kind != "unchanged" for c in changes) else 0
+    moved = any(c.kind != "unchanged" for c in changes)
+    return int(Exit.INVALID if moved else Exit.OK)
 
 
 def _what(change: DeploymentChange) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.cli.common import (
+    EXIT_FOR,
     add_engine_flags,
     add_logging_flag,
     engine_settings,
@@ -17,8 +18,19 @@ from reconciler.cli.common import (
     setup_logging,
 )
 from reconciler.cli.priority import set_priority
+from reconciler.reconcile.converge import Verdict
+from reconciler.settings import (
+    DEFAULT_BRANCH,
+    DEFAULT_CONFIG,
+    DEFAULT_GIT_TIMEOUT_S,
+    DEFAULT_LISTEN,
+    DEFAULT_ONCE_TIMEOUT_S,
+    DEFAULT_POLL_INTERVAL_S,
+    MIN_POLL_INTERVAL_S,
+    DaemonSettings,
+    Exit,
+)
 
-MIN_INTERVAL_S = 1.0
 # The API's threads share the GIL with the pass, the container starts and the health checks.
 # Python hands the GIL to a waiting thread every 5 ms by default, so a request behind busy threads
 # waits in 5 ms steps; at 1 ms it waits less. (Measured while the daemon shared its session with
@@ -47,12 +59,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--branch",
-        default=env_default("BRANCH", "main"),
+        default=env_default("BRANCH", DEFAULT_BRANCH),
         help="the branch to follow [RECONCILER_BRANCH, default: %(default)s]",
     )
     p.add_argument(
         "--config",
-        default=env_default("CONFIG", "serve_config.yaml"),
+        default=env_default("CONFIG", DEFAULT_CONFIG),
         metavar="PATH",
         help="path of the Serve config inside the repository "
         "[RECONCILER_CONFIG, default: %(default)s]",
@@ -60,7 +72,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--poll-interval",
         type=float,
-        default=float(env_default("POLL_INTERVAL", "15") or 15),
+        default=float(env_default("POLL_INTERVAL", "") or DEFAULT_POLL_INTERVAL_S),
         metavar="SECONDS",
         help="seconds between polls (minimum 1; a webhook triggers a pass at once) "
         "[RECONCILER_POLL_INTERVAL, default: %(default)s]",
@@ -74,7 +86,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--listen",
-        default=env_default("LISTEN", "127.0.0.1:8265"),
+        default=env_default("LISTEN", DEFAULT_LISTEN),
         metavar="HOST:PORT",
         help="address of the HTTP API [RECONCILER_LISTEN, default: %(default)s]",
     )
@@ -88,7 +100,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--git-timeout",
         type=float,
-        default=float(env_default("GIT_TIMEOUT", "60") or 60),
+        default=float(env_default("GIT_TIMEOUT", "") or DEFAULT_GIT_TIMEOUT_S),
         metavar="SECONDS",
         help="bound on every git network operation [RECONCILER_GIT_TIMEOUT, default: %(default)s]",
     )
@@ -113,13 +125,14 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--once",
         action="store_true",
-        help="reconcile until converged, then exit: 0 running, 1 invalid config, "
-        "3 git or Docker unreachable, 4 not converged in time (for cron and CI)",
+        help="reconcile until converged, then exit: 0 running, 1 invalid config (or one the "
+        "host cannot hold), 3 git or Docker unreachable, 4 not converged in time (for cron "
+        "and CI)",
     )
     p.add_argument(
         "--once-timeout",
         type=float,
-        default=600.0,
+        default=DEFAULT_ONCE_TIMEOUT_S,
         metavar="SECONDS",
         help="give up --once after this long (default: %(default)s)",
     )
@@ -143,7 +156,7 @@ def _webhook_secret(path: str | None) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from reconciler.app import DaemonSettings, build_daemon
+    from reconciler.app import build_daemon
     from reconciler.errors import ReconcilerError
 
     setup_logging(args.log_level)
@@ -155,11 +168,12 @@ def run(args: argparse.Namespace) -> int:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     if not args.repo:
         return fail("no repository: pass --repo URL or set RECONCILER_REPO")
-    if args.poll_interval < MIN_INTERVAL_S:
-        return fail(f"--poll-interval must be at least {MIN_INTERVAL_S:g} second")
+    if args.poll_interval < MIN_POLL_INTERVAL_S:
+        return fail(f"--poll-interval must be at least {MIN_POLL_INTERVAL_S:g} second")
     try:
         host, port = _listen(args.listen)
         secret = _webhook_secret(args.webhook_secret_file)
+        engine = engine_settings(args)
     except (ValueError, OSError) as exc:
         return fail(str(exc))
     state_dir = Path(
@@ -176,87 +190,56 @@ def run(args: argparse.Namespace) -> int:
         webhook_secret=secret,
         git_timeout_s=args.git_timeout,
         max_parallel_starts=args.max_parallel_starts or None,
-        engine=engine_settings(args),
+        engine=engine,
     )
     try:
-        daemon = build_daemon(settings)
+        daemon = build_daemon(settings, background=not args.once)
     except ReconcilerError as exc:
-        return fail(str(exc), 1)
+        return fail(str(exc), Exit.INVALID)
     try:
-        if args.once:
-            return _once(daemon, args.once_timeout)
-        return _serve(daemon)
+        return _once(daemon, args.once_timeout) if args.once else _serve(daemon)
     finally:
         daemon.close()
 
 
-# What --once says on its way out, by exit code: the log above holds the details.
+# What --once says on its way out, by verdict: the log above holds the details.
 _ONCE_OUTCOME = {
-    1: "the config at the branch head is invalid; run `reconciler validate` in a checkout",
-    3: "gave up: git or Docker is unreachable",
-    4: "gave up: not converged in time; `docker ps -a` and the log above say why",
+    Verdict.INVALID: "the config at the branch head is invalid; run `reconciler validate` in a "
+    "checkout",
+    Verdict.UNHOLDABLE: "the host cannot hold this config: replicas wait for room",
+    Verdict.UNAVAILABLE: "gave up: git or Docker is unreachable",
+    Verdict.NOT_CONVERGED: "gave up: not converged in time; `docker ps -a` and the log above "
+    "say why",
 }
 
 
 def _once(daemon: Any, timeout_s: float) -> int:
-    from reconciler.app import converge_once
+    verdict = daemon.once(timeout_s)
+    code = EXIT_FOR[verdict]
+    if verdict in _ONCE_OUTCOME:
+        fail(_ONCE_OUTCOME[verdict] + _cause(daemon.reconciler.snapshot), code)
+    return int(code)
 
-    code = converge_once(daemon, timeout_s)
-    if code in _ONCE_OUTCOME:
-        snap = daemon.reconciler.snapshot
-        cause = snap.source_error or snap.engine_error or "; ".join(snap.attempt_errors[:3])
-        fail(_ONCE_OUTCOME[code] + (f" ({cause})" if cause else ""), code)
-    return code
+
+def _cause(snap: Any) -> str:
+    pending = [d.message for a in snap.applications for d in a.deployments if d.pending_replicas]
+    errors = "; ".join(snap.commits.errors[:3])
+    cause = snap.loop.source_error or snap.loop.engine_error or errors or next(iter(pending), "")
+    return f" ({cause})" if cause else ""
 
 
 def _serve(daemon: Any) -> int:
-    import logging
+    from reconciler.cli.signals import stop_on_signals
 
-    from reconciler.api import ApiServer, create_app
-    from reconciler.app import stop_on_signals
-    from reconciler.scheduler import PassScheduler
-
-    log = logging.getLogger("reconciler.run")
     settings = daemon.settings
-    scheduler = PassScheduler(daemon.reconciler.run_pass, interval_s=settings.poll_interval_s)
-    daemon.engine.on_replica_failure(scheduler.trigger)  # replaced now, not at the next poll
-    app = create_app(
-        snapshot=lambda: daemon.reconciler.snapshot,
-        history=daemon.store.history,
-        trigger=scheduler.trigger,
-        health=scheduler.health,
-        metrics=daemon.metrics,
-        branch=settings.branch,
-        webhook_secret=settings.webhook_secret,
-    )
-    server = ApiServer(app, settings.listen_host, settings.listen_port)
     with stop_on_signals() as stop:
         try:
-            server.start()
+            daemon.serve(stop)
         except OSError as exc:
             where = f"{settings.listen_host}:{settings.listen_port}"
             return fail(
                 f"cannot listen on {where}: {exc.strerror or exc}; pick another port with "
                 "--listen HOST:PORT (or stop what uses it)",
-                1,
+                Exit.INVALID,
             )
-        log.info("API on http://%s:%d  (GET /status, /config)", settings.listen_host, server.port)
-        log.info(
-            "watching %s branch %s, every %gs",
-            _safe(settings.repo),
-            settings.branch,
-            settings.poll_interval_s,
-        )
-        scheduler.start()
-        scheduler.trigger()
-        stop.wait()
-        log.info("stopping; replicas keep running and a restarted daemon adopts them")
-        scheduler.shutdown(wait=True)
-        server.stop()
-    return 0
-
-
-def _safe(url: str) -> str:
-    from reconciler.source import scrub
-
-    return scrub(url)
+    return int(Exit.OK)

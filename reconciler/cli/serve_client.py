@@ -10,6 +10,8 @@ import socket
 import sys
 from typing import Any
 
+from reconciler.settings import Exit
+
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 ADDRESS_ENV = "RECONCILER_ADDRESS"
 TIMEOUT_S = 10.0
@@ -82,7 +84,7 @@ def select(entries: list[dict[str, Any]], name: str | None) -> list[dict[str, An
 
 def fail(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
-    return 1
+    return int(Exit.INVALID)
 
 
 def _reason(exc: BaseException) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 from reconciler.cli import serve_client
 from reconciler.cli.serve_client import ClientError
+from reconciler.settings import Exit
 
 NO_APPLICATIONS = "There are no applications running on this reconciler."
 
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         print(render(body, args.name, args.format), end="")
     except ClientError as exc:
         return serve_client.fail(str(exc))
-    return 0
+    return int(Exit.OK)
 
 
 def render(body: dict[str, Any], name: str | None, fmt: str) -> str:

@@ -8,12 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.cli.common import (
+    EXIT_FOR,
     add_engine_flags,
     add_logging_flag,
     engine_settings,
     fail,
     setup_logging,
 )
+from reconciler.cli.printer import StatusPrinter
+from reconciler.reconcile.converge import Verdict
+from reconciler.settings import DEFAULT_UP_TIMEOUT_S, Exit
 
 
 def register(sub: Any) -> None:
@@ -24,7 +28,8 @@ def register(sub: Any) -> None:
             "Apply CONFIG from the working tree to Docker and follow it: edits to the config or "
             "the code are applied as you save. Ctrl-C removes everything this run started. "
             "With --detach, return once every application is RUNNING and leave it running "
-            "(remove it later with `reconciler down`)."
+            "(remove it later with `reconciler down`); exit 1 at once when the config is "
+            "invalid or the host cannot hold it, 4 when not RUNNING in time."
         ),
     )
     up.add_argument(
@@ -47,7 +52,7 @@ def register(sub: Any) -> None:
     up.add_argument(
         "--timeout",
         type=float,
-        default=300.0,
+        default=DEFAULT_UP_TIMEOUT_S,
         metavar="SECONDS",
         help="with --detach: give up after this long (default: %(default)s)",
     )
@@ -81,11 +86,42 @@ def run_up(args: argparse.Namespace) -> int:
     except ValueError:
         return fail(f"{config} is not inside --root {root}")
     try:
-        return app.run_up(
-            root, relative, engine_settings(args), detach=args.detach, timeout_s=args.timeout
-        )
+        settings = engine_settings(args)
+        up = app.build_up(root, relative, settings)
+    except ValueError as exc:
+        return fail(str(exc))
     except ReconcilerError as exc:
-        return fail(str(exc), 3)
+        return fail(str(exc), Exit.UNAVAILABLE)
+    printer = StatusPrinter()
+    try:
+        return _detached(up, printer, args.timeout) if args.detach else _foreground(up, printer)
+    except ReconcilerError as exc:
+        return fail(str(exc), Exit.UNAVAILABLE)
+
+
+def _detached(up: Any, printer: StatusPrinter, timeout_s: float) -> int:
+    verdict = up.until_verdict(printer, timeout_s)
+    if verdict is Verdict.NOT_CONVERGED:
+        print(f"not RUNNING after {timeout_s:.0f}s; see the status above")
+    elif verdict is Verdict.UNHOLDABLE:
+        print("the host cannot hold this config: replicas wait for room (see the status above)")
+    elif verdict is Verdict.INVALID:
+        print("the config is invalid (see above); nothing was changed")
+    return int(EXIT_FOR[verdict])
+
+
+def _foreground(up: Any, printer: StatusPrinter) -> int:
+    from reconciler.cli.signals import stop_on_signals
+
+    verdict = None
+    with stop_on_signals() as stop:
+        try:
+            verdict = up.follow(printer, stop)
+        finally:
+            print("removing the replicas and the ingress this run started...")
+            up.remove()
+            print("done")
+    return int(EXIT_FOR[verdict]) if verdict is not None else int(Exit.OK)
 
 
 def run_down(args: argparse.Namespace) -> int:
@@ -93,7 +129,10 @@ def run_down(args: argparse.Namespace) -> int:
     from reconciler.errors import ReconcilerError
 
     setup_logging(args.log_level)
+    settings = engine_settings(args)
     try:
-        return app.run_down(engine_settings(args))
+        app.run_down(settings)
     except ReconcilerError as exc:
-        return fail(str(exc), 3)
+        return fail(str(exc), Exit.UNAVAILABLE)
+    print(f"removed everything owned by instance '{settings.instance}'")
+    return int(Exit.OK)

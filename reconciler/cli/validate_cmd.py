@@ -1,6 +1,8 @@
 """`reconciler validate [PATH...]`: the pull-request check. Validates config files, or the
-configs of a repository checkout, against the schema and the code; exit 0 valid, 1 invalid,
-2 usage error. Output as text, JSON, or GitHub Actions annotations."""
+configs of a repository checkout, against the schema and the code; exit 0 valid (warnings
+allowed), 1 invalid, 2 usage error. Output as text, JSON, or GitHub Actions annotations (errors
+as `::error`, warnings as `::warning`). Code that reading cannot decide is built in a sandbox
+container where a Docker engine answers; without one that is a warning, not a refusal."""
 
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler.cli.common import fail
+from reconciler.cli.common import env_default, fail
+from reconciler.cli.sandbox_opt import LazySandbox
+from reconciler.settings import DEFAULT_IMAGE
 
 if TYPE_CHECKING:
     from reconciler.errors import ConfigIssue
@@ -24,11 +28,14 @@ def register(sub: Any) -> None:
         "validate",
         help="check Serve config files (the pull-request check)",
         description=(
-            "Validate Serve config files against the JSON Schema and the code they name (read, "
-            "never run). A PATH may be a config file or a repository checkout, whose configs are "
-            "found by name: serve_config.yaml, and *config*.yaml files with an import_path or "
-            "applications key. Exit 0 when every config is valid, 1 when one is not, 2 on a "
-            "usage error."
+            "Validate Serve config files against the JSON Schema and the code they name. The "
+            "code is read, never run on this machine; what reading cannot decide (application "
+            "builders, options held in variables) is decided by importing it in a sandbox "
+            "container (no network, read-only, capped CPU, memory and time) where a Docker "
+            "engine answers, and is a warning otherwise. A PATH may be a config file or a "
+            "repository checkout, whose configs are found by name: serve_config.yaml, and "
+            "*config*.yaml files with an import_path or applications key. Exit 0 when every "
+            "config is valid (warnings allowed), 1 when one is not, 2 on a usage error."
         ),
     )
     p.add_argument(
@@ -58,6 +65,18 @@ def register(sub: Any) -> None:
         help="config path inside a checkout argument, instead of finding configs by "
         "name (repeatable)",
     )
+    p.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="never start a sandbox container: code that reading cannot decide is a warning",
+    )
+    p.add_argument(
+        "--default-image",
+        default=env_default("DEFAULT_IMAGE", DEFAULT_IMAGE),
+        metavar="IMAGE",
+        help="the image deployments without runtime_env.image_uri run (the daemon's "
+        "--default-image) [RECONCILER_DEFAULT_IMAGE, default: %(default)s]",
+    )
     p.set_defaults(handler=run)
 
 
@@ -85,15 +104,31 @@ def run(args: argparse.Namespace) -> int:
     from reconciler.errors import TransientError
     from reconciler.runtime.remote_code import CodeFetcher, default_cache_dir
 
+    sandbox = None if args.no_sandbox else LazySandbox(default_image=args.default_image)
     fetch = CodeFetcher(default_cache_dir())  # remote working_dir zips; pip is checked offline
     try:
         results = [
-            (str(file), spec.validate_file(file, root=root, fetch=fetch)) for file, root in targets
+            (
+                str(file),
+                spec.validate_file(
+                    file,
+                    root=root,
+                    graph_builder=sandbox,
+                    no_sandbox_reason="--no-sandbox" if sandbox is None else "",
+                    default_image=args.default_image,
+                    fetch=fetch,
+                ),
+            )
+            for file, root in targets
         ]
     except TransientError as exc:
         return fail(f"cannot check the remote code: {exc}")
     _print(results, args.format)
-    return 1 if any(issues for _, issues in results) else 0
+    return 1 if any(_errors(issues) for _, issues in results) else 0
+
+
+def _errors(issues: list[ConfigIssue]) -> list[ConfigIssue]:
+    return [i for i in issues if not i.is_warning]
 
 
 def _print(results: list[Result], style: str) -> None:
@@ -108,20 +143,31 @@ def _print(results: list[Result], style: str) -> None:
 
 def _as_json(results: list[Result]) -> dict[str, Any]:
     files = [
-        {"file": name, "valid": not issues, "issues": [asdict(i) for i in issues]}
+        {
+            "file": name,
+            "valid": not _errors(issues),
+            "issues": [asdict(i) for i in _errors(issues)],
+            "warnings": [asdict(i) for i in issues if i.is_warning],
+        }
         for name, issues in results
     ]
     return {"valid": all(f["valid"] for f in files), "files": files}
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' if count != 1 else ''}"
+
+
 def _summary(results: list[Result]) -> str:
-    bad = [name for name, issues in results if issues]
-    count = sum(len(issues) for _, issues in results)
+    bad = [name for name, issues in results if _errors(issues)]
+    count = sum(len(_errors(issues)) for _, issues in results)
+    warned = sum(len(issues) for _, issues in results) - count
+    warnings = f" ({_plural(warned, 'warning')})" if warned else ""
     if not bad:
-        return f"valid: {', '.join(name for name, _ in results)}"
+        return f"valid: {', '.join(name for name, _ in results)}{warnings}"
     return (
-        f"invalid: {count} problem{'s' if count != 1 else ''} in {len(bad)} of "
-        f"{len(results)} file{'s' if len(results) != 1 else ''}"
+        f"invalid: {_plural(count, 'problem')} in {len(bad)} of "
+        f"{_plural(len(results), 'file')}{warnings}"
     )
 
 
@@ -138,4 +184,5 @@ def _github(issue: ConfigIssue) -> str:
         if issue.column:
             props.append(f"col={issue.column}")
     message = f"{issue.message} ({issue.path})" if issue.path else issue.message
-    return f"::error {','.join(props)}::{_escape(message)}"
+    kind = "warning" if issue.is_warning else "error"
+    return f"::{kind} {','.join(props)}::{_escape(message)}"

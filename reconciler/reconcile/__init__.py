@@ -1,6 +1,6 @@
-"""The reconcile loop's one pass, and the targets it reconciles toward."""
+"""The reconcile loop's one pass, the targets it reconciles toward, and the retry policy."""
 
 from reconciler.reconcile.core import Reconciler
-from reconciler.reconcile.target import GitTarget, Target, TargetView, WorkTreeTarget
+from reconciler.reconcile.target import GitTarget, TargetProvider, WorkTreeTarget
 
-__all__ = ["GitTarget", "Reconciler", "Target", "TargetView", "WorkTreeTarget"]
+__all__ = ["GitTarget", "Reconciler", "TargetProvider", "WorkTreeTarget"]

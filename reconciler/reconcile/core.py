@@ -1,9 +1,11 @@
-"""One reconcile pass: refresh the target -> observe -> plan -> apply -> summarise.
+"""One reconcile pass, as a short list of steps: refresh the target -> observe -> plan -> apply ->
+decide the retry -> compose the status.
 
 Level-triggered: every pass reads the whole desired state (the target config) and the whole
 observed state (the engine), so a pass repairs drift whatever caused it, and a restarted process
-adopts what runs. The snapshot is written once, at the end, whatever happened. Passes never
-overlap (the scheduler guarantees it, and a lock here makes sure).
+adopts what runs. Each step reports what happened as a typed outcome instead of raising; the
+retry (`retry.decide`) and the snapshot (`status.compose`) are derived from it, once, at the end,
+whatever happened. Passes never overlap (the scheduler guarantees it, and a lock here makes sure).
 """
 
 from __future__ import annotations
@@ -12,33 +14,35 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from reconciler import plan as planner
 from reconciler import routing, status
-from reconciler.errors import EngineUnavailable
+from reconciler.errors import EngineUnavailable, Retry
 from reconciler.model import (
     ApplicationStatus,
     ApplicationStatusInfo,
+    Capacity,
     FailureRecord,
     ObservedReplica,
+    Plan,
     ReplicaState,
     ServeConfig,
     Snapshot,
     StartReplica,
 )
+from reconciler.outcome import IDLE_ENGINE, EngineOutcome, Failure, PassOutcome, SourceOutcome
 from reconciler.ports import Engine
+from reconciler.reconcile import retry
 from reconciler.reconcile.actions import ActionError, apply_plan
-from reconciler.reconcile.summary import Redactor, summarise
-from reconciler.reconcile.target import TargetProvider, TargetView
+from reconciler.reconcile.target import TargetProvider
+from reconciler.status import Redactor
 
 log = logging.getLogger(__name__)
 
-REQUEUE_S = 0.5  # while a rollout, scale or drain is in progress
-MAX_BACKOFF_S = 60.0
-
 FailureMap = dict[tuple[str, str], FailureRecord]
+_MOVING = (ReplicaState.STARTING, ReplicaState.STOPPING)
 
 
 class MetricsSink(Protocol):
@@ -47,21 +51,20 @@ class MetricsSink(Protocol):
     def poll_error(self) -> None: ...
     def set_applied_commit(self, commit: str) -> None: ...
     def set_replicas(self, counts: Mapping[tuple[str, str, str], int]) -> None: ...
+    def set_pending(self, counts: Mapping[tuple[str, str], int]) -> None: ...
 
 
 @dataclass
 class _Memory:
     """Soft state carried between passes. Losing it (a restart) only resets backoff timers."""
 
-    failures: FailureMap = field(default_factory=dict)
+    failures: FailureMap = field(default_factory=dict)  # replica start failures, per deployment
     phase: dict[str, ApplicationStatus] = field(default_factory=dict)
-    apps: tuple[ApplicationStatusInfo, ...] = ()
-    # Consecutive failures per kind ("source", "engine"): each backs off on its own, so a
-    # healthy git remote does not reset the backoff of an engine that is down.
-    transient_failures: dict[str, int] = field(default_factory=dict)
+    apps: tuple[ApplicationStatusInfo, ...] = ()  # shown as they were while the engine is away
+    decision: retry.Decision | None = None  # failure streaks, when to ask the remote again
+    source: SourceOutcome | None = None  # shown as it was if a refresh itself breaks
+    capacity: Capacity | None = None
     passes: int = 0
-    view: TargetView | None = None  # the last target seen, shown if a refresh itself fails
-    ingress_error: str | None = None  # the last pass could not update the ingress
 
 
 class Reconciler:
@@ -76,21 +79,27 @@ class Reconciler:
         clock: Callable[[], float] = time.time,
         container_slots: int | None = None,
     ) -> None:
-        self._container_slots = container_slots
         self._target = target
         self._engine = engine
         self._redact = redact
         self._interval = interval_s
         self._metrics = metrics
         self._clock = clock
+        self._container_slots = container_slots
         self._memory = _Memory()
         self._lock = threading.Lock()
         self._snapshot = Snapshot()
-        self.last_settled = False
+        self.last_outcome: PassOutcome | None = None
 
     @property
     def snapshot(self) -> Snapshot:
         return self._snapshot
+
+    @property
+    def last_settled(self) -> bool:
+        """The last pass left nothing to do (or had nothing to reconcile yet)."""
+        o = self.last_outcome
+        return o is not None and o.engine.reached and o.engine.settled
 
     def run_pass(self) -> float | None:
         """Run one pass; return how soon the next should run (None: after one interval)."""
@@ -99,55 +108,65 @@ class Reconciler:
 
     def _run_pass(self) -> float | None:
         started = self._clock()
-        view: TargetView | None = None
-        engine_error: str | None = None
-        outcome, delay = "ok", None
+        source = self._refresh(started)
+        engine = self._reconcile(source, started) if source.target else IDLE_ENGINE
+        if source.target is None:
+            self._memory.apps = ()
+        outcome = PassOutcome(source, engine, started, self._clock() - started)
+        m = self._memory
+        decision = retry.decide(outcome, m.decision, self._interval, self._clock())
+        m.decision, m.source = decision, source
+        m.passes += 1
+        self._snapshot = status.compose(
+            outcome,
+            m.apps,
+            redact=self._redact,
+            passes=m.passes,
+            capacity=m.capacity,
+            retry=decision.retry.value if decision.retry else None,
+        )
+        self.last_outcome = outcome
+        self._record(outcome, decision)
+        return decision.delay_s
+
+    # --- the steps ------------------------------------------------------------------------
+
+    def _refresh(self, now: float) -> SourceOutcome:
+        m = self._memory
+        poll = m.decision is None or now >= m.decision.poll_source_at
         try:
-            view = self._target.refresh()
-            self._memory.view = view
-            if view.attempt is not None and view.attempt.outcome == "invalid":
-                outcome = "invalid"
-            delay = self._note_source(view)
-            config = view.target.config if view.target else None
-            if view.changed:
-                self._memory.phase = {}
-            if config is not None:
-                delay = _sooner(delay, self._converge(config, started, view))
-            else:
-                self.last_settled = True
+            source = self._target.refresh(poll=poll)
+        except Exception as exc:  # the contract says it never raises; never let it kill us
+            log.exception("refreshing the target failed")
+            failure = Failure.of(RuntimeError(f"internal error: {exc!r}"), "internal")
+            last = m.source or SourceOutcome(None, None, None)
+            return replace(last, failure=failure, changed=False, polled=True)
+        if source.changed:
+            self._memory.phase = {}  # a new deploy starts: Serve's DEPLOYING -> DEPLOY_FAILED
+        return source
+
+    def _reconcile(self, source: SourceOutcome, now: float) -> EngineOutcome:
+        assert source.target is not None
+        config = source.target.config
+        try:
+            observed = self._engine.observe()
+            self._memory.capacity = self._engine.capacity()
+            return self._converge(config, observed, now, source.target.received_at)
         except EngineUnavailable as exc:
-            outcome, engine_error = "transient", str(exc)
-            delay = self._transient_backoff("engine", str(exc))
+            return EngineOutcome.unreached(Failure.of(exc))
         except Exception as exc:  # never let one pass kill the loop; say what happened
             log.exception("reconcile pass failed")
-            outcome, engine_error = "error", f"internal error: {type(exc).__name__}: {exc}"
-            self._count("internal")
-        finally:
-            # A failed refresh must not make /status forget what is applied and running.
-            engine_error = engine_error or self._memory.ingress_error
-            self._finish(view or self._memory.view, engine_error, started, outcome)
-        return delay
+            failure = Failure(
+                "internal", f"internal error: {type(exc).__name__}: {exc}", Retry.GENERIC
+            )
+            return EngineOutcome.unreached(failure)
 
-    def _note_source(self, view: TargetView) -> float | None:
-        if view.source_error is None:
-            self._memory.transient_failures.pop("source", None)
-            return None
-        if self._metrics:
-            self._metrics.poll_error()
-        return self._transient_backoff("source", view.source_error)
-
-    def _transient_backoff(self, kind: str, message: str) -> float:
-        self._count(kind)
-        n = self._memory.transient_failures.get(kind, 0) + 1
-        self._memory.transient_failures[kind] = n
-        log.warning("%s unavailable (attempt %d): %s", kind, n, message)
-        return transient_backoff_s(self._interval, n)
-
-    def _converge(self, config: ServeConfig, now: float, view: TargetView) -> float | None:
-        observed = self._engine.observe()
-        self._memory.transient_failures.pop("engine", None)
-        failures = planner.next_failures(config, observed, self._memory.failures, now)
-        plan = planner.plan(config, observed, failures, now)
+    def _converge(
+        self, config: ServeConfig, observed: list[ObservedReplica], now: float, received: float
+    ) -> EngineOutcome:
+        m = self._memory
+        failures = planner.next_failures(config, observed, m.failures, now)
+        plan = planner.plan(config, observed, failures, now, m.capacity)
         errors = apply_plan(
             self._engine,
             plan,
@@ -156,63 +175,42 @@ class Reconciler:
             render_ingress=routing.render_haproxy,
             container_slots=self._container_slots,
         )
-        failures = _count_start_errors(config, errors, failures, now)
-        self._memory.failures = failures
-        self._memory.ingress_error = next((e.message for e in errors if e.action is None), None)
-        self._summarise_status(config, observed, failures, now, view)
-        self.last_settled = plan.settled and not errors
-        return None if self.last_settled else REQUEUE_S
-
-    def _summarise_status(
-        self,
-        config: ServeConfig,
-        observed: Sequence[ObservedReplica],
-        failures: FailureMap,
-        now: float,
-        view: TargetView,
-    ) -> None:
-        deployments = status.deployment_statuses(config, observed, failures, now)
-        received = view.target.received_at if view.target else 0.0
-        apps = status.application_statuses(config, deployments, self._memory.phase, received)
-        self._memory.phase = {app.name: app.status for app in apps}
-        self._memory.apps = apps
+        m.failures = _count_start_errors(config, errors, failures, now)
+        deployments = status.deployment_statuses(config, observed, m.failures, now, plan.pending)
+        m.apps = status.application_statuses(config, deployments, m.phase, received)
+        m.phase = {app.name: app.status for app in m.apps}
         if self._metrics:
             self._metrics.set_replicas(_replica_counts(observed))
-            if view.target:
-                self._metrics.set_applied_commit(view.target.commit)
+            self._metrics.set_pending({k: p.count for k, p in plan.pending.items()})
+        return _engine_outcome(plan, observed, errors)
 
-    def _finish(
-        self, view: TargetView | None, engine_error: str | None, started: float, outcome: str
-    ) -> None:
-        self._memory.passes += 1
-        duration = self._clock() - started
-        self._snapshot = summarise(
-            view=view,
-            apps=self._memory.apps,
-            redact=self._redact,
-            engine_error=engine_error,
-            pass_at=started,
-            duration_s=duration,
-            passes=self._memory.passes,
-        )
-        if self._metrics:
-            self._metrics.pass_finished(duration, outcome)
-
-    def _count(self, kind: str) -> None:
-        if self._metrics:
-            self._metrics.failure(kind)
+    def _record(self, outcome: PassOutcome, decision: retry.Decision) -> None:
+        for failure in outcome.fresh_failures:
+            attempt = decision.streaks.get(failure.kind, 1)
+            log.warning("%s: %s (%s; attempt %d)", failure.kind, failure.message,
+                        failure.retry, attempt)  # fmt: skip
+        if self._metrics is None:
+            return
+        for failure in outcome.fresh_failures:
+            self._metrics.failure(failure.kind)
+            if failure.kind == "source":
+                self._metrics.poll_error()
+        if outcome.source.target is not None:
+            self._metrics.set_applied_commit(outcome.source.target.commit)
+        self._metrics.pass_finished(outcome.duration_s, outcome.label)
 
 
-def transient_backoff_s(interval_s: float, attempt: int) -> float:
-    """The wait after the `attempt`th failure in a row of git or the engine: one interval, then
-    doubling, up to max(interval, MAX_BACKOFF_S), for any count (2.0 ** 1024 would overflow)."""
-    return min(interval_s * 2.0 ** min(max(attempt, 1) - 1, 32), max(interval_s, MAX_BACKOFF_S))
-
-
-def _sooner(a: float | None, b: float | None) -> float | None:
-    if a is None:
-        return b
-    return a if b is None else min(a, b)
+def _engine_outcome(
+    plan: Plan, observed: Sequence[ObservedReplica], errors: Sequence[ActionError]
+) -> EngineOutcome:
+    ingress = next((e.message for e in errors if e.action is None), None)
+    return EngineOutcome(
+        reached=True,
+        ingress_error=ingress,
+        settled=plan.settled and not errors,
+        busy=bool(plan.actions) or any(r.state in _MOVING for r in observed),
+        pending=sum(p.count for p in plan.pending.values()),
+    )
 
 
 def _count_start_errors(

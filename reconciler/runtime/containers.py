@@ -7,10 +7,12 @@ same hardening: no privileges, no capabilities, no privilege escalation, a pid l
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
-from reconciler.model import DeploymentSpec, canonical_json
+from reconciler import admission
+from reconciler.model import Demand, DeploymentSpec, canonical_json
 from reconciler.runtime import labels
 from reconciler.runtime.secret_env import SECRET_ENV_FILE, split_env
 
@@ -49,7 +51,29 @@ def replica_labels(instance: str, spec: DeploymentSpec, index: int) -> dict[str,
         labels.USER_CONFIG: spec.user_config_hash,
         labels.HEALTH_CHECK_PERIOD: repr(spec.health_check_period_s),
         labels.HEALTH_CHECK_TIMEOUT: repr(spec.health_check_timeout_s),
+        labels.DEMAND: demand_label(admission.demand(spec)),
     }
+
+
+def demand_label(d: Demand) -> str:
+    return canonical_json([d.cpus, d.memory, d.gpus, [list(c) for c in d.custom]])
+
+
+def demand_from_label(text: str | None) -> Demand | None:
+    """The demand a replica was created with; None when absent or unreadable (an older
+    reconciler made it)."""
+    if not text:
+        return None
+    try:
+        cpus, memory, gpus, custom = json.loads(text)
+        return Demand(
+            cpus=float(cpus),
+            memory=int(memory),
+            gpus=float(gpus),
+            custom=tuple((str(k), float(v)) for k, v in custom),
+        )
+    except (ValueError, TypeError):
+        return None
 
 
 def health_settings(container_labels: dict[str, str]) -> tuple[float, float]:
@@ -106,13 +130,20 @@ def _runtime_owned(name: str) -> bool:
     return name.startswith("SERVE_") or name in _RUNTIME_NAMES
 
 
-def resource_limits(spec: DeploymentSpec) -> dict[str, Any]:
+def resource_limits(spec: DeploymentSpec, hard: bool = False) -> dict[str, Any]:
+    """Ray's logical resources on Docker. `num_cpus` weighs the replica's CPU share (1024 per
+    CPU, Docker's default weight for one container) and `memory` is a soft reservation: like
+    Ray, they reserve room (admission counts them) but cap nothing, so `num_cpus: 0.05` does not
+    throttle a replica to a twentieth of a core. With `hard`, they are also a CPU quota and a
+    memory limit. GPUs are always a device request."""
     r = spec.resources
     limits: dict[str, Any] = {}
     if r.num_cpus > 0:
-        limits["nano_cpus"] = int(r.num_cpus * _NS)
+        limits["cpu_shares"] = max(2, round(r.num_cpus * 1024))
+        if hard:
+            limits["nano_cpus"] = int(r.num_cpus * _NS)
     if r.memory:
-        limits["mem_limit"] = int(r.memory)
+        limits["mem_limit" if hard else "mem_reservation"] = int(r.memory)
     if r.num_gpus > 0:
         limits["device_requests"] = [
             {"Driver": "", "Count": math.ceil(r.num_gpus), "Capabilities": [["gpu"]]}
@@ -120,11 +151,13 @@ def resource_limits(spec: DeploymentSpec) -> dict[str, Any]:
     return limits
 
 
-def replica_host_config(spec: DeploymentSpec, network: str, publish_host: str) -> dict[str, Any]:
+def replica_host_config(
+    spec: DeploymentSpec, network: str, publish_host: str, hard_limits: bool = False
+) -> dict[str, Any]:
     """Keyword arguments of the low-level `create_host_config`."""
     return {
         **HARDENING,
-        **resource_limits(spec),
+        **resource_limits(spec, hard_limits),
         "network_mode": network,
         "port_bindings": {REPLICA_PORT: (publish_host,)},
     }

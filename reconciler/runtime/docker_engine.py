@@ -39,6 +39,7 @@ from reconciler import naming
 from reconciler.errors import EngineError, EngineUnavailable, ImageMissing
 from reconciler.model import (
     INGRESS_VERSION_TOKEN,
+    Capacity,
     CodeTree,
     DeploymentSpec,
     HttpOptions,
@@ -55,8 +56,10 @@ from reconciler.runtime.observe import Observer
 from reconciler.runtime.prepare import Preparer, prepare_config
 from reconciler.runtime.remote_code import default_cache_dir
 from reconciler.runtime.wheels import PipSettings
+from reconciler.settings import HostLimits
 
 _BUNDLE_CACHE_SIZE = 16
+_CAPACITY_TTL_S = 60.0  # `docker info` once a minute: cores and memory rarely change
 _RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?")
 
 log = logging.getLogger(__name__)
@@ -98,6 +101,7 @@ class DockerEngine:
         default_image: str,
         publish_host: str = "127.0.0.1",
         image_allowlist: Sequence[str] = (),
+        limits: HostLimits | None = None,
         docker_client: Any | None = None,
         cache_dir: Path | None = None,
         pip: PipSettings | None = None,
@@ -106,6 +110,8 @@ class DockerEngine:
         self._default_image = default_image
         self._publish_host = publish_host
         self._allowlist = tuple(image_allowlist)
+        self._limits = limits or HostLimits()
+        self._capacity: tuple[float, Capacity] | None = None
         self._client = docker_client
         self._lock = threading.Lock()
         self._ingress_lock = threading.Lock()
@@ -187,6 +193,29 @@ class DockerEngine:
         self._exit_watcher.start()
 
     # --- observe -------------------------------------------------------------------------------
+
+    def capacity(self) -> Capacity:
+        """The engine's cores and memory from `docker info` (cached a minute), scaled by the
+        host limits; GPUs and custom resources are what the reconciler was told (Docker does
+        not report them)."""
+        now = time.monotonic()
+        cached = self._capacity
+        if cached is not None and now - cached[0] < _CAPACITY_TTL_S:
+            return cached[1]
+        with _seam("read the engine's capacity"):
+            info = self._api().info()
+        cores = float(info.get("NCPU") or 1)
+        limits = self._limits
+        capacity = Capacity(
+            cores=cores,
+            cpus=cores * limits.cpu_overcommit,
+            memory=int(float(info.get("MemTotal") or 0) * limits.memory_overcommit),
+            gpus=limits.gpus,
+            custom=limits.custom,
+            max_replicas=limits.replica_cap(cores),
+        )
+        self._capacity = (now, capacity)
+        return capacity
 
     def observe(self) -> list[ObservedReplica]:
         owner = f"{labels.OWNER}={self._instance}"
@@ -323,7 +352,9 @@ class DockerEngine:
         api = self._api()
         with _seam(f"create {name}"):
             host_config = api.create_host_config(
-                **containers.replica_host_config(spec, self.network_name, self._publish_host)
+                **containers.replica_host_config(
+                    spec, self.network_name, self._publish_host, self._limits.hard_limits
+                )
             )
             created = api.create_container(
                 image,

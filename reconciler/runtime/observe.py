@@ -21,7 +21,7 @@ from typing import Any
 from reconciler import naming
 from reconciler.model import ObservedReplica, ReplicaState
 from reconciler.runtime import control, errortext, labels
-from reconciler.runtime.containers import REPLICA_PORT, health_settings
+from reconciler.runtime.containers import REPLICA_PORT, demand_from_label, health_settings
 from reconciler.runtime.health import HealthMonitor
 
 LogReader = Callable[[str], str]  # container id -> log tail
@@ -96,6 +96,7 @@ class Observer:
             control_url=url,
             network_ip=(networks.get(self._network) or {}).get("IPAddress") or None,
             created_at=float(entry.get("Created") or 0),
+            demand=demand_from_label(lab.get(labels.DEMAND)),
             drain_deadline=deadline,
             error=error,
         )

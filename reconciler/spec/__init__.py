@@ -1,5 +1,7 @@
 """The config contract: read a Serve config (YAML + JSON Schema + the code it names) into a
-frozen `ServeConfig`, or a `ConfigError` with every issue located by file, line and column."""
+frozen `ServeConfig`, or a `ConfigError` with every issue located by file, line and column.
+Code that reading cannot decide is built in a sandbox (`graph_builder`, a `ports.GraphBuilder`
+the composition root hands in); the spec layer itself never runs user code."""
 
 from __future__ import annotations
 
@@ -10,16 +12,22 @@ from typing import Any
 
 from reconciler.errors import ConfigError, ConfigIssue
 from reconciler.model import ServeConfig
+from reconciler.ports import GraphBuilder
+from reconciler.spec.appcode import DEFAULT_CODE, REFUSE, WARN, CodeOptions
 from reconciler.spec.discover import find_config_files
 from reconciler.spec.envvars import redact
-from reconciler.spec.loader import load_bytes
+from reconciler.spec.imagecheck import STOCK_IMAGE
+from reconciler.spec.loader import check_bytes, load_bytes
 from reconciler.spec.remote import Fetch
 from reconciler.spec.yamlsafe import MAX_BYTES
 
 __all__ = [
+    "STOCK_IMAGE",
+    "CodeOptions",
     "Fetch",
     "find_config_files",
     "load_bytes",
+    "load_checked",
     "load_config",
     "redacted_document",
     "validate_file",
@@ -31,11 +39,33 @@ def load_config(
     config_path: str = "serve_config.yaml",
     *,
     environ: Mapping[str, str] | None = None,
+    graph_builder: GraphBuilder | None = None,
+    default_image: str = STOCK_IMAGE,
     fetch: Fetch | None = None,
 ) -> ServeConfig:
     """Load `config_path` (relative to the checkout `root`). `environ` resolves `from_env`
-    values; None is validate mode (they become "" and are not looked up). `fetch` brings remote
-    working_dir / py_modules archives here; without it they are an issue."""
+    values; None is validate mode (they become "" and are not looked up). Code that reading
+    cannot decide is built with `graph_builder`; without one it is an error. `fetch` brings
+    remote working_dir / py_modules zips here; without it such a URI is an error. The config's
+    warnings are in `ServeConfig.warnings`."""
+    code = CodeOptions(
+        graph_builder=graph_builder,
+        undecided=REFUSE,
+        no_sandbox_reason="the reconciler was given no sandbox",
+        default_image=default_image,
+        fetch=fetch,
+    )
+    return load_checked(root, config_path, environ=environ, code=code)[0]
+
+
+def load_checked(
+    root: str | Path,
+    config_path: str = "serve_config.yaml",
+    *,
+    environ: Mapping[str, str] | None = None,
+    code: CodeOptions = DEFAULT_CODE,
+) -> tuple[ServeConfig, list[ConfigIssue]]:
+    """`load_config` with every option, returning the warnings as located issues too."""
     root = Path(root)
     clean = os.path.normpath(config_path)
     if os.path.isabs(clean) or clean == ".." or clean.startswith(".." + os.sep):
@@ -67,8 +97,8 @@ def load_config(
         )
         message = f"cannot read the config: {exc.strerror or exc}{hint}"
         raise ConfigError([ConfigIssue(config_path, 0, 0, "", message)]) from None
-    return load_bytes(
-        data, root=root, config_path=clean.replace(os.sep, "/"), environ=environ, fetch=fetch
+    return check_bytes(
+        data, root=root, config_path=clean.replace(os.sep, "/"), environ=environ, code=code
     )
 
 
@@ -82,20 +112,29 @@ def _inside(root: Path, path: Path) -> bool:
 
 
 def validate_file(
-    path: str | Path, *, root: str | Path | None = None, fetch: Fetch | None = None
+    path: str | Path,
+    *,
+    root: str | Path | None = None,
+    graph_builder: GraphBuilder | None = None,
+    no_sandbox_reason: str = "",
+    default_image: str = STOCK_IMAGE,
+    fetch: Fetch | None = None,
 ) -> list[ConfigIssue]:
-    """Every issue of one config file ([] when valid), with file names relative to the
-    current directory. `root` defaults to the enclosing git checkout, else the file's dir."""
+    """Every issue of one config file, errors and warnings ([] when valid and nothing to say),
+    with file names relative to the current directory. `root` defaults to the enclosing git
+    checkout, else the file's dir. Code that reading cannot decide is built with
+    `graph_builder`; without one, or when it cannot run, that is a warning."""
     given = Path(path)
     top = Path(root) if root is not None else _guess_root(given.resolve().parent)
+    code = CodeOptions(graph_builder, WARN, no_sandbox_reason, default_image, fetch)
     try:
         rel = os.path.relpath(given.resolve(), top.resolve())
-        load_config(top, rel, fetch=fetch)
+        found = load_checked(top, rel, code=code)[1]
     except ValueError:
         return [ConfigIssue(str(given), 0, 0, "", "the file is not inside the root directory")]
     except ConfigError as exc:
-        return [_relative(issue, rel, given, top) for issue in exc.issues]
-    return []
+        found = [*exc.issues, *exc.warnings]
+    return sorted(_relative(issue, rel, given, top) for issue in found)
 
 
 def _relative(issue: ConfigIssue, rel: str, given: Path, top: Path) -> ConfigIssue:
@@ -105,7 +144,7 @@ def _relative(issue: ConfigIssue, rel: str, given: Path, top: Path) -> ConfigIss
         file = issue.file
     else:
         file = os.path.relpath(top / issue.file)
-    return ConfigIssue(file, issue.line, issue.column, issue.path, issue.message)
+    return ConfigIssue(file, issue.line, issue.column, issue.path, issue.message, issue.severity)
 
 
 def _guess_root(start: Path) -> Path:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import ConfigError, ConfigIssue
+from reconciler.spec.appcode import CodeOptions
 from reconciler.spec.codescan import ScannedApp, ScannedDeployment, scan_app
 from reconciler.spec.loader import load_bytes
 from reconciler.spec.options import DEFAULTS, MAX_ONGOING_DEFAULT
@@ -78,5 +79,8 @@ def build_config(
     text = HEADER.format(target=import_path) + dump_yaml(
         build_document(scanned, import_path, multi_app=multi_app)
     )
-    load_bytes(text.encode("utf-8"), root=app_dir, config_path=config_name, environ=None)
+    reads_only = CodeOptions(no_sandbox_reason="`reconciler build` only reads the code")
+    load_bytes(
+        text.encode("utf-8"), root=app_dir, config_path=config_name, environ=None, code=reads_only
+    )
     return text

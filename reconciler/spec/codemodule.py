@@ -1,86 +1,32 @@
 """Read one module of user code as a syntax tree and find its Serve deployments and the bound
-graphs held by module-level variables. The code is never imported or run: options must be
-literals, and graphs are built at module level from `X.bind(...)`, `X.options(...)` and plain
-variables."""
+graphs held by module-level variables. The code is never imported or run here: options are read
+when they are literals (or module-level constants nothing changes), graphs when they are built at
+module level from `X.bind(...)`, `X.options(...)` and plain variables. What cannot be read this
+way is recorded as undecided, for the sandbox to decide (`ports.GraphBuilder`)."""
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
-from reconciler.spec.issues import did_you_mean
-
-# What @serve.deployment accepts (Ray 2.0-2.40), so that a misspelt option is caught here.
-DEPLOYMENT_OPTIONS = frozenset(
-    {
-        "name",
-        "version",
-        "num_replicas",
-        "route_prefix",
-        "max_concurrent_queries",
-        "max_ongoing_requests",
-        "max_queued_requests",
-        "user_config",
-        "autoscaling_config",
-        "graceful_shutdown_wait_loop_s",
-        "graceful_shutdown_timeout_s",
-        "health_check_period_s",
-        "health_check_timeout_s",
-        "ray_actor_options",
-        "init_args",
-        "init_kwargs",
-        "is_driver_deployment",
-        "logging_config",
-        "placement_group_bundles",
-        "placement_group_strategy",
-        "max_replicas_per_node",
-    }
+from reconciler.spec import codefacts, codeingress, codeoptions
+from reconciler.spec.codedefs import (
+    DEPLOYMENT_OPTIONS,
+    Bound,
+    CodeIssue,
+    ModuleScan,
+    ScannedDeployment,
+    Value,
 )
+from reconciler.spec.codeoptions import shown
 
+__all__ = ["DEPLOYMENT_OPTIONS", "Bound", "CodeIssue", "ModuleScan", "ScannedDeployment"]
 
-@dataclass(frozen=True)
-class CodeIssue:
-    line: int
-    column: int
-    message: str
-
-
-@dataclass(frozen=True)
-class ScannedDeployment:
-    """A deployment as the code defines it. `options` holds the literal decorator/.options()
-    keyword arguments except `name`; `file` is the module file relative to the repository."""
-
-    name: str
-    class_name: str
-    options: Mapping[str, Any]
-    line: int
-    file: str = ""
-    option_lines: Mapping[str, int] = field(default_factory=dict)
-    issues: tuple[CodeIssue, ...] = ()
-
-
-@dataclass(frozen=True)
-class Bound:
-    """`deployment.bind(children...)`: one node of a bind graph."""
-
-    deployment: ScannedDeployment
-    children: tuple[Bound, ...]
-    line: int
-
-
-@dataclass
-class ModuleScan:
-    """What one module defines at top level."""
-
-    values: dict[str, ScannedDeployment | Bound] = field(default_factory=dict)
-    defined: set[str] = field(default_factory=set)
-    issues: list[CodeIssue] = field(default_factory=list)
-
-
-Value = ScannedDeployment | Bound
 Resolver = Callable[[str, str], Value | None]
+_UNREADABLE = (ValueError, TypeError, SyntaxError, MemoryError, RecursionError)
 
 
 def scan_module(
@@ -91,6 +37,7 @@ def scan_module(
     scan = ModuleScan()
     try:
         tree = ast.parse(source, filename=filename)
+        unstable = codefacts.unstable_names(tree)
     except SyntaxError as exc:
         scan.issues.append(
             CodeIssue(exc.lineno or 0, exc.offset or 0, f"cannot parse {filename}: {exc.msg}")
@@ -99,27 +46,41 @@ def scan_module(
     except (ValueError, RecursionError, MemoryError) as exc:
         scan.issues.append(CodeIssue(0, 0, f"cannot parse {filename}: {exc}"))
         return scan
-    _Scanner(scan, filename, package, resolve).run(tree)
+    scan.imports = codefacts.module_imports(tree, package)
+    _Scanner(scan, filename, package, resolve, unstable).run(tree)
     return scan
 
 
 class _Scanner:
     def __init__(
-        self, scan: ModuleScan, filename: str, package: str, resolve: Resolver | None
+        self,
+        scan: ModuleScan,
+        filename: str,
+        package: str,
+        resolve: Resolver | None,
+        unstable: set[str],
     ) -> None:
         self.scan = scan
         self.filename = filename
         self.package = package
         self.resolve = resolve
+        self.unstable = unstable
         self.serve_names: set[str] = set()  # local names meaning ray.serve
         self.decorator_names: set[str] = set()  # local names meaning ray.serve.deployment
+        self.ingress_names: set[str] = set()  # local names meaning ray.serve.ingress
         self.ray_names: set[str] = set()
-        self.plain: dict[str, int] = {}  # undecorated classes and functions
-        self.imports: dict[str, tuple[str, str]] = {}
+        self.plain: dict[str, tuple[int, bool]] = {}  # undecorated class/function: line, is fn
+        self.constants: dict[str, Any] = {}  # module-level literals nothing changes
+        self.binds: set[str] = set()  # names whose value may hold bound deployments
 
     def run(self, tree: ast.Module) -> None:
         for stmt in tree.body:
-            self._stmt(stmt)
+            try:
+                self._stmt(stmt)
+            except RecursionError:
+                self.scan.issues.append(
+                    CodeIssue(stmt.lineno, 0, f"{self.filename}: expression nested too deeply")
+                )
 
     # --- statements ---------------------------------------------------------------------
 
@@ -144,30 +105,30 @@ class _Scanner:
             self._define(alias.asname or alias.name.split(".")[0], None)
 
     def _import_from(self, stmt: ast.ImportFrom) -> None:
-        module = self._absolute(stmt.module or "", stmt.level)
+        module = codefacts.absolute_module(stmt.module or "", stmt.level, self.package)
         for alias in stmt.names:
             local = alias.asname or alias.name
+            if alias.name == "*":
+                self.scan.star_import = True
+                continue
             self._define(local, None)
             if module == "ray" and alias.name == "serve":
                 self.serve_names.add(local)
-            elif module == "ray.serve" and alias.name == "deployment":
-                self.decorator_names.add(local)
-            elif module and alias.name != "*":
-                self.imports[local] = (module, alias.name)
-
-    def _absolute(self, module: str, level: int) -> str:
-        if level == 0:
-            return module
-        parts = self.package.split(".") if self.package else []
-        if level - 1 > len(parts):
-            return ""
-        base = parts[: len(parts) - (level - 1)]
-        return ".".join([*base, module] if module else base)
+            elif module == "ray.serve" and alias.name in ("deployment", "ingress"):
+                names = self.decorator_names if alias.name == "deployment" else self.ingress_names
+                names.add(local)
+            elif module:
+                self.scan.imported[local] = (module, alias.name)
 
     def _define(self, name: str, value: Value | None) -> None:
         self.scan.defined.add(name)
-        self.imports.pop(name, None)
+        self.scan.imported.pop(name, None)
+        self.scan.functions.pop(name, None)
+        self.scan.classes.pop(name, None)
+        self.scan.opaque.pop(name, None)
         self.plain.pop(name, None)
+        self.constants.pop(name, None)
+        self.binds.discard(name)
         if value is None:
             self.scan.values.pop(name, None)
         else:
@@ -175,28 +136,75 @@ class _Scanner:
 
     def _definition(self, stmt: ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         found: ScannedDeployment | None = None
-        for dec in stmt.decorator_list:
+        ingress: tuple[int, ast.expr | None, ast.expr] | None = None  # (index, app, decorator)
+        for i, dec in enumerate(stmt.decorator_list):
             if self._is_decorator(dec):
-                found = self._deployment(stmt.name, stmt.lineno, None)
+                found = self._deployment(stmt, None)
             elif isinstance(dec, ast.Call) and self._is_decorator(dec.func):
-                found = self._deployment(stmt.name, stmt.lineno, dec)
+                found = self._deployment(stmt, dec)
+            elif self._is_ingress(dec):
+                ingress = (i, dec.args[0] if isinstance(dec, ast.Call) and dec.args else None, dec)
+        if found is not None and ingress is not None:
+            found = self._with_ingress(found, stmt, ingress)
         self._define(stmt.name, found)
-        if found is None:
-            self.plain[stmt.name] = stmt.lineno
+        if found is not None:
+            return
+        self.plain[stmt.name] = (stmt.lineno, not isinstance(stmt, ast.ClassDef))
+        if isinstance(stmt, ast.ClassDef):
+            self.scan.classes[stmt.name] = codefacts.class_info(stmt)
+        else:
+            self.scan.functions[stmt.name] = codefacts.function_info(stmt)
 
     def _assign(self, targets: Sequence[ast.expr], value_node: ast.expr) -> None:
         value = self._eval(value_node)
+        constant, is_constant = self._literal(value_node)
         for target in targets:
             for name in ast.walk(target):
-                if isinstance(name, ast.Name):
-                    self._define(name.id, value if isinstance(target, ast.Name) else None)
+                if not isinstance(name, ast.Name):
+                    continue
+                whole = isinstance(target, ast.Name)
+                self._define(name.id, value if whole else None)
+                if not whole or value is not None:
+                    continue
+                if is_constant and name.id not in self.unstable:
+                    self.constants[name.id] = constant
+                elif not is_constant:
+                    self.scan.opaque[name.id] = CodeIssue(
+                        value_node.lineno,
+                        value_node.col_offset + 1,
+                        f"'{name.id}' is computed by code ({shown(value_node)})",
+                    )
+                if codefacts.holds_bind(value_node):
+                    self.binds.add(name.id)
+
+    def _literal(self, node: ast.expr) -> tuple[Any, bool]:
+        """(value, True) when `node` is a literal, or a constant of this module."""
+        if isinstance(node, ast.Name) and node.id in self.constants:
+            return copy.deepcopy(self.constants[node.id]), True
+        if codeoptions.is_dict_call(node):  # dict(a=1, b=[2]): a literal mapping as a call
+            assert isinstance(node, ast.Call)
+            items = [(kw.arg, self._literal(kw.value)) for kw in node.keywords]
+            if all(ok for _, (_, ok) in items):
+                return {key: value for key, (value, _) in items}, True
+            return None, False
+        try:
+            return ast.literal_eval(node), True
+        except _UNREADABLE:
+            return None, False
 
     # --- expressions ----------------------------------------------------------------------
 
     def _is_decorator(self, node: ast.expr) -> bool:
+        return self._is_serve_attr(node, "deployment", self.decorator_names)
+
+    def _is_ingress(self, node: ast.expr) -> bool:
+        func = node.func if isinstance(node, ast.Call) else node
+        return self._is_serve_attr(func, "ingress", self.ingress_names)
+
+    def _is_serve_attr(self, node: ast.expr, attr: str, local_names: set[str]) -> bool:
         if isinstance(node, ast.Name):
-            return node.id in self.decorator_names
-        if not (isinstance(node, ast.Attribute) and node.attr == "deployment"):
+            return node.id in local_names
+        if not (isinstance(node, ast.Attribute) and node.attr == attr):
             return False
         base = node.value
         if isinstance(base, ast.Name):
@@ -212,8 +220,8 @@ class _Scanner:
         if isinstance(node, ast.Name):
             if node.id in self.scan.values:
                 return self.scan.values[node.id]
-            if node.id in self.imports and self.resolve is not None:
-                return self.resolve(*self.imports[node.id])
+            if node.id in self.scan.imported and self.resolve is not None:
+                return self.resolve(*self.scan.imported[node.id])
             return None
         if isinstance(node, ast.Call):
             return self._call(node)
@@ -226,7 +234,8 @@ class _Scanner:
             if not isinstance(base, ScannedDeployment):
                 return None
             if func.attr == "bind":
-                return Bound(base, tuple(self._children(node)), node.lineno)
+                children, opaque = self._children(node)
+                return Bound(base, tuple(children), node.lineno, tuple(opaque))
             return self._with_options(base, node)
         if self._is_decorator(func) and node.args:
             return self._wrap(node.args[0], node, extra_args=node.args[1:])
@@ -240,13 +249,17 @@ class _Scanner:
         """`serve.deployment(Cls, ...)` or `serve.deployment(...)(Cls)`."""
         if not isinstance(target, ast.Name) or target.id not in self.plain:
             return None
-        found = self._deployment(target.id, self.plain[target.id], options_call)
+        line, is_function = self.plain[target.id]
+        found = self._with_options(self._new(target.id, line, is_function), options_call)
         if extra_args:
-            return replace(found, issues=(*found.issues, _positional(extra_args[0])))
-        return found
+            found = replace(found, issues=(*found.issues, _positional(extra_args[0])))
+        return self._record(found)
 
-    def _children(self, node: ast.Call) -> list[Bound]:
+    def _children(self, node: ast.Call) -> tuple[list[Bound], list[CodeIssue]]:
+        """The bound deployments among a bind's arguments, in Serve's order, and the arguments
+        that may hold some but cannot be read."""
         found: list[Bound] = []
+        opaque: list[CodeIssue] = []
         pending: list[ast.expr] = [*node.args, *(kw.value for kw in node.keywords)]
         pending.reverse()
         while pending:
@@ -260,65 +273,80 @@ class _Scanner:
                 pending.extend(reversed(expr.values))
             elif isinstance(expr, ast.Starred):
                 pending.append(expr.value)
-        return found
+            elif (isinstance(expr, ast.Name) and expr.id in self.binds) or (
+                not isinstance(expr, ast.Name) and codefacts.holds_bind(expr)
+            ):
+                opaque.append(
+                    CodeIssue(
+                        expr.lineno,
+                        expr.col_offset + 1,
+                        f"the graph is built by code ({shown(expr)})",
+                    )
+                )
+        return found, opaque
 
-    # --- options ------------------------------------------------------------------------------
+    # --- deployments and their options ---------------------------------------------------------
 
-    def _deployment(self, class_name: str, line: int, call: ast.Call | None) -> ScannedDeployment:
-        base = ScannedDeployment(class_name, class_name, {}, line, self.filename)
+    def _new(self, class_name: str, line: int, is_function: bool) -> ScannedDeployment:
+        info = self.scan.classes.get(class_name)
+        has_reconfigure = None if info is None or not info.plain else "reconfigure" in info.methods
+        return ScannedDeployment(
+            class_name,
+            class_name,
+            {},
+            line,
+            self.filename,
+            is_function=is_function,
+            has_reconfigure=None if is_function else has_reconfigure,
+        )
+
+    def _deployment(
+        self, stmt: ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef, call: ast.Call | None
+    ) -> ScannedDeployment:
+        base = ScannedDeployment(stmt.name, stmt.name, {}, stmt.lineno, self.filename)
+        if isinstance(stmt, ast.ClassDef):
+            info = codefacts.class_info(stmt)
+            known = "reconfigure" in info.methods if info.plain else None
+            base = replace(base, has_reconfigure=known)
+        else:
+            base = replace(base, is_function=True)
         if call is None:
-            return base
+            return self._record(base)
         found = self._with_options(base, call)
-        if call.args and self._is_decorator(call.func) and not isinstance(call.args[0], ast.Name):
+        if call.args and not isinstance(call.args[0], ast.Name):
             found = replace(found, issues=(*found.issues, _positional(call.args[0])))
+        return self._record(found)
+
+    def _record(self, found: ScannedDeployment) -> ScannedDeployment:
+        self.scan.definitions.append(found)
         return found
+
+    def _with_ingress(
+        self,
+        found: ScannedDeployment,
+        stmt: ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef,
+        ingress: tuple[int, ast.expr | None, ast.expr],
+    ) -> ScannedDeployment:
+        index, target, decorator = ingress
+        below = index > next(
+            i
+            for i, d in enumerate(stmt.decorator_list)
+            if self._is_decorator(d) or (isinstance(d, ast.Call) and self._is_decorator(d.func))
+        )
+        problems = codeingress.problems(
+            stmt,
+            decorator,
+            target,
+            below=below,
+            functions=self.scan.functions,
+            classes=self.scan.classes,
+        )
+        at = (decorator.lineno, decorator.col_offset + 1)
+        issues = tuple(CodeIssue(*at, p) for p in problems)
+        return replace(found, asgi=True, issues=(*found.issues, *issues))
 
     def _with_options(self, base: ScannedDeployment, call: ast.Call) -> ScannedDeployment:
-        options = dict(base.options)
-        lines = dict(base.option_lines)
-        issues = list(base.issues)
-        name = base.name
-        for kw in call.keywords:
-            issue = self._option(kw, base.class_name, options, lines)
-            if issue is not None:
-                issues.append(issue)
-        if isinstance(options.get("name"), str):
-            name = options.pop("name")
-        elif "name" in options:
-            issues.append(
-                CodeIssue(lines["name"], 0, f"name= of {base.class_name} must be a string")
-            )
-            options.pop("name")
-        return replace(base, name=name, options=options, option_lines=lines, issues=tuple(issues))
-
-    def _option(
-        self, kw: ast.keyword, owner: str, options: dict[str, Any], lines: dict[str, int]
-    ) -> CodeIssue | None:
-        where = (kw.value.lineno, kw.value.col_offset + 1)
-        if kw.arg is None:
-            return CodeIssue(
-                *where,
-                f"**{ast.unparse(kw.value)} in the options of {owner} "
-                "cannot be read without running the code; write the "
-                "options out",
-            )
-        if kw.arg not in DEPLOYMENT_OPTIONS:
-            return CodeIssue(
-                *where,
-                f"unknown deployment option '{kw.arg}' on {owner}"
-                f"{did_you_mean(kw.arg, DEPLOYMENT_OPTIONS)}",
-            )
-        try:
-            options[kw.arg] = ast.literal_eval(kw.value)
-        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-            return CodeIssue(
-                *where,
-                f"option {kw.arg}= of {owner} is not a literal value; the "
-                "reconciler reads options without running your code, so "
-                "write the value out or set it in the config",
-            )
-        lines[kw.arg] = kw.value.lineno
-        return None
+        return codeoptions.with_options(base, call, self._literal)
 
 
 def _positional(node: ast.expr) -> CodeIssue:

@@ -7,7 +7,7 @@ import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from reconciler.errors import ConfigIssue
+from reconciler.errors import ERROR, ConfigIssue
 
 DocPath = tuple[str | int, ...]
 
@@ -58,21 +58,25 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
 
 
 class Issues:
-    """Collects the issues of one config file. One issue per document path: the first wins, so a
-    specific message found early is not buried under a generic one about the same value."""
+    """Collects the issues of one config file: errors and warnings. One issue per document path
+    and severity: the first wins, so a specific message found early is not buried under a generic
+    one about the same value."""
 
     def __init__(self, file: str, positions: Positions) -> None:
         self.file = file
         self.positions = positions
         self._items: dict[tuple[str, ...], ConfigIssue] = {}
+        self._warnings: dict[tuple[str, ...], ConfigIssue] = {}
 
-    def at_value(self, path: DocPath, message: str) -> None:
-        mark = self.positions.value(path)
-        self._add(ConfigIssue(self.file, mark.line, mark.column, format_path(path), message))
+    def at_value(self, path: DocPath, message: str, severity: str = ERROR) -> None:
+        self._at(self.positions.value(path), path, message, severity)
 
-    def at_key(self, path: DocPath, message: str) -> None:
-        mark = self.positions.key(path)
-        self._add(ConfigIssue(self.file, mark.line, mark.column, format_path(path), message))
+    def at_key(self, path: DocPath, message: str, severity: str = ERROR) -> None:
+        self._at(self.positions.key(path), path, message, severity)
+
+    def _at(self, mark: Mark, path: DocPath, message: str, severity: str) -> None:
+        where = format_path(path)
+        self._add(ConfigIssue(self.file, mark.line, mark.column, where, message, severity))
 
     def add(self, issue: ConfigIssue) -> None:
         self._add(issue)
@@ -82,10 +86,10 @@ class Issues:
             dedupe: tuple[str, ...] = (issue.file, issue.path)
         else:
             dedupe = (issue.file, str(issue.line), str(issue.column), issue.message)
-        self._items.setdefault(dedupe, issue)
+        (self._warnings if issue.is_warning else self._items).setdefault(dedupe, issue)
 
     def has_under(self, path: DocPath) -> bool:
-        """True when some issue sits at `path` or below it in this file."""
+        """True when some error sits at `path` or below it in this file."""
         prefix = format_path(path)
         return any(
             i.file == self.file
@@ -94,7 +98,21 @@ class Issues:
         )
 
     def __len__(self) -> int:
+        """The number of errors (warnings do not count: they never refuse a config)."""
         return len(self._items)
 
     def all(self) -> list[ConfigIssue]:
+        """The errors, sorted."""
         return sorted(self._items.values())
+
+    def warnings(self) -> list[ConfigIssue]:
+        """The warnings, sorted; none about a value that is an error already."""
+        return sorted(w for w in self._warnings.values() if not (w.path and self._erroneous(w)))
+
+    def _erroneous(self, warning: ConfigIssue) -> bool:
+        prefix = warning.path
+        return any(
+            i.file == warning.file
+            and (i.path == prefix or i.path.startswith((prefix + ".", prefix + "[")))
+            for i in self._items.values()
+        )

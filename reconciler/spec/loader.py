@@ -1,6 +1,7 @@
 """Config bytes -> a validated `ServeConfig`, or a `ConfigError` carrying every issue found:
-YAML reading, the JSON Schema, the shape rules, the code (read, never run), and the resolution
-of each deployment's fields."""
+YAML reading, the JSON Schema, the shape rules, what each Serve field does here
+(`dispositions`), the code (read, and built in a sandbox where reading cannot decide:
+`appcode`), and the resolution of each deployment's fields. Warnings ride along with either."""
 
 from __future__ import annotations
 
@@ -10,13 +11,24 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import naming
-from reconciler.errors import ConfigError, ConfigIssue, TransientError
+from reconciler.errors import ConfigError, ConfigIssue, ReconcilerError
 from reconciler.model import ApplicationSpec, CodeTree, HttpOptions, ServeConfig, canonical_json
-from reconciler.spec import discover, imageref, options, packages, remote, schema, yamlsafe
-from reconciler.spec.codescan import ScannedApp, ScannedDeployment
+from reconciler.spec import (
+    discover,
+    dispositions,
+    imageref,
+    options,
+    packages,
+    remote,
+    schema,
+    yamlsafe,
+)
+from reconciler.spec.appcode import DEFAULT_CODE, AppCode, CodeOptions
+from reconciler.spec.codescan import ScannedApp
 from reconciler.spec.codetree import TreeError, check_dir
+from reconciler.spec.entries import DeploymentChecks, Entries
 from reconciler.spec.envvars import EnvEntry, merge_runtime_env, read_env_vars
-from reconciler.spec.issues import DocPath, Issues, Positions, did_you_mean, format_path
+from reconciler.spec.issues import DocPath, Issues, Positions, format_path
 
 _SINGLE_KEYS = ("import_path", "runtime_env", "host", "port", "deployments", "args")
 
@@ -27,13 +39,25 @@ def load_bytes(
     root: Path,
     config_path: str,
     environ: Mapping[str, str] | None,
-    fetch: remote.Fetch | None = None,
+    code: CodeOptions = DEFAULT_CODE,
 ) -> ServeConfig:
-    """Validate and resolve one config. Only ConfigError escapes, whatever the input, and a
-    TransientError of `fetch` (a remote working_dir could not be fetched for now)."""
+    """Validate and resolve one config (its warnings in `ServeConfig.warnings`)."""
+    return check_bytes(data, root=root, config_path=config_path, environ=environ, code=code)[0]
+
+
+def check_bytes(
+    data: bytes,
+    *,
+    root: Path,
+    config_path: str,
+    environ: Mapping[str, str] | None,
+    code: CodeOptions = DEFAULT_CODE,
+) -> tuple[ServeConfig, list[ConfigIssue]]:
+    """Validate and resolve one config: the config and its warnings. Whatever the input, only
+    ConfigError escapes, or what the sandbox raises when it cannot run (EngineUnavailable...)."""
     try:
-        return _Load(root, config_path, environ, fetch).run(data)
-    except (ConfigError, TransientError):
+        return _Load(root, config_path, environ, code).run(data)
+    except ReconcilerError:
         raise
     except Exception as exc:  # the contract: callers only ever see ConfigError
         raise ConfigError(
@@ -62,18 +86,18 @@ class _Load:
         root: Path,
         config_path: str,
         environ: Mapping[str, str] | None,
-        fetch: remote.Fetch | None = None,
+        code: CodeOptions,
     ) -> None:
         self.root = root
         self.file = config_path
         self.environ = environ
-        self.fetch = fetch
-        self.fetched: dict[str, str] = {}  # remote URI -> its unpacked directory
+        self.code = code
+        self.fetched: dict[str, str] = {}  # remote working_dir / py_modules URI -> unpacked dir
         self.default_dir = posixpath.dirname(config_path.replace("\\", "/")) or "."
         self.issues = Issues(config_path, Positions())
         self.trees: dict[tuple[str, ...], CodeTree | str] = {}
 
-    def run(self, data: bytes) -> ServeConfig:
+    def run(self, data: bytes) -> tuple[ServeConfig, list[ConfigIssue]]:
         try:
             parsed = yamlsafe.parse(data)
         except yamlsafe.YamlRefused as exc:
@@ -93,20 +117,37 @@ class _Load:
         self._check_shape(document)
         for path, at_key, message in schema.check(document):
             self._report(path, message, at_key)
+        self._top_dispositions(document)
         apps = self._applications(document)
+        warnings = self.issues.warnings()
         if len(self.issues):
-            raise ConfigError(self.issues.all())
+            raise ConfigError(self.issues.all(), warnings)
         shape = "multi" if "applications" in document else "single"
-        return ServeConfig(
+        config = ServeConfig(
             shape=shape,
             http=_http(document),
             applications=tuple(apps),
             document=document,
             source_file=self.file,
+            warnings=tuple(str(w) for w in warnings),
         )
+        return config, warnings
 
     def _report(self, path: DocPath, message: str, at_key: bool = False) -> None:
         (self.issues.at_key if at_key else self.issues.at_value)(path, message)
+
+    def _dispositions(self, kind: str, mapping: Any, base: DocPath) -> None:
+        def report(key: tuple[str | int, ...], message: str, severity: str) -> None:
+            self.issues.at_key((*base, *key), message, severity)
+
+        dispositions.check(kind, mapping, report)
+
+    def _top_dispositions(self, document: Mapping[str, Any]) -> None:
+        if "applications" not in document:
+            return
+        self._dispositions("top", document, ())
+        self._dispositions("http", document.get("http_options"), ("http_options",))
+        self._dispositions("grpc", document.get("grpc_options"), ("grpc_options",))
 
     def _check_shape(self, document: Mapping[str, Any]) -> None:
         if "applications" not in document:
@@ -189,25 +230,25 @@ class _Load:
         dirs = self._dirs(runtime_env, (*path, "runtime_env"))
         if dirs is None:
             return None
-        scanned = remote.scan(self.root, dirs, self.fetched, import_path)
-        if isinstance(scanned, list):
-            self._place_code_issues(scanned, (*path, "import_path"))
+        if path:
+            self._dispositions("app", raw, path)
+        source = dispositions.CONFIG_MULTI if path else dispositions.CONFIG
+        checks = DeploymentChecks(self.issues, self._dirs, source=source)
+        found = AppCode(self.root, self.issues, self.code, self._tree, self.fetched)
+        code = found.find(raw, path, dirs)
+        if code is None:
+            checks.entries(raw.get("deployments"), (*path, "deployments"), None)
             return None
         before = len(self.issues)
-        entries = self._entries(raw.get("deployments"), (*path, "deployments"), scanned)
-        for dep in scanned.specs:
-            self._check_code(dep, is_ingress=dep.name == scanned.ingress)
+        entries = checks.entries(raw.get("deployments"), (*path, "deployments"), code)
+        for dep in code.specs:
+            listed = dep.name in entries
+            checks.check_code(dep, is_ingress=dep.name == code.ingress, listed=listed)
+        checks.app_rules(raw, path, code, entries)
         if len(self.issues) > before or self.issues.has_under(path):
             return None
-        prefix = self._route_prefix(raw, path, scanned, entries)
-        return self._build(name, raw, path, scanned, entries, prefix)
-
-    def _place_code_issues(self, found: list[ConfigIssue], at: DocPath) -> None:
-        for issue in found:
-            if issue.file:
-                self.issues.add(issue)
-            else:
-                self._report(at, issue.message)
+        prefix = self._route_prefix(raw, path, code, entries)
+        return self._build(name, raw, path, code, entries, prefix)
 
     def _dirs(self, runtime_env: Mapping[str, Any], path: DocPath) -> tuple[str, ...] | None:
         """(working_dir, *py_modules), each checked, or None after reporting."""
@@ -241,7 +282,7 @@ class _Load:
     def _fetch(self, uri: str, where: DocPath, key: str, runtime_env: Mapping[str, Any]) -> bool:
         """Bring a remote working_dir / py_modules archive here (once per URI per load)."""
         if uri not in self.fetched:
-            unpacked, problem, on_pin = remote.fetch_entry(uri, key, runtime_env, self.fetch)
+            unpacked, problem, on_pin = remote.fetch_entry(uri, key, runtime_env, self.code.fetch)
             if unpacked is None:
                 env_path = where[:-1] if key == "working_dir" else where[:-2]
                 self._report((*env_path, remote.PIN_KEY) if on_pin else where, problem)
@@ -249,75 +290,12 @@ class _Load:
             self.fetched[uri] = unpacked
         return True
 
-    # --- deployments ------------------------------------------------------------------------
-
-    def _entries(
-        self, raw: Any, path: DocPath, scanned: ScannedApp
-    ) -> dict[str, tuple[Mapping[str, Any], DocPath]]:
-        entries: dict[str, tuple[Mapping[str, Any], DocPath]] = {}
-        for i, entry in enumerate(raw if isinstance(raw, list) else []):
-            name = entry.get("name") if isinstance(entry, dict) else None
-            if not isinstance(name, str):
-                continue
-            where = (*path, i)
-            if name in entries:
-                self._report(
-                    (*where, "name"),
-                    f"deployment '{name}' is listed twice (first at "
-                    f"{format_path(entries[name][1])})",
-                )
-                continue
-            entries[name] = (entry, where)
-            if name not in scanned.deployments:
-                self._report((*where, "name"), self._unknown_deployment(name, scanned))
-                continue
-            options.check_options(
-                entry, is_ingress=name == scanned.ingress, report=self._config_reporter(where)
-            )
-            actor_env = options.actor_runtime_env(entry, {})
-            if "working_dir" in actor_env or "py_modules" in actor_env:
-                self._dirs(actor_env, (*where, "ray_actor_options", "runtime_env"))
-        return entries
-
-    def _unknown_deployment(self, name: str, scanned: ScannedApp) -> str:
-        have = ", ".join(scanned.deployments)
-        return (
-            f"no deployment named '{name}' in the application's graph (it has {have})"
-            f"{did_you_mean(name, scanned.deployments)}"
-        )
-
-    def _config_reporter(self, base: DocPath) -> options.Report:
-        def report(key: tuple[str | int, ...], message: str, at_key: bool) -> None:
-            self._report((*base, *key), message, at_key)
-
-        return report
-
-    def _check_code(self, dep: ScannedDeployment, *, is_ingress: bool) -> None:
-        """The code's options obey the same rules as the config's; issues point into the code."""
-        code = {k: v for k, v in dep.options.items() if k not in options.CODE_ONLY}
-
-        def report(key: tuple[str | int, ...], message: str, _at_key: bool = False) -> None:
-            line = dep.option_lines.get(str(key[0]), dep.line) if key else dep.line
-            self.issues.add(
-                ConfigIssue(
-                    dep.file,
-                    line,
-                    0,
-                    "",
-                    (f"@serve.deployment options of {dep.class_name}: {message}"),
-                )
-            )
-
-        for path, _at_key, message in schema.check({"name": dep.name, **code}, "deployment"):
-            report(path, message)
-        options.check_options(code, is_ingress=is_ingress, report=report)
-
     def _route_prefix(
         self,
         raw: Mapping[str, Any],
         path: DocPath,
         scanned: ScannedApp,
-        entries: Mapping[str, tuple[Mapping[str, Any], DocPath]],
+        entries: Entries,
     ) -> str | None:
         entry = entries.get(scanned.ingress, ({}, ()))[0]
         code = scanned.specs[0].options
@@ -337,7 +315,7 @@ class _Load:
         raw: Mapping[str, Any],
         path: DocPath,
         scanned: ScannedApp,
-        entries: Mapping[str, tuple[Mapping[str, Any], DocPath]],
+        entries: Entries,
         prefix: str | None,
     ) -> ApplicationSpec | None:
         found = raw.get("runtime_env")
@@ -364,22 +342,23 @@ class _Load:
             found_packages = packages.read_packages(merged, env_at, self.issues, self.root)
             if len(self.issues) > before:
                 continue
-            spec = options.build_spec(
-                app=name,
-                name=dep.name,
-                import_path=str(raw["import_path"]),
-                route_prefix=prefix,
-                is_ingress=dep.name == scanned.ingress,
-                entry=entry,
-                code=dep.options,
-                env=tuple(sorted((k, e.value) for k, e in env.items())),
-                secret_env=frozenset(k for k, e in env.items() if e.secret),
-                image=image if isinstance(image, str) else None,
-                tree=tree,
-                args=args,
-                packages=found_packages,
+            specs.append(
+                options.build_spec(
+                    app=name,
+                    name=dep.name,
+                    import_path=str(raw["import_path"]),
+                    route_prefix=prefix,
+                    is_ingress=dep.name == scanned.ingress,
+                    entry=entry,
+                    code=dep.options,
+                    env=tuple(sorted((k, e.value) for k, e in env.items())),
+                    secret_env=frozenset(k for k, e in env.items() if e.secret),
+                    image=image if isinstance(image, str) else None,
+                    tree=tree,
+                    args=args,
+                    packages=found_packages,
+                )
             )
-            specs.append(spec)
         if len(specs) != len(scanned.specs):
             return None
         return ApplicationSpec(

@@ -127,8 +127,13 @@ def _autoscaling_values(given: Mapping[str, Any], auto: bool) -> dict[str, Any]:
 
 def autoscaling_model(given: Mapping[str, Any], auto: bool) -> AutoscalingConfig:
     values = _autoscaling_values(given, auto)
-    target = values.get(
-        "target_ongoing_requests", values.get("target_num_ongoing_requests_per_replica", 2.0)
+    target = next(
+        (
+            values[k]
+            for k in ("target_ongoing_requests", "target_num_ongoing_requests_per_replica")
+            if values.get(k) is not None
+        ),
+        2.0,
     )
     extra = tuple(
         sorted((k, canonical_json(v)) for k, v in values.items() if k not in _AUTOSCALING_MODELLED)

@@ -8,9 +8,10 @@ URI -> digest), makes the fetch refuse other content. As in Ray, the URI names t
 URI already fetched by this process is not fetched again, so to roll new code, change the URI
 (a tag or commit in it) or the pin.
 
-The code scan reads the application's module from the working_dir: a remote working_dir is
-scanned in its unpacked directory (repository py_modules are then not searched for the graph),
-and remote py_modules are, as packages the graph imports, not searched either.
+The code reader reads the application's module from the working_dir: a remote working_dir is read
+in its unpacked directory (repository py_modules are then not searched for the graph; issues name
+its files relative to the archive), and remote py_modules, packages the graph imports, are not
+searched either.
 """
 
 from __future__ import annotations
@@ -20,10 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from reconciler.errors import ConfigIssue, FetchRefused
+from reconciler.errors import FetchRefused
 from reconciler.model import CodeTree
-from reconciler.spec import codescan
-from reconciler.spec.codescan import ScannedApp
 from reconciler.spec.codetree import SkipFile, build_tree
 
 Fetch = Callable[[str, str | None], Path]
@@ -93,28 +92,15 @@ def fetch_entry(
         return None, f"{key} '{uri}': {exc}", False
 
 
-def scan(
-    root: Path,
-    dirs: Sequence[str],
-    fetched: Mapping[str, str],
-    import_path: str,
-) -> ScannedApp | list[ConfigIssue]:
-    """scan_app over the right directory: the repository, or a remote working_dir's archive
-    (its issues then name the file as URI/path)."""
+def reader_dirs(
+    root: Path, dirs: Sequence[str], fetched: Mapping[str, str]
+) -> tuple[Path, str, list[str]]:
+    """(root, working_dir, py_modules) for the code reader: the repository, or a remote
+    working_dir's unpacked archive. Remote py_modules are not read (packages it imports)."""
     working_dir = dirs[0]
-    local_modules = [d for d in dirs[1:] if d not in fetched]
-    if working_dir not in fetched:
-        return codescan.scan_app(root, working_dir, local_modules, import_path)
-    found = codescan.scan_app(Path(fetched[working_dir]), ".", [], import_path)
-    if isinstance(found, list):
-        return [_renamed(issue, working_dir) for issue in found]
-    return found
-
-
-def _renamed(issue: ConfigIssue, uri: str) -> ConfigIssue:
-    if not issue.file:
-        return issue
-    return ConfigIssue(f"{uri}/{issue.file}", issue.line, issue.column, issue.path, issue.message)
+    if working_dir in fetched:
+        return Path(fetched[working_dir]), ".", []
+    return root, working_dir, [d for d in dirs[1:] if d not in fetched]
 
 
 def build(root: Path, dirs: Sequence[str], fetched: Mapping[str, str], skip: SkipFile) -> CodeTree:

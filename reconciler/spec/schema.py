@@ -27,6 +27,8 @@ _MULTI_ONLY = (
     "grpc_options",
     "logging_config",
     "target_capacity",
+    "controller_options",
+    "tracing_config",
 )
 
 
@@ -127,6 +129,44 @@ def _where(path: DocPath) -> str:
     return f" in {format_path(path)}" if path else ""
 
 
+# Where each object of the schema sits in a config, for "a field of X, not of Y".
+_PLACES = {
+    "singleApp": "the top level",
+    "multiApp": "the top level",
+    "application": "applications[]",
+    "deployment": "deployments[]",
+    "rayActorOptions": "ray_actor_options",
+    "runtimeEnv": "runtime_env",
+    "autoscalingConfig": "autoscaling_config",
+    "autoscalingPolicy": "an autoscaling policy",
+    "loggingConfig": "logging_config",
+    "requestRouterConfig": "request_router_config",
+    "gangSchedulingConfig": "gang_scheduling_config",
+    "deploymentActor": "deployment_actors[]",
+    "httpOptions": "http_options",
+    "grpcOptions": "grpc_options",
+    "controllerOptions": "controller_options",
+    "tracingConfig": "tracing_config",
+}
+
+
+@functools.cache
+def _field_places() -> Mapping[str, tuple[str, ...]]:
+    """Every field of the schema -> the places (in _PLACES' words) that have it."""
+    found: dict[str, list[str]] = {}
+    for name, definition in schema()["$defs"].items():
+        for key in definition.get("properties", {}):
+            place = _PLACES.get(name)
+            if place and place not in found.setdefault(key, []):
+                found[key].append(place)
+    return {k: tuple(v) for k, v in found.items()}
+
+
+def _place_of(node: Mapping[str, Any], path: DocPath) -> str:
+    named = next((_PLACES.get(n, n) for n, d in schema()["$defs"].items() if d is node), None)
+    return named or format_path([p for p in path if isinstance(p, str)]) or "the top level"
+
+
 def _unknown_keys(error: ValidationError, path: DocPath) -> Iterator[tuple[DocPath, bool, str]]:
     schema_node = error.schema
     known = list(schema_node.get("properties", {}))
@@ -135,15 +175,23 @@ def _unknown_keys(error: ValidationError, path: DocPath) -> Iterator[tuple[DocPa
     for key in instance:
         if key in known or (patterns and str(key).startswith("x-")):
             continue
-        yield (*path, key), True, _unknown_key_message(str(key), path, known)
+        message = _unknown_key_message(str(key), path, known)
+        elsewhere = _field_places().get(str(key), ())
+        here = _place_of(schema_node, path)
+        if elsewhere and here not in elsewhere and message.startswith("unknown key"):
+            # A real Serve field in the wrong place: say where it belongs, never did-you-mean.
+            message = f"'{key}' is a field of {' and '.join(elsewhere)}, not of {here}"
+        yield (*path, key), True, message
 
 
 def _unknown_key_message(key: str, path: DocPath, known: list[str]) -> str:
     if not path and key in _MULTI_ONLY and "import_path" in known:
-        return (
-            f"'{key}' belongs to the multi-application shape (applications: [...]); in the "
-            "single-application shape use host and port at the top"
+        hint = (
+            "in the single-application shape use host and port at the top"
+            if key == "http_options"
+            else "the single-application shape has none"
         )
+        return f"'{key}' belongs to the multi-application shape (applications: [...]); {hint}"
     if not path and key in _SINGLE_ONLY and "applications" in known:
         return (
             f"'{key}' belongs to the single-application shape and cannot be mixed with "
@@ -210,6 +258,7 @@ def _plain(error: ValidationError, path: DocPath) -> str:
         return f"{name} {words[kind]} (got {_shown(value)})"
     if kind in ("enum", "const"):
         options = bound if isinstance(bound, list) else [bound]
-        hint = did_you_mean(str(value), [str(o) for o in options])
-        return f"{name} must be one of {', '.join(map(str, options))}, not {_shown(value)}{hint}"
+        shown = [o if isinstance(o, str) else json.dumps(o) for o in options]
+        hint = did_you_mean(value, shown) if isinstance(value, str) else ""
+        return f"{name} must be one of {', '.join(shown)}, not {_shown(value)}{hint}"
     return f"{name}: {error.message}"

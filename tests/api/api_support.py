@@ -22,9 +22,12 @@ from reconciler.metrics import Metrics
 from reconciler.model import (
     ApplicationStatus,
     ApplicationStatusInfo,
+    Capacity,
+    CommitStatus,
     DeploymentStatus,
     DeploymentStatusInfo,
     HistoryEntry,
+    LoopStatus,
     Snapshot,
 )
 
@@ -197,16 +200,17 @@ def single_snapshot() -> Snapshot:
     return Snapshot(
         shape="single",
         applications=(app,),
-        applied_commit=COMMIT_A,
-        applied_document=SINGLE_DOCUMENT,
-        applied_at=1700000000.5,
-        latest_commit=COMMIT_B,
-        attempted_commit=COMMIT_B,
-        attempt_outcome="invalid",
-        attempt_errors=("serve.yaml:4:7: num_replicas must be >= 0",),
-        last_pass_at=1700000100.0,
-        last_pass_duration_s=0.2,
-        passes=7,
+        commits=CommitStatus(
+            applied=COMMIT_A,
+            applied_document=SINGLE_DOCUMENT,
+            applied_at=1700000000.5,
+            latest=COMMIT_B,
+            attempted=COMMIT_B,
+            outcome="invalid",
+            errors=("serve.yaml:4:7: num_replicas must be >= 0",),
+        ),
+        loop=LoopStatus(last_pass_at=1700000100.0, last_pass_duration_s=0.2, passes=7),
+        capacity=Capacity(cores=2, cpus=8, memory=8 << 30, max_replicas=200),
     )
 
 
@@ -232,12 +236,15 @@ def multi_snapshot() -> Snapshot:
     return Snapshot(
         shape="multi",
         applications=(fruit, hello),
-        applied_commit=COMMIT_A,
-        applied_document=MULTI_DOCUMENT,
-        latest_commit=COMMIT_A,
-        attempted_commit=COMMIT_A,
-        attempt_outcome="applied",
-        engine_error="Docker engine unreachable",
-        last_pass_at=1700000200.0,
-        passes=3,
+        commits=CommitStatus(
+            applied=COMMIT_A,
+            applied_document=MULTI_DOCUMENT,
+            latest=COMMIT_A,
+            attempted=COMMIT_A,
+            outcome="applied",
+        ),
+        loop=LoopStatus(
+            engine_error="Docker engine unreachable", last_pass_at=1700000200.0, passes=3
+        ),
+        pending_replicas=1,
     )

@@ -11,6 +11,7 @@ from api_support import FakeState, app_for, multi_snapshot, single_snapshot
 from flask import Flask
 
 from reconciler.api.fastpath import StatusFastPath, plain_status_format
+from reconciler.model import LoopStatus
 
 QUERIES = ["", "format=json", "format=yaml", "FORMAT=YAML", "format=xml", "format=", "x=1"]
 ACCEPTS = [
@@ -88,6 +89,6 @@ def test_fast_path_follows_each_new_snapshot() -> None:
     state.snapshot = single_snapshot()
     app, _ = _apps(state)
     first = _answer(app.wsgi_app, "", None)[2]
-    state.snapshot = dataclasses.replace(single_snapshot(), passes=99)
+    state.snapshot = dataclasses.replace(single_snapshot(), loop=LoopStatus(passes=99))
     second = _answer(app.wsgi_app, "", None)[2]
     assert first != second and b'"passes": 99' in second

@@ -22,7 +22,14 @@ from api_support import (
     single_snapshot,
 )
 
-from reconciler.model import ApplicationStatus, ApplicationStatusInfo, HistoryEntry, Snapshot
+from reconciler.model import (
+    ApplicationStatus,
+    ApplicationStatusInfo,
+    CommitStatus,
+    HistoryEntry,
+    LoopStatus,
+    Snapshot,
+)
 
 YAML_WAYS = [
     {"params": {"format": "yaml"}},
@@ -87,9 +94,12 @@ def test_status_deploy_failed_before_any_good_commit(api: LiveApi) -> None:
     )
     api.state.snapshot = Snapshot(
         applications=(failed,),
-        attempted_commit=COMMIT_B,
-        attempt_outcome="invalid",
-        attempt_errors=("serve.yaml:1:1: not a mapping",),
+        commits=CommitStatus(
+            latest=COMMIT_B,
+            attempted=COMMIT_B,
+            outcome="invalid",
+            errors=("serve.yaml:1:1: not a mapping",),
+        ),
     )
     body = api.client.get("/status").json()
     assert body["app_status"]["status"] == "DEPLOY_FAILED"
@@ -127,7 +137,7 @@ def test_status_as_yaml(api: LiveApi, how: dict[str, dict[str, str]]) -> None:
 def test_status_reads_the_latest_snapshot_each_time(api: LiveApi) -> None:
     api.state.snapshot = single_snapshot()
     assert api.client.get("/status").json()["passes"] == 7
-    api.state.snapshot = dataclasses.replace(single_snapshot(), passes=8)
+    api.state.snapshot = dataclasses.replace(single_snapshot(), loop=LoopStatus(passes=8))
     assert api.client.get("/status").json()["passes"] == 8
 
 
@@ -155,9 +165,9 @@ def test_config_before_first_deploy_is_404(api: LiveApi, how: dict[str, dict[str
 
 def test_config_404_says_what_was_attempted(api: LiveApi) -> None:
     api.state.snapshot = Snapshot(
-        attempted_commit=COMMIT_B,
-        attempt_outcome="invalid",
-        attempt_errors=("serve.yaml:2:3: unknown key",),
+        commits=CommitStatus(
+            attempted=COMMIT_B, outcome="invalid", errors=("serve.yaml:2:3: unknown key",)
+        )
     )
     body = api.client.get("/config").json()
     assert (body["attempted_commit"], body["attempt_outcome"]) == (COMMIT_B, "invalid")

@@ -100,7 +100,7 @@ class Harness:
             + ", ".join(f"{d.name} {d.status} {d.message}" for d in a.deployments)
             + (f" [{a.message}]" if a.message else "")
             for a in snap.applications
-        ) + (f" engine_error={snap.engine_error}" if snap.engine_error else "")
+        ) + (f" engine_error={snap.loop.engine_error}" if snap.loop.engine_error else "")
 
     def replicas(self, deployment: str | None = None) -> list[ObservedReplica]:
         return sorted(

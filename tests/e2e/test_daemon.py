@@ -223,3 +223,67 @@ def test_kill_9_mid_rollout_converges_without_duplicates(
     names = [r.name for r in final]
     assert len(set(names)) == len(names)
     assert len({r.version for r in final}) == 1
+
+
+def test_a_revert_to_the_applied_commit_clears_deploy_failed(
+    make_daemon: Any, remote: GitRemote, instance_name: str
+) -> None:
+    """Push an invalid commit, then `git reset --hard GOOD && git push -f`: /status describes
+    the branch as it is now (RUNNING at GOOD), the refusal stays in /history."""
+    replicas = Replicas(instance_name)
+    daemon = make_daemon()
+    good = _head(remote)
+    wait_for(lambda: _running_at(daemon, good), timeout=90, what="first commit RUNNING")
+    before = replicas.ids()
+    remote.edit("serve_config.yaml", "num_replicas: 2", "num_replica: 2")
+    bad = remote.commit_all("typo")
+    wait_for(
+        lambda: daemon.status()["app_status"]["status"] == "DEPLOY_FAILED",
+        timeout=30,
+        what="the typo refused",
+    )
+    git(remote.work, "reset", "-q", "--hard", good)
+    remote.force_push(good)
+    status = wait_for(
+        lambda: (s := daemon.status())["app_status"]["status"] == "RUNNING" and s,
+        timeout=30,
+        what="RUNNING again after the revert",
+    )
+    assert status["applied_commit"] == status["latest_commit"] == good
+    assert status["errors"] == [] and "not applied" not in status["app_status"]["message"]
+    assert replicas.ids() == before
+    history = requests.get(daemon.url + "/history", timeout=5).json()
+    assert any(h["commit"] == bad and h["outcome"] == "invalid" for h in history)
+
+
+def test_a_commit_asking_for_far_more_than_the_host_holds_waits(
+    make_daemon: Any, remote: GitRemote, instance_name: str, docker_client: Any
+) -> None:
+    """num_replicas: 100000 starts only what the replica cap allows; the rest are pending with
+    Serve's kind of message and a gauge; scaling back down clears it."""
+    daemon = make_daemon(RECONCILER_MAX_REPLICAS="4")
+    wait_for(lambda: _running_at(daemon, _head(remote)), timeout=90, what="first deploy")
+    remote.edit("serve_config.yaml", "num_replicas: 2", "num_replicas: 100000")
+    huge = remote.commit_all("one hundred thousand")
+
+    def waiting() -> Any:
+        s = daemon.status()
+        dep = s["deployment_statuses"][0]
+        return s["applied_commit"] == huge and dep["replicas"].get("RUNNING") == 4 and s
+
+    status = wait_for(waiting, timeout=90, what="4 running, the rest pending")
+    dep = status["deployment_statuses"][0]
+    assert dep["status"] == "UPDATING" and dep["replicas"]["PENDING"] == 100000 - 4
+    assert "cannot start" in dep["message"] and "--max-replicas" in dep["message"]
+    assert status["pending_replicas"] == 100000 - 4
+    owned = docker_client.containers.list(
+        all=True, filters={"label": f"io.serve-reconciler.owner={instance_name}"}
+    )
+    assert len(owned) <= 4 + 1  # the replicas and the ingress
+    metrics = requests.get(daemon.url + "/metrics", timeout=5).text
+    gauge = 'serve_reconciler_replicas_pending{app="default",deployment="Greeter"} 99996.0'
+    assert gauge in metrics
+    remote.edit("serve_config.yaml", "num_replicas: 100000", "num_replicas: 2")
+    small = remote.commit_all("back to two")
+    wait_for(lambda: _running_at(daemon, small), timeout=90, what="scaled back down, RUNNING")
+    assert daemon.status()["pending_replicas"] == 0

@@ -98,3 +98,62 @@ def test_up_refuses_a_missing_file(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "no such file" in result.stderr
+
+
+def _up_detached(
+    tree: Path, instance: str, *extra: str
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    import time
+
+    started = time.monotonic()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "up",
+            str(tree / "serve_config.yaml"),
+            "--detach",
+            "--timeout",
+            "30",
+            "--instance",
+            instance,
+            "--default-image",
+            BASE_IMAGE,
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return result, time.monotonic() - started
+
+
+def test_up_detach_on_an_invalid_config_exits_1_at_once(
+    greeter_tree: Path, instance_name: str, docker_client: Any
+) -> None:
+    config = greeter_tree / "serve_config.yaml"
+    config.write_text(config.read_text().replace("num_replicas: 2", "num_replica: 2"))
+    result, took = _up_detached(greeter_tree, instance_name)
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert took < 20, f"took {took:.1f}s: the timeout was waited out"  # not --timeout 30
+    assert "serve_config.yaml:" in out and "num_replica" in out
+    assert "the working tree's config" in out.lower() and "commit worktree" not in out.lower()
+    containers, _ = _owned(docker_client, instance_name)
+    assert [c for c in containers if c.labels.get(labels.ROLE) == "replica"] == []
+
+
+def test_up_detach_on_a_config_the_host_cannot_hold_exits_1_at_once(
+    greeter_tree: Path, instance_name: str, docker_client: Any
+) -> None:
+    config = greeter_tree / "serve_config.yaml"
+    config.write_text(config.read_text().replace("num_replicas: 2", "num_replicas: 100000"))
+    result, took = _up_detached(greeter_tree, instance_name, "--max-replicas", "3")
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert took < 60, f"took {took:.1f}s"
+    assert "cannot start" in out and "--max-replicas" in out
+    containers, _ = _owned(docker_client, instance_name)
+    replicas = [c for c in containers if c.labels.get(labels.ROLE) == "replica"]
+    assert len(replicas) == 3  # the cap, not 100000

@@ -144,8 +144,8 @@ def test_hostile_config_is_refused_and_nothing_changes(running: Running, case: C
         for _ in range(2):  # a second pass must not act on it either
             running.h.reconciler.run_pass()
         snap = running.h.reconciler.snapshot
-        assert snap.attempt_outcome == "invalid", running.h.describe()
-        errors = "\n".join(snap.attempt_errors)
+        assert snap.commits.outcome == "invalid", running.h.describe()
+        errors = "\n".join(snap.commits.errors)
         print(f"{case.name}: {errors[:300]}")
         assert errors and "internal error" not in errors
         for word in case.words:
@@ -158,5 +158,5 @@ def test_hostile_config_is_refused_and_nothing_changes(running: Running, case: C
     finally:
         running.reset()
     running.h.reconciler.run_pass()
-    assert running.h.reconciler.snapshot.attempt_outcome == "applied"
+    assert running.h.reconciler.snapshot.commits.outcome == "applied"
     assert running.containers() == before

@@ -172,11 +172,31 @@ def test_hardening_and_resources(
     assert host["Privileged"] is False and host["CapDrop"] == ["ALL"]
     assert host["SecurityOpt"] == ["no-new-privileges"] and host["PidsLimit"] == 256
     assert not host["Binds"] and not info["Mounts"]
-    assert host["NanoCpus"] == 500_000_000 and host["Memory"] == 128 * 2**20
+    # Ray's logical resources: a CPU weight and a memory reservation, no quota, no limit.
+    assert host["CpuShares"] == 512 and host["MemoryReservation"] == 128 * 2**20
+    assert host["NanoCpus"] == 0 and host["Memory"] == 0
     assert config["User"] == "65534:65534" and config["StopTimeout"] == 10
     # The reconciler checks health over HTTP (health.py); an image's HEALTHCHECK is switched off.
     assert config["Healthcheck"] == {"Test": ["NONE"]}
     assert host["PortBindings"]["8000/tcp"][0]["HostIp"] == "127.0.0.1"
+
+
+def test_hard_limits_make_num_cpus_and_memory_caps(
+    engine: DockerEngine, code_tree: CodeTree, docker_client: Any
+) -> None:
+    from reconciler.model import Resources
+    from reconciler.settings import HostLimits
+
+    strict = DockerEngine(
+        instance=engine._instance, default_image=BASE_IMAGE, limits=HostLimits(hard_limits=True)
+    )
+    spec = make_spec(code_tree, resources=Resources(num_cpus=0.5, memory=128 * 2**20))
+    strict.start_replica(spec, 0)
+    replica = observe_until(strict, lambda rs: len(rs) == 1)[0]
+    host = docker_client.api.inspect_container(replica.container_id)["HostConfig"]
+    assert host["NanoCpus"] == 500_000_000 and host["Memory"] == 128 * 2**20
+    assert replica.demand is not None and replica.demand.cpus == 0.5  # read back from its label
+    assert strict.capacity().cores >= 1 and strict.capacity().max_replicas >= 100
 
 
 def test_image_allowlist_and_unreachable_engine(engine: DockerEngine, code_tree: CodeTree) -> None:

@@ -122,11 +122,17 @@ def test_container_settings_from_the_spec(code_tree: CodeTree) -> None:
     assert env["SERVE_USER_CONFIG"] == '{"price":3}'
     assert env["SERVE_USER_CONFIG_HASH"] == spec.user_config_hash
     host = containers.replica_host_config(spec, "net", "127.0.0.1")
-    assert host["nano_cpus"] == 500_000_000 and host["mem_limit"] == 256 * 2**20
+    assert host["cpu_shares"] == 512 and host["mem_reservation"] == 256 * 2**20
+    assert "nano_cpus" not in host and "mem_limit" not in host  # logical, as in Ray
+    hard = containers.replica_host_config(spec, "net", "127.0.0.1", hard_limits=True)
+    assert hard["nano_cpus"] == 500_000_000 and hard["mem_limit"] == 256 * 2**20
     assert host["device_requests"][0]["Count"] == 1
     assert host["cap_drop"] == ["ALL"] and host["privileged"] is False
     lab = containers.replica_labels("inst", spec, 1)
     assert lab[labels.OWNER] == "inst" and lab[labels.VERSION] == spec.version
+    held = containers.demand_from_label(lab[labels.DEMAND])
+    assert held is not None and (held.cpus, held.memory, held.gpus) == (0.5, 256 * 2**20, 1.0)
+    assert containers.demand_from_label("not json") is None
     assert containers.health_settings(lab) == (
         spec.health_check_period_s,
         spec.health_check_timeout_s,

@@ -146,7 +146,7 @@ def test_from_env_reads_the_reconciler_environment() -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(VALID, "extensions_and_anchors.yaml", environ={})
     (issue,) = caught.value.issues
-    assert "FRUIT_DB_PASSWORD" in issue.message and issue.line == 12
+    assert "FRUIT_DB_PASSWORD" in issue.message and issue.line == 13
 
 
 def test_redacted_document_hides_secret_values_only() -> None:
