@@ -20,10 +20,12 @@ from reconciler.errors import ConfigError
 from reconciler.model import ApplicationStatus, ObservedReplica, ReplicaState, ServeConfig
 from reconciler.plan import diff_configs
 from reconciler.reconcile import Reconciler, WorkTreeTarget
+from reconciler.reconcile.target import Progress
 from reconciler.runtime import labels
 from reconciler.runtime.docker_engine import DockerEngine
 from reconciler.runtime.remote_code import CodeFetcher
 from reconciler.runtime.wheels import PipSettings
+from reconciler.settings import EngineSettings
 from tests.conftest import BASE_IMAGE, new_instance_name, remove_owned
 from tests.packaging_support import archive_server, self_signed_cert, simple_index, zip_bytes
 from tests.support import free_port, wait_for
@@ -72,14 +74,17 @@ class Up:
 
     def __post_init__(self) -> None:
         keeper = app.ImageKeeper(self.engine, keep=3, background=False)
-        prepare = app.preparing_loader(self.engine, self.fetch, keeper)
+        build = keeper.preparer()
 
-        def load(tree: Path, path: str) -> ServeConfig:
-            self.loaded = prepare(tree, path)
+        def prepare(config: ServeConfig, progress: Progress) -> ServeConfig:
+            self.loaded = build(config, progress)
             keeper.applied("worktree")
             return self.loaded
 
-        target = WorkTreeTarget(root=self.root, config_path="serve_config.yaml", load=load)
+        load = app.make_loader(EngineSettings(default_image=BASE_IMAGE), self.fetch)
+        target = WorkTreeTarget(
+            root=self.root, config_path="serve_config.yaml", load=load, prepare=prepare
+        )
         self.reconciler = Reconciler(
             target=target, engine=self.engine, redact=spec.redacted_document, interval_s=1.0
         )
@@ -161,9 +166,9 @@ def test_pip_packages_deploy_roll_and_an_unresolvable_one_is_refused(
     # A requirement the index cannot satisfy: refused at its line, the running version stays.
     (root / "serve_config.yaml").write_text(CONFIG.format(port=port, version="9.9"))
     up.reconciler.run_pass()  # type: ignore[union-attr]
-    snap = up.reconciler.snapshot  # type: ignore[union-attr]
-    assert snap.attempt_outcome == "invalid"
-    (error,) = snap.attempt_errors
+    commits = up.reconciler.snapshot.commits  # type: ignore[union-attr]
+    assert commits.outcome == "invalid"
+    (error,) = commits.errors
     assert error.startswith("serve_config.yaml:6:7: cannot install 'tinypkg==9.9'")
     assert "No matching distribution found for tinypkg==9.9" in error  # pip's own words
     assert [r.container_id for r in up.running()] == [second.container_id]
