@@ -36,6 +36,7 @@ APP_REPOSITORY = "serve-reconciler/app"
 DEPS_REPOSITORY = "serve-reconciler/deps"
 _WHEELS = "/tmp/serve-wheels"
 _STEP = re.compile(r"^Step (\d+)/(\d+) :")
+_DOCKER_CHATTER = ("--->", "Removing intermediate", "Successfully built ", "Successfully tagged ")
 _LAYER = re.compile(r"^---> ([0-9a-f]{12,64})$")
 
 
@@ -141,5 +142,5 @@ def read_stream(chunks: Iterator[dict[str, object]]) -> Iterator[BuildLine]:
                 yield BuildLine("layer", layer.group(1))
             elif step:
                 yield BuildLine("step", text, int(step.group(1)), int(step.group(2)))
-            elif text and not text.startswith(("--->", "Removing intermediate", "Successfully")):
+            elif text and not text.startswith(_DOCKER_CHATTER):
                 yield BuildLine("output", text)

@@ -149,7 +149,7 @@ class ImageBuilder:
         dockerfile = imagebuild.deps_dockerfile(base_id, wheels, spec.packages.check, role_labels)
         with tempfile.TemporaryFile(dir=self._cache) as context:
             imagebuild.write_deps_context(context, dockerfile, wheels)
-            failure = self._build(spec, tag, context, progress, "installing packages", base_id)
+            failure = self._build(spec, tag, context, progress, "the packages image", base_id)
         if failure:
             packages = spec.packages
             message = f"the packages cannot be installed in the image:\n{failure}"

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from reconciler.errors import ConfigError, ConfigIssue, EngineError, PackagesUna
 from reconciler.model import PackageSet, Requirement, short_hash
 
 Progress = Callable[[str], None]
+REFUSED_TTL_S = 60.0  # a requirement set pip could not resolve is asked again after this
 
 # Runs in the image (and on the host) to say which wheels fit its interpreter.
 PROBE = r"""
@@ -146,6 +148,9 @@ class WheelResolver:
         self._settings = settings
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        # Requirement sets pip refused lately: `up` prepares again on every pass until the
+        # config changes, and asking the index the same question each second helps no one.
+        self._refused: dict[str, tuple[float, ConfigError]] = {}
         self.resolutions = 0  # pip runs (tests count them)
 
     def resolve(self, packages: PackageSet, target: Interpreter, progress: Progress) -> Wheels:
@@ -161,7 +166,14 @@ class WheelResolver:
             entry = self._dir / key
             done = entry / "resolved.json"
             if not done.is_file():
-                self._resolve_into(entry, packages, target, same, progress)
+                refused = self._refused.get(key)
+                if refused is not None and time.monotonic() - refused[0] < REFUSED_TTL_S:
+                    raise refused[1]
+                try:
+                    self._resolve_into(entry, packages, target, same, progress)
+                except ConfigError as exc:
+                    self._refused[key] = (time.monotonic(), exc)
+                    raise
             data = json.loads(done.read_text())
         return Wheels(entry, tuple((n, s) for n, s in data["files"]), data["installer"])
 
