@@ -1,8 +1,8 @@
 """The fruit stand: three stands priced by user_config, and a market that asks them.
 
 POST a JSON body `["MANGO", 2]` to the ingress and get back the price (6 with the config in this
-repository); an unknown fruit costs -1. Plain Python: the `ray.serve` used here is the small shim
-the reconciler's replica runtime provides inside each container.
+repository); an unknown fruit costs -1. Ray Serve 2.x code as it is: it runs unchanged under
+`serve run fruit:deployment_graph` and on the reconciler's replica runtime.
 """
 
 from ray import serve
@@ -59,15 +59,15 @@ class FruitMarket:
             "PEAR": pear_stand,
         }
 
-    def check_price(self, fruit: str, amount: float) -> float:
+    async def check_price(self, fruit: str, amount: float) -> float:
         if fruit not in self.directory:
             return -1
         stand = self.directory[fruit]
-        return stand.check_price.remote(amount).result()
+        return await stand.check_price.remote(amount)
 
-    def __call__(self, request):
-        fruit, amount = request.json()
-        return self.check_price(fruit, amount)
+    async def __call__(self, request):
+        fruit, amount = await request.json()
+        return await self.check_price(fruit, amount)
 
 
 deployment_graph = FruitMarket.bind(MangoStand.bind(), OrangeStand.bind(), PearStand.bind())

@@ -183,6 +183,9 @@ class DeploymentSpec:
     # image + packages + code + replica runtime); None: start from `image` and copy the code in.
     # Not compared: it is derived from the fields above, plus the reconciler's own files.
     built_image: str | None = field(default=None, compare=False)
+    # The code has a @serve.multiplexed method: the ingress routes by model id. Not part of
+    # `version` (it follows the code, whose change restarts the replicas anyway).
+    multiplexed: bool = False
 
     @property
     def key(self) -> tuple[str, str]:

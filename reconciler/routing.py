@@ -36,6 +36,8 @@ READY_PATH = "/-/ready"
 HEALTHZ_PATH = "/-/healthz"  # the ingress itself is alive (for a container health check)
 ROUTES_PATH = "/-/routes"  # Serve's proxy endpoint: {route_prefix: application}
 CALL_PREFIX = "/-/call"
+MODEL_ID_HEADER = "serve_multiplexed_model_id"  # Serve's header naming a multiplexed model
+ROUTE_PREFIX_HEADER = "x-serve-route-prefix"  # the replica serves its ASGI app under it
 STATS_SOCKET = "/tmp/haproxy.sock"  # HAProxy's runtime API (in /tmp: the ingress runs as nobody)
 DEFAULT_SERVER_TIMEOUT_S = 60.0
 NO_ROUTE_BACKEND = "no_route"
@@ -203,7 +205,28 @@ def _servers(spec: DeploymentSpec, replicas: Sequence[ObservedReplica]) -> list[
     return lines
 
 
-def _deployment_backend(spec: DeploymentSpec, replicas: Sequence[ObservedReplica]) -> list[str]:
+def _balance(spec: DeploymentSpec) -> list[str]:
+    """A multiplexed deployment gets the requests for one model id on one replica (consistent
+    hashing keeps most ids in place when replicas come and go); requests without the header
+    are balanced round robin, as HAProxy does when the hashed header is missing."""
+    if spec.multiplexed:
+        return [f"    balance hdr({MODEL_ID_HEADER})", "    hash-type consistent"]
+    return ["    balance leastconn"]
+
+
+def _prefix_header(prefix: str | None) -> list[str]:
+    """Tells the ingress deployment its full route prefix: Serve gives the ASGI app that as
+    `root_path`, and HAProxy forwards the full path. Set, never passed on from the client."""
+    if not prefix:
+        return []
+    # a log-format string: percent-encoded bytes need their '%' doubled
+    value = url_path(prefix).replace("%", "%%")
+    return [f"    http-request set-header {ROUTE_PREFIX_HEADER} {value}"]
+
+
+def _deployment_backend(
+    spec: DeploymentSpec, replicas: Sequence[ObservedReplica], prefix: str | None = None
+) -> list[str]:
     unavailable = json.dumps(
         {"error": f"no healthy replica of deployment '{spec.name}' in application '{spec.app}'"}
     )
@@ -211,7 +234,8 @@ def _deployment_backend(spec: DeploymentSpec, replicas: Sequence[ObservedReplica
     return [
         f"backend {backend_name(*spec.key)}",
         f"    # {label}",
-        "    balance leastconn",
+        *_balance(spec),
+        *_prefix_header(prefix),
         f"    option httpchk GET {READY_PATH}",
         # HAProxy's own 503 (no server up), with our body. Not `http-request return ... if
         # { nbsrv lt 1 }`: right after a reload `nbsrv` reads 0 for a moment although every
@@ -231,6 +255,7 @@ def render_haproxy(
         if replica.container_id in routable:
             by_key.setdefault(replica.key, []).append(replica)
     routes = _routes(config)
+    prefixes = {(r.app.name, r.app.ingress): r.prefix for r in routes}
     sections = [
         _global(config),
         _ingress_frontend(routes),
@@ -245,6 +270,9 @@ def render_haproxy(
             404,
             '{"error": "no deployment at this path", "path": "%[path,json(utf8s)]"}',
         ),
-        *(_deployment_backend(spec, by_key.get(spec.key, [])) for spec in specs),
+        *(
+            _deployment_backend(spec, by_key.get(spec.key, []), prefixes.get(spec.key))
+            for spec in specs
+        ),
     ]
     return "\n\n".join("\n".join(section) for section in sections) + "\n"

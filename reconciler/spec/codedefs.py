@@ -71,6 +71,7 @@ class ScannedDeployment:
     is_function: bool = False
     has_reconfigure: bool | None = None
     asgi: bool = False  # decorated with @serve.ingress
+    multiplexed: bool = False  # a method is decorated with @serve.multiplexed
 
 
 @dataclass(frozen=True, eq=False)

@@ -68,6 +68,8 @@ class _Scanner:
         self.serve_names: set[str] = set()  # local names meaning ray.serve
         self.decorator_names: set[str] = set()  # local names meaning ray.serve.deployment
         self.ingress_names: set[str] = set()  # local names meaning ray.serve.ingress
+        self.multiplexed_names: set[str] = set()  # local names meaning ray.serve.multiplexed
+        self.multiplexed_classes: set[str] = set()  # classes with a @serve.multiplexed method
         self.ray_names: set[str] = set()
         self.plain: dict[str, tuple[int, bool]] = {}  # undecorated class/function: line, is fn
         self.constants: dict[str, Any] = {}  # module-level literals nothing changes
@@ -114,8 +116,12 @@ class _Scanner:
             self._define(local, None)
             if module == "ray" and alias.name == "serve":
                 self.serve_names.add(local)
-            elif module == "ray.serve" and alias.name in ("deployment", "ingress"):
-                names = self.decorator_names if alias.name == "deployment" else self.ingress_names
+            elif module == "ray.serve" and alias.name in ("deployment", "ingress", "multiplexed"):
+                names = {
+                    "deployment": self.decorator_names,
+                    "ingress": self.ingress_names,
+                    "multiplexed": self.multiplexed_names,
+                }[alias.name]
                 names.add(local)
             elif module:
                 self.scan.imported[local] = (module, alias.name)
@@ -135,6 +141,10 @@ class _Scanner:
             self.scan.values[name] = value
 
     def _definition(self, stmt: ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        if isinstance(stmt, ast.ClassDef) and self._has_multiplexed(stmt):
+            self.multiplexed_classes.add(stmt.name)
+        else:
+            self.multiplexed_classes.discard(stmt.name)
         found: ScannedDeployment | None = None
         ingress: tuple[int, ast.expr | None, ast.expr] | None = None  # (index, app, decorator)
         for i, dec in enumerate(stmt.decorator_list):
@@ -196,6 +206,13 @@ class _Scanner:
 
     def _is_decorator(self, node: ast.expr) -> bool:
         return self._is_serve_attr(node, "deployment", self.decorator_names)
+
+    def _has_multiplexed(self, cls: ast.ClassDef) -> bool:
+        """A method of the class is decorated with @serve.multiplexed: its replicas should get
+        the requests for one model id where that model is loaded."""
+        names = self.multiplexed_names
+        decorators = (d.func if isinstance(d, ast.Call) else d for d in _method_decorators(cls))
+        return any(self._is_serve_attr(d, "multiplexed", names) for d in decorators)
 
     def _is_ingress(self, node: ast.expr) -> bool:
         func = node.func if isinstance(node, ast.Call) else node
@@ -298,12 +315,20 @@ class _Scanner:
             self.filename,
             is_function=is_function,
             has_reconfigure=None if is_function else has_reconfigure,
+            multiplexed=class_name in self.multiplexed_classes,
         )
 
     def _deployment(
         self, stmt: ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef, call: ast.Call | None
     ) -> ScannedDeployment:
-        base = ScannedDeployment(stmt.name, stmt.name, {}, stmt.lineno, self.filename)
+        base = ScannedDeployment(
+            stmt.name,
+            stmt.name,
+            {},
+            stmt.lineno,
+            self.filename,
+            multiplexed=stmt.name in self.multiplexed_classes,
+        )
         if isinstance(stmt, ast.ClassDef):
             info = codefacts.class_info(stmt)
             known = "reconfigure" in info.methods if info.plain else None
@@ -347,6 +372,15 @@ class _Scanner:
 
     def _with_options(self, base: ScannedDeployment, call: ast.Call) -> ScannedDeployment:
         return codeoptions.with_options(base, call, self._literal)
+
+
+def _method_decorators(cls: ast.ClassDef) -> list[ast.expr]:
+    return [
+        dec
+        for stmt in cls.body
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef)
+        for dec in stmt.decorator_list
+    ]
 
 
 def _positional(node: ast.expr) -> CodeIssue:

@@ -70,6 +70,7 @@ def _with_facts(read: ScannedDeployment, described: DescribedDeployment) -> Scan
         is_function=described.is_function,
         has_reconfigure=described.has_reconfigure,
         asgi=read.asgi or described.asgi_ingress,
+        multiplexed=read.multiplexed or described.multiplexed,
     )
 
 
@@ -107,6 +108,7 @@ def _from_sandbox(
             else described.has_reconfigure
         ),
         asgi=described.asgi_ingress or bool(place and place.asgi),
+        multiplexed=described.multiplexed or bool(place and place.multiplexed),
     )
     return merged, issues
 

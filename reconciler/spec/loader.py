@@ -357,6 +357,7 @@ class _Load:
                     tree=tree,
                     args=args,
                     packages=found_packages,
+                    multiplexed=dep.multiplexed,
                 )
             )
         if len(specs) != len(scanned.specs):

@@ -223,6 +223,7 @@ def build_spec(
     tree: CodeTree,
     args: str,
     packages: PackageSet | None = None,
+    multiplexed: bool = False,
 ) -> DeploymentSpec:
     """A fully resolved DeploymentSpec from a checked config entry and code options."""
     count, autoscaling = replicas(entry, code)
@@ -250,6 +251,7 @@ def build_spec(
         args=args,
         packages=packages,
         built_image=None,
+        multiplexed=multiplexed,
         **timings,
     )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from reconciler import spec
-from reconciler.model import ApplicationStatus, ObservedReplica, ReplicaState
+from reconciler.model import ApplicationStatus, ObservedReplica, ReplicaState, ServeConfig
 from reconciler.reconcile import Reconciler, WorkTreeTarget
 from reconciler.runtime.docker_engine import DockerEngine
 from tests.conftest import BASE_IMAGE
@@ -63,15 +63,24 @@ deployments:
 class Harness:
     """A working tree plus a reconciler over the real engine, driven pass by pass."""
 
-    def __init__(self, root: Path, instance: str, config: str = "serve_config.yaml") -> None:
+    def __init__(
+        self,
+        root: Path,
+        instance: str,
+        config: str = "serve_config.yaml",
+        *,
+        engine: DockerEngine | None = None,
+        load: Callable[[Path, str], ServeConfig] = spec.load_config,
+    ) -> None:
         self.root = root
         self.instance = instance
-        self.engine = DockerEngine(instance=instance, default_image=BASE_IMAGE)
+        self.engine = engine or DockerEngine(instance=instance, default_image=BASE_IMAGE)
         self.config = config
+        self.load = load
         self.reconciler = self._new_reconciler()
 
     def _new_reconciler(self) -> Reconciler:
-        target = WorkTreeTarget(root=self.root, config_path=self.config, load=spec.load_config)
+        target = WorkTreeTarget(root=self.root, config_path=self.config, load=self.load)
         return Reconciler(
             target=target, engine=self.engine, redact=spec.redacted_document, interval_s=1.0
         )

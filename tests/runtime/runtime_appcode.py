@@ -31,14 +31,14 @@ class Stand:
         await asyncio.sleep(0.01)
         return self.price * amount
 
-    def __call__(self, request):
+    async def __call__(self, request):
         return {
             "price": self.price,
             "method": request.method,
-            "path": request.path,
-            "query": request.query_params,
+            "path": request.url.path,
+            "query": dict(request.query_params),
             "header": request.headers.get("X-Test"),
-            "body": request.text(),
+            "body": (await request.body()).decode(),
         }
 
 
@@ -48,7 +48,7 @@ class Market:
         self.stand = stand
 
     async def __call__(self, request):
-        fruit, amount = request.json()
+        fruit, amount = await request.json()
         if fruit == "TEXT":
             return "plain"
         if fruit == "RAW":
@@ -82,8 +82,8 @@ class Slow:
 
 
 @serve.deployment
-def echo(request):
-    return request.body
+async def echo(request):
+    return await request.body()
 
 
 @serve.deployment
@@ -98,7 +98,43 @@ class Plain:
         return "ok"
 
 
+@serve.deployment
+class Streamer:
+    async def __call__(self, request):
+        for i in range(int(request.query_params.get("n", "2"))):
+            yield f"{i}\\n"
+            await asyncio.sleep(0.01)
+
+
+@serve.deployment
+class Echo:
+    def __init__(self, message, repeat=1):
+        self.message, self.repeat = message, repeat
+
+    def __call__(self):
+        return " ".join([self.message] * self.repeat)
+
+
+def build(args):
+    return Echo.bind(args["message"])
+
+
+def build_typed(args: "EchoArgs"):
+    return Echo.bind(args.message, args.repeat)
+
+
+try:
+    from pydantic import BaseModel
+
+    class EchoArgs(BaseModel):
+        message: str
+        repeat: int = 2
+except ImportError:
+    pass
+
+
 graph = Market.bind(Stand.bind(2))
+stream_app = Streamer.bind()
 slow_app = Slow.bind()
 echo_app = echo.bind()
 broken_app = Broken.bind()

@@ -233,7 +233,7 @@ def test_sigterm_drains_in_flight_request_and_max_ongoing_serialises(
     for t in threads:
         t.join(30)
     assert results == [200, 200, 200]
-    assert http(replica.control_url + "/?s=0")[1] == b'{"peak": 1}'
+    assert http(replica.control_url + "/?s=0")[1] == b'{"peak":1}'
 
     slow: list[int] = []
     inflight = threading.Thread(target=lambda: slow.append(http(replica.control_url + "/?s=2")[0]))

@@ -85,7 +85,7 @@ def test_http_request_and_response_encoding(local_replica: Start) -> None:
     }
     echo = local_replica("echo", "shop:echo_app")
     echo.wait_ready()
-    assert http(echo.url + "/", b"\x00\x01")[:3] == (200, b"\x00\x01", "application/octet-stream")
+    assert http(echo.url + "/", b"\x00\x01")[:3] == (200, b"\x00\x01", "text/plain")
 
 
 def test_handle_calls_and_errors_between_replicas(local_replica: Start) -> None:
@@ -96,7 +96,7 @@ def test_handle_calls_and_errors_between_replicas(local_replica: Start) -> None:
     market.wait_ready()
     assert http(market.url + "/", b'["MANGO", 2]')[1] == b"6"
     assert http(market.url + "/", b'["TEXT", 0]')[1:] == (b"plain", "text/plain; charset=utf-8")
-    assert http(market.url + "/", b'["RAW", 0]')[1:] == (b"raw", "application/octet-stream")
+    assert http(market.url + "/", b'["RAW", 0]')[1:] == (b"raw", "text/plain")
     assert call_json(market.url + "/-/call/default/Market/sync_price", {"args": [4]})[1] == {
         "result": 12
     }

@@ -16,7 +16,7 @@ from runtime_support import make_spec
 from reconciler import naming
 from reconciler.errors import EngineError
 from reconciler.model import CodeTree, Resources
-from reconciler.replica.serve_replica import api, graph, request
+from reconciler.replica.serve_replica import api, graph, request, responses
 from reconciler.runtime import containers, errortext, labels, secret_env
 from reconciler.runtime.bundle import build_bundle
 
@@ -207,13 +207,14 @@ def test_import_targets_and_app_builders() -> None:
         graph.to_application(42, {})
 
 
-def test_response_encoding() -> None:
-    assert request.encode_result(b"x") == (200, "application/octet-stream", b"x")
-    assert request.encode_result("é")[1:] == ("text/plain; charset=utf-8", "é".encode())
-    assert request.encode_result({"a": 1}) == (200, "application/json", b'{"a": 1}')
-    assert request.encode_error(KeyError("k"))[2] == b'{"error": "\'k\'", "type": "KeyError"}'
+def test_response_encoding_follows_serve() -> None:
+    assert responses.encode(b"x") == (b"text/plain", b"x")
+    assert responses.encode("é") == (b"text/plain; charset=utf-8", "é".encode())
+    assert responses.encode({"a": 1}) == (b"application/json", b'{"a":1}')
+    assert responses.encode(None) == (b"text/plain", b"")
+    assert request.error_body(KeyError("k")) == {"error": "'k'", "type": "KeyError"}
     headers = request.Headers([("X-A", "1"), ("x-a", "2")])
-    assert headers["x-A"] == "1, 2" and "X-a" in headers
+    assert headers["x-A"] == "1, 2" and "X-a" in headers and headers.getlist("x-a") == ["1", "2"]
 
 
 def test_duplicate_networks_are_ordered_by_creation_time_not_text() -> None:

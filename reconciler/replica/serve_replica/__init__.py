@@ -20,13 +20,31 @@ Environment (the engine sets it; `settings.Settings.from_env` reads it):
   SERVE_STATE_DIR                                 where reconfigure persists user_config
                                                   (default /tmp/serve-state; survives a process
                                                   restart inside the same container)
+  SERVE_MAX_BODY_BYTES                            largest request body (default 100 MiB)
   SERVE_SECRET_ENV_FILE                           a JSON file of secret env values, loaded
                                                   into the environment at start (kept out of
                                                   the container's Env, which inspect shows)
 
-HTTP on 0.0.0.0:SERVE_HTTP_PORT: GET /-/ready, GET /-/healthz (the reconciler's health check
-runs the user's check_health() through it), GET /-/state,
-POST /-/reconfigure, POST /-/call/<app>/<deployment>/<method>; anything else goes to the user's
-`__call__(request)`. If `__init__` or the first `reconfigure` raises, the traceback goes to stderr
-(last line `ExcType: message`) and the process exits 1. SIGTERM drains, calls `__del__`, exits 0.
+HTTP/1.1 on 0.0.0.0:SERVE_HTTP_PORT (asyncio, keep-alive): GET /-/ready, GET /-/healthz (runs
+the user's check_health()), GET /-/state, POST /-/reconfigure, POST
+/-/call/<app>/<deployment>/<method> (handle calls: pickle from inside the network, or JSON
+{"args", "kwargs"} -> {"result"}); anything else is an ASGI request to the deployment (under the
+`x-serve-route-prefix` the ingress sets, as ASGI root_path). If
+the import, `__init__` or the first `reconfigure` raises, the traceback goes to stderr (last
+line `ExcType: message`) and the process exits 1. SIGTERM drains, calls `__del__`, exits 0.
+`python3 -m serve_replica.describe` prints the built application as JSON (see describe.py).
+
+Modules, one concern each (standard library only at import; starlette/FastAPI only in web.py):
+  protocol   HTTP/1.1 connections          asgi       scope, receive/send, lifespan
+  server     control endpoints, dispatch   calls      the callee side of handle calls
+  userapp    a deployment as an ASGI app   responses  return values -> ASGI messages
+  request    the stdlib Request stand-in   web        starlette/FastAPI, lazily
+  handle     DeploymentHandle & responses  transport  the router client (kept-alive)
+  wire       the pickle format of calls    batching   @serve.batch
+  multiplex  @serve.multiplexed            context    replica and request context
+  logs       Serve's log format            driver     serve.run & co. as no-ops
+  api        @serve.deployment, ingress    graph      the bound graph, names, builders
+  replica    one replica's state           loop       the event loop and sync workers
+  startup    path, secrets, import         describe   describe mode
+  settings   the environment               sync       the reconfigure writer lock
 """

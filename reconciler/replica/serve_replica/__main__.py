@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 import os
 import signal
 import sys
-import threading
 import traceback
-from types import FrameType
 
+from . import handle, logs, protocol, transport
+from . import loop as runtime_loop
+from .context import new_unique_id
 from .replica import Replica
 from .request import last_line
-from .server import ReplicaServer
+from .server import Dispatcher
 from .settings import Settings
-from .sync import LoopThread
-
-PY_MODULES_DIR = "/app/py_modules"
-
-
-def _setup_path() -> None:
-    cwd = os.getcwd()
-    if cwd not in sys.path[:1]:
-        sys.path.insert(0, cwd)
-    if os.path.isdir(PY_MODULES_DIR):
-        sys.path.insert(1, PY_MODULES_DIR)
+from .startup import load_secret_env, setup_path
 
 
 def _exit(code: int) -> None:
@@ -34,48 +25,46 @@ def _exit(code: int) -> None:
     os._exit(code)
 
 
-def _load_secret_env() -> None:
-    """Secret env values come in a file the engine copied in (not in the container's Env, which
-    `docker inspect` shows); they join the environment before the user's code is imported."""
-    path = os.environ.pop("SERVE_SECRET_ENV_FILE", "")
-    if path:
-        with open(path, encoding="utf-8") as f:
-            os.environ.update(json.load(f))
+async def run(settings: Settings) -> None:
+    loop = asyncio.get_running_loop()
+    runtime_loop.install(loop, workers=max(8, settings.max_ongoing_requests + 4))
+    handle.set_router(transport.Router(settings.router_url))
+    replica = Replica(settings, new_unique_id())
+    logs.setup_replica(settings.app, settings.deployment, replica.replica_id)
+    # listening before __init__ runs, so /-/healthz can say it is still starting
+    server = await protocol.serve(Dispatcher(replica), settings.port)
+    stop = asyncio.Event()
 
-
-def main() -> None:
-    _load_secret_env()
-    settings = Settings.from_env(os.environ)
-    _setup_path()
-    replica = Replica(settings, LoopThread())
-    server = ReplicaServer(settings.port, replica)  # listening before __init__ runs
-    threading.Thread(target=server.serve_forever, name="serve-http", daemon=True).start()
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
+    def on_signal() -> None:
         if not replica.initialized:
             _exit(0)  # a replica still starting is stopped at once, as Serve does
         replica.draining = True
         stop.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal)
     try:
-        replica.initialize()
+        await replica.initialize()
     except BaseException as exc:
         replica.error = last_line(exc)
         traceback.print_exc()  # its last line is the user's `ExcType: message`
         _exit(1)
     print(f"[serve] {settings.app}/{settings.deployment}#{settings.replica} ready", flush=True)
-    while not stop.wait(1.0):
-        pass
-    replica.drain()
+    await stop.wait()
+    await replica.drain()
     try:
-        replica.call_del()
+        await replica.shutdown()
     except Exception:
         traceback.print_exc(file=sys.stdout)
-    server.shutdown()
+    server.close()
     _exit(0)
+
+
+def main() -> None:
+    load_secret_env()
+    settings = Settings.from_env(os.environ)
+    setup_path()
+    asyncio.run(run(settings))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -31,25 +33,58 @@ def import_target(import_path: str) -> Any:
 
 
 def to_application(target: Any, args: dict[str, Any]) -> Application:
-    """The bound graph from an import target: an Application, a Deployment, or an app builder."""
+    """The bound graph from an import target: an Application, a Deployment, or an app builder
+    (a function of `args`, called with them, possibly as the pydantic model it annotates)."""
     if isinstance(target, Application):
         return target
     if isinstance(target, Deployment):
         return target.bind()
-    if callable(target):
-        built = target(args) if _takes_an_argument(target) else target()
+    if callable(target) and not isinstance(target, type):
+        built = _call_builder(target, args)
         if isinstance(built, (Application, Deployment)):
             return to_application(built, {})
+        raise TypeError(
+            f"the application builder {getattr(target, '__name__', target)!r} returned "
+            f"{type(built).__name__}, not an application (Deployment.bind(...))"
+        )
     raise TypeError(
-        f"import_path must point to a bound deployment (Deployment.bind(...)), got {type(target)}"
+        f"import_path must point to a bound deployment (Deployment.bind(...)) or an "
+        f"application builder, got {type(target).__name__}"
     )
 
 
-def _takes_an_argument(fn: Any) -> bool:
+def _call_builder(fn: Any, args: dict[str, Any]) -> Any:
     try:
-        return len(inspect.signature(fn).parameters) > 0
+        params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
-        return False
+        params = []
+    if not params:
+        if args:
+            raise TypeError(
+                f"the application builder {fn.__name__!r} takes no arguments, but the config "
+                f"gives args {sorted(args)}"
+            )
+        return fn()
+    return fn(_as_annotated(fn, params[0], args))
+
+
+def _as_annotated(fn: Any, param: inspect.Parameter, args: dict[str, Any]) -> Any:
+    """`args` as the builder's annotated type when that is a pydantic model (Serve does so)."""
+    annotation = param.annotation
+    if isinstance(annotation, str):
+        try:
+            annotation = typing.get_type_hints(fn).get(param.name, annotation)
+        except Exception:
+            return args
+    pydantic = sys.modules.get("pydantic")  # imported by the module that annotates with it
+    if (
+        pydantic is not None
+        and isinstance(annotation, type)
+        and issubclass(annotation, pydantic.BaseModel)
+    ):
+        validate = getattr(annotation, "model_validate", None) or annotation.parse_obj
+        return validate(args)
+    return args
 
 
 def _children(value: Any) -> list[Application]:

@@ -1,65 +1,37 @@
-"""DeploymentHandle: calls to another deployment's replicas through the ingress router.
+"""DeploymentHandle: calls to another deployment of the application, through the router.
 
-`handle.method.remote(*args, **kwargs)` POSTs JSON to
-`{router}/-/call/<app>/<deployment>/<method>` on a worker thread and returns a
-`DeploymentResponse` at once: `.result(timeout_s=None)` blocks, `await response` suspends.
-Each call opens its own connection, so handles are safe from any number of threads.
+`handle.method.remote(*args, **kwargs)` (or `handle.options(method_name=...).remote(...)`)
+returns a `DeploymentResponse` at once: `await response` in async code, `.result()` in sync
+code. With `.options(stream=True)` it returns a `DeploymentResponseGenerator` to iterate (sync
+or async). Arguments and results are pickled, so any picklable value travels; a response passed
+as an argument is resolved first, as Serve does. Handles themselves can be passed and pickled.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import http.client
-import json
 import urllib.parse
-from collections.abc import Generator
+from collections.abc import AsyncIterator, Generator
 from typing import Any
 
-CALL_TIMEOUT_S = 300.0
+from . import loop as runtime_loop
+from . import transport, wire
+from .context import current_replica, current_request, ingress_of
+from .multiplex import MODEL_ID_HEADER
+from .wire import RemoteCallError
+
+_router: list[transport.Router] = []
 
 
-class RemoteCallError(RuntimeError):
-    """A handle call failed; `remote_type` is the remote exception's type name."""
-
-    def __init__(self, message: str, remote_type: str = "") -> None:
-        super().__init__(f"{remote_type}: {message}" if remote_type else message)
-        self.remote_type = remote_type
+def set_router(router: transport.Router) -> None:
+    _router[:] = [router]
 
 
-class Transport:
-    """Where handle calls go, and the threads that make them."""
-
-    def __init__(self, router_url: str, max_workers: int = 64) -> None:
-        parsed = urllib.parse.urlsplit(router_url)
-        self.host = parsed.hostname or "127.0.0.1"
-        self.port = parsed.port or 80
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers, "serve-handle")
-
-    def submit(self, path: str, payload: bytes) -> concurrent.futures.Future[Any]:
-        return self._pool.submit(self._post, path, payload)
-
-    def _post(self, path: str, payload: bytes) -> Any:
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=CALL_TIMEOUT_S)
-        try:
-            conn.request("POST", path, payload, {"Content-Type": "application/json"})
-            response = conn.getresponse()
-            return _decode(response.status, response.read())
-        finally:
-            conn.close()
-
-
-def _decode(status: int, body: bytes) -> Any:
-    try:
-        data = json.loads(body or b"null")
-    except ValueError:
-        data = None
-    if status == 200 and isinstance(data, dict) and "result" in data:
-        return data["result"]
-    if isinstance(data, dict) and "error" in data:
-        raise RemoteCallError(str(data["error"]), str(data.get("type", "")))
-    text = body.decode("utf-8", "replace").strip()[:500]
-    raise RemoteCallError(f"HTTP {status} from the router: {text or 'no body'}")
+def _the_router() -> transport.Router:
+    if not _router:
+        raise RuntimeError("deployment handles only work inside a replica")
+    return _router[0]
 
 
 class DeploymentResponse:
@@ -68,61 +40,173 @@ class DeploymentResponse:
     def __init__(self, future: concurrent.futures.Future[Any]) -> None:
         self._future = future
 
-    def result(self, timeout_s: float | None = None) -> Any:
-        return self._future.result(timeout=timeout_s)
+    def result(self, *, timeout_s: float | None = None, _skip_asyncio_check: bool = False) -> Any:
+        if runtime_loop.on_loop_thread() and not self._future.done():
+            raise RuntimeError(
+                "Sync methods should not be called from within an `asyncio` event loop: "
+                "use `await response` instead of `response.result()`"
+            )
+        try:
+            return self._future.result(timeout=timeout_s)
+        except concurrent.futures.TimeoutError:
+            raise TimeoutError(f"the handle call did not finish within {timeout_s}s") from None
 
     def __await__(self) -> Generator[Any, None, Any]:
         return asyncio.wrap_future(self._future).__await__()
 
+    def cancel(self) -> None:
+        self._future.cancel()
 
-class _Method:
-    def __init__(self, handle: DeploymentHandle, method: str) -> None:
-        self._handle, self._method = handle, method
+    def cancelled(self) -> bool:
+        return self._future.cancelled()
 
-    def remote(self, *args: Any, **kwargs: Any) -> DeploymentResponse:
-        return self._handle._call(self._method, args, kwargs)
+
+class DeploymentResponseGenerator:
+    """The items of a streaming handle call (`.options(stream=True)`), sync or async."""
+
+    def __init__(self, items: AsyncIterator[Any]) -> None:
+        self._items = items
+
+    def __aiter__(self) -> DeploymentResponseGenerator:
+        return self
+
+    async def __anext__(self) -> Any:
+        return await asyncio.wrap_future(runtime_loop.submit(self._items.__anext__()))
+
+    def __iter__(self) -> DeploymentResponseGenerator:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            return runtime_loop.run_blocking(self._items.__anext__())
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    def cancel(self) -> None:
+        runtime_loop.submit(self._items.aclose())  # type: ignore[attr-defined]
 
 
 class DeploymentHandle:
-    """A handle to one deployment of an application (given to `__init__` in place of a binding)."""
+    """A handle to one deployment of an application (given to `__init__` in place of a
+    binding, or from `serve.get_deployment_handle` / `serve.get_app_handle`)."""
 
     def __init__(
-        self, app: str, deployment: str, transport: Transport, method_name: str = "__call__"
+        self,
+        deployment_name: str,
+        app_name: str = "default",
+        *,
+        method_name: str = "__call__",
+        stream: bool = False,
+        multiplexed_model_id: str = "",
     ) -> None:
-        self.app_name, self.deployment_name = app, deployment
-        self._transport, self._method_name = transport, method_name
+        self.deployment_name, self.app_name = deployment_name, app_name
+        self._method_name, self._stream = method_name, stream
+        self._model_id = multiplexed_model_id
 
-    def options(self, *, method_name: str | None = None, **_ignored: Any) -> DeploymentHandle:
+    def options(
+        self,
+        *,
+        method_name: str | None = None,
+        multiplexed_model_id: str | None = None,
+        stream: bool | None = None,
+        **_ignored: Any,  # use_new_handle_api, request_router options...: nothing to do here
+    ) -> DeploymentHandle:
         return DeploymentHandle(
-            self.app_name, self.deployment_name, self._transport, method_name or self._method_name
+            self.deployment_name,
+            self.app_name,
+            method_name=method_name or self._method_name,
+            stream=self._stream if stream is None else stream,
+            multiplexed_model_id=(
+                self._model_id if multiplexed_model_id is None else multiplexed_model_id
+            ),
         )
 
-    def remote(self, *args: Any, **kwargs: Any) -> DeploymentResponse:
-        return self._call(self._method_name, args, kwargs)
-
-    def __getattr__(self, name: str) -> _Method:
+    def __getattr__(self, name: str) -> DeploymentHandle:
         if name.startswith("__"):
             raise AttributeError(name)
-        return _Method(self, name)
+        return self.options(method_name=name)
 
-    def _call(self, method: str, args: Any, kwargs: dict[str, Any]) -> DeploymentResponse:
-        payload = json.dumps({"args": _resolve(list(args)), "kwargs": _resolve(kwargs)})
-        quote = urllib.parse.quote
+    def __reduce__(self) -> Any:
+        kwargs = {
+            "method_name": self._method_name,
+            "stream": self._stream,
+            "multiplexed_model_id": self._model_id,
+        }
+        return _rebuild, (self.deployment_name, self.app_name, kwargs)
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        router = _the_router()
         path = "/-/call/" + "/".join(
-            quote(p, safe="") for p in (self.app_name, self.deployment_name, method)
+            urllib.parse.quote(p, safe="")
+            for p in (self.app_name, self.deployment_name, self._method_name)
         )
-        return DeploymentResponse(self._transport.submit(path, payload.encode("utf-8")))
+        headers = self._headers()
+        if self._stream:
+            return DeploymentResponseGenerator(_streamed(router, path, args, kwargs, headers))
+        return DeploymentResponse(runtime_loop.submit(_called(router, path, args, kwargs, headers)))
+
+    def _headers(self) -> dict[str, str]:
+        request = current_request()
+        headers = {}
+        if self._model_id:
+            headers[MODEL_ID_HEADER] = self._model_id
+        if request.request_id:
+            headers["x-request-id"] = request.request_id
+        return headers
 
     def __repr__(self) -> str:
-        return f"DeploymentHandle({self.app_name!r}, {self.deployment_name!r})"
+        return f"DeploymentHandle(deployment={self.deployment_name!r}, app={self.app_name!r})"
 
 
-def _resolve(value: Any) -> Any:
-    """Responses passed as arguments are resolved first, as Serve does."""
-    if isinstance(value, DeploymentResponse):
-        return value.result()
-    if isinstance(value, list):
-        return [_resolve(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _resolve(v) for k, v in value.items()}
-    return value
+def _rebuild(deployment: str, app: str, kwargs: dict[str, Any]) -> DeploymentHandle:
+    return DeploymentHandle(deployment, app, **kwargs)
+
+
+async def _resolved(args: Any, kwargs: dict[str, Any]) -> bytes:
+    """Responses given as arguments are awaited first (top level, as Serve does)."""
+    args = [await a if isinstance(a, DeploymentResponse) else a for a in args]
+    kwargs = {k: await v if isinstance(v, DeploymentResponse) else v for k, v in kwargs.items()}
+    return wire.dumps((args, kwargs))
+
+
+async def _called(
+    router: transport.Router, path: str, args: Any, kwargs: Any, headers: dict[str, str]
+) -> Any:
+    return await transport.call(router, path, await _resolved(args, kwargs), headers)
+
+
+async def _streamed(
+    router: transport.Router, path: str, args: Any, kwargs: Any, headers: dict[str, str]
+) -> AsyncIterator[Any]:
+    payload = await _resolved(args, kwargs)
+    async for item in transport.stream(router, path, payload, headers):
+        yield item
+
+
+def get_deployment_handle(deployment_name: str, app_name: str | None = None) -> DeploymentHandle:
+    """`serve.get_deployment_handle(name, app_name=None)`: app_name defaults to this
+    replica's application."""
+    replica = current_replica()
+    app = app_name or (replica.app_name if replica else "default")
+    return DeploymentHandle(deployment_name, app)
+
+
+def get_app_handle(name: str) -> DeploymentHandle:
+    """`serve.get_app_handle(name)`: a handle to that application's ingress deployment."""
+    ingress = ingress_of(name)
+    if ingress is None:
+        raise RuntimeError(
+            f"cannot find the ingress of application {name!r} from this replica: only the "
+            "replica's own application is known here; use serve.get_deployment_handle"
+        )
+    return DeploymentHandle(ingress, name)
+
+
+__all__ = [
+    "DeploymentHandle",
+    "DeploymentResponse",
+    "DeploymentResponseGenerator",
+    "RemoteCallError",
+    "get_app_handle",
+    "get_deployment_handle",
+]

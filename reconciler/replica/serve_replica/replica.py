@@ -1,49 +1,91 @@
 """One replica's state: builds the user's deployment and runs every call into user code.
 
 Requests (HTTP and handle calls) hold a slot of `max_ongoing_requests` and the read side of the
-writer lock; `reconfigure()` holds the write side, so requests wait while it runs (as Serve does).
+writer lock; `reconfigure()` holds the write side, so requests wait while it runs (as Serve
+does). The import and the constructor run on the thread pool, so the control endpoints answer
+while a slow `__init__` runs.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
+import asyncio
 import contextlib
 import json
+import logging
 import os
-import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
-from .api import ReplicaContext, set_replica_context
-from .graph import find_node, import_target, resolve_args, to_application
-from .handle import DeploymentHandle, Transport
-from .request import Request
+from . import loop as runtime_loop
+from . import userapp, web
+from .asgi import lifespan
+from .context import (
+    DeploymentID,
+    ReplicaContext,
+    ReplicaID,
+    set_ingress,
+    set_replica_context,
+)
+from .graph import find_node, name_nodes, resolve_args
+from .handle import DeploymentHandle, DeploymentResponse
 from .settings import Settings
-from .sync import LoopThread, ReadWriteLock
+from .startup import build_application
+from .sync import ReadWriteLock
+
+log = logging.getLogger("ray.serve")
 
 
 class NotInitialized(RuntimeError):
     pass
 
 
+class _Slot:
+    """One request's slot (a class, not a generator context manager: it is on every request's
+    path, and this is several times cheaper)."""
+
+    __slots__ = ("_replica",)
+
+    def __init__(self, replica: Replica) -> None:
+        self._replica = replica
+
+    async def __aenter__(self) -> None:
+        replica = self._replica
+        replica.ongoing += 1
+        try:
+            await replica._slots.acquire()
+        except BaseException:
+            replica.ongoing -= 1
+            raise
+        try:
+            await replica._rw.acquire_read()
+        except BaseException:
+            replica._slots.release()
+            replica.ongoing -= 1
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        replica = self._replica
+        await replica._rw.release_read()
+        replica._slots.release()
+        replica.ongoing -= 1
+
+
 class Replica:
-    def __init__(self, settings: Settings, loop: LoopThread) -> None:
+    def __init__(self, settings: Settings, replica_id: str) -> None:
         self.settings = settings
-        self._loop = loop
-        self._transport = Transport(settings.router_url)
-        self._target: Any = None
+        self.replica_id = replica_id
+        self._target: Any = None  # the instance, or the function of a function deployment
         self._is_function = False
+        self.app: Any = None  # the ASGI app HTTP requests go to
+        self.is_ingress_app = False
         self.initialized = False
         self.started_at = time.monotonic()
         self.draining = False
         self.error: str | None = None
         self.user_config, self.user_config_hash = self._initial_config()
         self._rw = ReadWriteLock()
-        self._slots = threading.Semaphore(settings.max_ongoing_requests)
-        self._count_lock = threading.Lock()
+        self._slots = asyncio.Semaphore(settings.max_ongoing_requests)
         self.ongoing = 0
-        self._health = concurrent.futures.ThreadPoolExecutor(1, "serve-health")
 
     # --- startup ---------------------------------------------------------------------------
 
@@ -59,58 +101,50 @@ class Replica:
         except (OSError, ValueError, KeyError, TypeError):
             return self.settings.user_config, self.settings.user_config_hash
 
-    def initialize(self) -> None:
+    async def initialize(self) -> None:
         """Import, construct, first reconfigure, first health check (any raise: startup failed)."""
         s = self.settings
-        root = to_application(import_target(s.import_path), s.args)
+        root = await runtime_loop.call(build_application, s.import_path, s.args)
+        set_ingress(s.app, name_nodes(root)[id(root)][0])
         node = find_node(root, s.deployment)
         args, kwargs = resolve_args(node, root, self._make_handle)
         dep = node.deployment
         self._is_function = dep.is_function
-        self._target = dep.func_or_class if dep.is_function else dep.func_or_class(*args, **kwargs)
-        tag = f"{s.deployment}#{s.replica}"
-        set_replica_context(ReplicaContext(s.app, s.deployment, tag, self._target))
+        target = dep.func_or_class
+        self._target = (
+            target if dep.is_function else await runtime_loop.call(target, *args, **kwargs)
+        )
+        replica_id = ReplicaID(self.replica_id, DeploymentID(s.deployment, s.app))
+        set_replica_context(ReplicaContext(replica_id, self._target, s.replica))
+        self.app, self.is_ingress_app = userapp.asgi_app(target, self._target, s.deployment)
+        if self.is_ingress_app:
+            await lifespan(self.app, "startup")
         if self.user_config is not None:
-            self._apply_config(self.user_config)
-        self.check_health()
+            await self._apply_config(self.user_config)
+        await self.check_health()
         self.initialized = True
 
     def _make_handle(self, deployment: str) -> DeploymentHandle:
-        return DeploymentHandle(self.settings.app, deployment, self._transport)
+        return DeploymentHandle(deployment, self.settings.app)
 
-    def _apply_config(self, config: Any) -> None:
+    async def _apply_config(self, config: Any) -> None:
         method = None if self._is_function else getattr(self._target, "reconfigure", None)
         if method is None:
             raise ValueError(
                 f"user_config is set but deployment {self.settings.deployment!r} "
                 "has no reconfigure() method"
             )
-        self._loop.invoke(method, config)
+        await runtime_loop.call(method, config)
 
     # --- calls into user code --------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _request_slot(self) -> Iterator[None]:
-        with self._count_lock:
-            self.ongoing += 1
-        try:
-            with self._slots, self._rw.read():
-                yield
-        finally:
-            with self._count_lock:
-                self.ongoing -= 1
-
-    def handle_request(self, request: Request) -> Any:
-        with self._request_slot():
-            return self._loop.invoke(self._method("__call__"), request)
-
-    def call_method(self, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
-        with self._request_slot():
-            return self._loop.invoke(self._method(name), *args, **kwargs)
-
-    def _method(self, name: str) -> Any:
+    def request_slot(self) -> _Slot:
+        """`async with replica.request_slot():` around every call into user code."""
         if not self.initialized:
             raise NotInitialized(f"replica of {self.settings.deployment!r} is not initialized")
+        return _Slot(self)
+
+    def method(self, name: str) -> Any:
         if self._is_function:
             if name != "__call__":
                 raise AttributeError(f"function deployment has no method {name!r}")
@@ -122,14 +156,21 @@ class Replica:
             raise AttributeError(f"deployment {self.settings.deployment!r} has no method {name!r}")
         return method
 
-    def reconfigure(self, config: Any, config_hash: str) -> None:
+    async def call_method(self, name: str, args: Any, kwargs: Any) -> Any:
+        """A handle call (inside a request slot); a generator result is the caller's to run."""
+        result = await runtime_loop.call(self.method(name), *args, **kwargs)
+        if isinstance(result, DeploymentResponse):
+            result = await result
+        return result
+
+    async def reconfigure(self, config: Any, config_hash: str) -> None:
         if not self.initialized:
             raise NotInitialized("replica is not initialized")
-        with self._rw.write():
+        async with self._rw.write():
             if config_hash == self.user_config_hash:
                 return
             if config is not None:
-                self._apply_config(config)
+                await self._apply_config(config)
             self.user_config, self.user_config_hash = config, config_hash
             self._persist()
 
@@ -143,38 +184,38 @@ class Replica:
                 )
             os.replace(tmp, self._state_file())
         except OSError as exc:  # the config is applied; only a process restart would lose it
-            print(f"[serve] could not persist user_config: {exc}", flush=True)
+            log.warning("could not persist user_config: %s", exc)
 
-    def check_health(self) -> None:
+    async def check_health(self) -> None:
         """Run the user's check_health() with the configured timeout; raise when unhealthy."""
         method = None if self._is_function else getattr(self._target, "check_health", None)
         if method is None:
             return
-        future = self._health.submit(self._loop.invoke, method)
+        timeout = self.settings.health_check_timeout_s
         try:
-            future.result(timeout=self.settings.health_check_timeout_s)
-        except concurrent.futures.TimeoutError:
-            raise TimeoutError(
-                f"check_health() did not return within {self.settings.health_check_timeout_s}s"
-            ) from None
+            await asyncio.wait_for(runtime_loop.call(method), timeout)
+        except TimeoutError:
+            raise TimeoutError(f"check_health() did not return within {timeout}s") from None
 
     # --- shutdown ----------------------------------------------------------------------------
 
-    def drain(self) -> None:
+    async def drain(self) -> None:
         """Serve's loop: sleep first (routers drop us meanwhile), then wait for in-flight calls."""
         self.draining = True
         while True:
-            time.sleep(self.settings.wait_loop_s)
-            with self._count_lock:
-                if self.ongoing == 0:
-                    return
+            await asyncio.sleep(self.settings.wait_loop_s)
+            if self.ongoing == 0:
+                return
 
-    def call_del(self) -> None:
+    async def shutdown(self) -> None:
+        if self.is_ingress_app:
+            with contextlib.suppress(Exception):
+                await lifespan(self.app, "shutdown")
         if self._is_function or self._target is None:
             return
         method = getattr(type(self._target), "__del__", None)
         if method is not None:
-            self._loop.invoke(method, self._target)
+            await runtime_loop.call(method, self._target)
 
     def state(self) -> dict[str, Any]:
         return {
@@ -184,4 +225,6 @@ class Replica:
             "user_config_hash": self.user_config_hash,
             "error": self.error,
             "pid": os.getpid(),
+            "replica_id": self.replica_id,
+            "starlette": web.starlette_available(),
         }

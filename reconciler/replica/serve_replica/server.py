@@ -1,146 +1,153 @@
-"""The replica's HTTP server: control endpoints under /-/, everything else to the user's code."""
+"""What the replica answers: control endpoints under /-/ (ready, healthz, state, reconfigure,
+call), and everything else as an ASGI request to the user's deployment.
+
+Each user request gets a request id (the client's `X-Request-Id`, else a new one; returned in
+the response's `x-request-id`), its multiplexed model id (`serve_multiplexed_model_id`), and
+the application's route prefix as ASGI `root_path` (the ingress names it in
+`x-serve-route-prefix`; HAProxy forwards the full path).
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
 import time
 import traceback
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from . import calls, web
+from .asgi import Exchange, make_scope
+from .context import RequestContext, reset_request, set_request
+from .multiplex import MODEL_ID_HEADER
+from .protocol import HttpConnection, HttpRequest
 from .replica import Replica
-from .request import Encoded, Headers, Request, encode_error, encode_result, error_body
+from .request import error_body
 
-JSON = "application/json"
+log = logging.getLogger("ray.serve")
+JSON = [(b"content-type", b"application/json")]
+ROUTE_PREFIX_HEADER = b"x-serve-route-prefix"
+_MODEL_ID = MODEL_ID_HEADER.encode()
 
 
-class ReplicaServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 256
+def print_request_error(exc: BaseException) -> None:
+    """Prefixed so a request's traceback is never taken for the replica's fatal error."""
+    text = "".join(traceback.format_exception(exc)).rstrip().splitlines()
+    print("\n".join(f"[request] {line}" for line in text), file=sys.stderr, flush=True)
 
-    def __init__(self, port: int, replica: Replica) -> None:
+
+def request_context(request: HttpRequest, route: str, app: str) -> RequestContext:
+    rid = request.header(b"x-request-id")
+    model = request.header(_MODEL_ID)
+    return RequestContext(
+        request_id=rid.decode("latin-1") if rid else os.urandom(16).hex(),
+        multiplexed_model_id=model.decode("latin-1") if model else "",
+        route=route,
+        app_name=app,
+    )
+
+
+class Dispatcher:
+    def __init__(self, replica: Replica) -> None:
         self.replica = replica
-        super().__init__(("0.0.0.0", port), Handler)
+        self._strip = web.strips_route_prefix()
 
+    async def __call__(self, request: HttpRequest, conn: HttpConnection) -> None:
+        if request.path.startswith("/-/"):
+            await self._control(request, conn)
+        else:
+            await self._user(request, conn)
 
-def _json(status: int, value: Any) -> Encoded:
-    return status, JSON, json.dumps(value).encode("utf-8")
+    def _json(self, conn: HttpConnection, request: HttpRequest, status: int, value: Any) -> None:
+        conn.respond(status, JSON, json.dumps(value).encode("utf-8"), request)
 
+    # --- user requests ---------------------------------------------------------------------
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body are two writes; with Nagle on, the body waits for the client's delayed
-    # ACK of the headers (40 ms) on every keep-alive request after the first.
-    disable_nagle_algorithm = True
-    server: ReplicaServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Access logs stay off: the container log is where the engine looks for errors."""
-
-    def _body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._chunked_body()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
-
-    def _chunked_body(self) -> bytes:
-        chunks: list[bytes] = []
-        while True:
-            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-            if size == 0:
-                while self.rfile.readline().strip():
-                    pass
-                return b"".join(chunks)
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline()
-
-    def _send(self, encoded: Encoded) -> None:
-        status, content_type, body = encoded
+    async def _user(self, request: HttpRequest, conn: HttpConnection) -> None:
+        prefix = (request.header(ROUTE_PREFIX_HEADER) or b"").decode("latin-1").rstrip("/")
+        ctx = request_context(request, prefix or "/", self.replica.settings.app)
+        exchange = Exchange(request, conn, [(b"x-request-id", ctx.request_id.encode("latin-1"))])
+        token = set_request(ctx)
         try:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-
-    def _dispatch(self) -> None:
-        body = self._body()
-        path = urllib.parse.urlsplit(self.path).path
-        replica = self.server.replica
-        if path.startswith("/-/"):
-            self._send(self._control(replica, path, body))
-            return
-        request = Request(self.command, self.path, Headers(list(self.headers.items())), body)
-        self._send(self._user_call(lambda: encode_result(replica.handle_request(request))))
-
-    def _user_call(self, call: Any) -> Encoded:
-        try:
-            return call()  # type: ignore[no-any-return]
+            async with self.replica.request_slot():
+                scope = make_scope(request, conn, prefix, self._strip)
+                await self.replica.app(scope, exchange.receive, exchange.send)
         except Exception as exc:
-            lines = traceback.format_exception(exc)
-            text = "".join(lines).rstrip().splitlines()
-            # Prefixed so a request's traceback is never taken for the replica's fatal error.
-            print("\n".join(f"[request] {line}" for line in text), file=sys.stderr, flush=True)
-            return encode_error(exc)
+            print_request_error(exc)
+            if not exchange.head_written:
+                self._json(conn, request, 503 if _not_ready(exc) else 500, error_body(exc))
+            elif not exchange.complete:  # (starlette re-raises after its own 500: that one is
+                exchange.abort()  # complete, and the connection stays usable)
+            return
+        finally:
+            reset_request(token)
+        if not exchange.head_written:
+            message = "the deployment returned without sending a response"
+            self._json(conn, request, 500, {"error": message, "type": "RuntimeError"})
+        elif not exchange.complete:
+            exchange.abort()
 
-    def _control(self, replica: Replica, path: str, body: bytes) -> Encoded:
-        if self.command in ("GET", "HEAD"):
+    # --- control ---------------------------------------------------------------------------
+
+    async def _control(self, request: HttpRequest, conn: HttpConnection) -> None:
+        replica, path, method = self.replica, request.path, request.method
+        if method in ("GET", "HEAD"):
             if path == "/-/ready":
                 ok = replica.initialized and not replica.draining
-                return _json(200 if ok else 503, {"ready": ok})
+                return self._json(conn, request, 200 if ok else 503, {"ready": ok})
             if path == "/-/healthz":
-                return self._healthz(replica)
+                return await self._healthz(request, conn)
             if path == "/-/state":
-                return _json(200, replica.state())
-        if self.command == "POST":
+                return self._json(conn, request, 200, replica.state())
+        if method == "POST":
             if path == "/-/reconfigure":
-                return self._reconfigure(replica, body)
+                return await self._reconfigure(request, conn)
             if path.startswith("/-/call/"):
-                return self._handle_call(replica, path, body)
-        return _json(
-            404, {"error": f"no control endpoint {self.command} {path}", "type": "NotFound"}
-        )
+                return await self._call(request, conn)
+        message = f"no control endpoint {method} {path}"
+        self._json(conn, request, 404, {"error": message, "type": "NotFound"})
 
-    def _healthz(self, replica: Replica) -> Encoded:
+    async def _healthz(self, request: HttpRequest, conn: HttpConnection) -> None:
+        replica = self.replica
         if not replica.initialized:
             waited = time.monotonic() - replica.started_at
             starting = f"the deployment's __init__ has not returned after {waited:.0f}s"
-            return _json(503, {"healthy": False, "error": replica.error or starting})
+            error = replica.error or starting
+            return self._json(conn, request, 503, {"healthy": False, "error": error})
         try:
-            replica.check_health()
+            await replica.check_health()
         except Exception as exc:
-            return _json(503, {"healthy": False, **error_body(exc)})
-        return _json(200, {"healthy": True})
+            return self._json(conn, request, 503, {"healthy": False, **error_body(exc)})
+        self._json(conn, request, 200, {"healthy": True})
 
-    def _reconfigure(self, replica: Replica, body: bytes) -> Encoded:
+    async def _reconfigure(self, request: HttpRequest, conn: HttpConnection) -> None:
         try:
-            data = json.loads(body or b"{}")
-            replica.reconfigure(data.get("user_config"), str(data["user_config_hash"]))
+            data = json.loads(request.body or b"{}")
+            await self.replica.reconfigure(data.get("user_config"), str(data["user_config_hash"]))
         except Exception as exc:
-            return encode_error(exc)
-        return _json(200, {"user_config_hash": replica.user_config_hash})
+            return self._json(conn, request, 500, error_body(exc))
+        self._json(conn, request, 200, {"user_config_hash": self.replica.user_config_hash})
 
-    def _handle_call(self, replica: Replica, path: str, body: bytes) -> Encoded:
-        parts = [urllib.parse.unquote(p) for p in path[len("/-/call/") :].split("/")]
+    async def _call(self, request: HttpRequest, conn: HttpConnection) -> None:
+        parts = [urllib.parse.unquote(p) for p in request.path[len("/-/call/") :].split("/")]
         if len(parts) != 3:
-            return _json(404, {"error": f"bad call path {path}", "type": "NotFound"})
+            message = f"bad call path {request.path}"
+            return self._json(conn, request, 404, {"error": message, "type": "NotFound"})
         app, deployment, method = parts
-        s = replica.settings
+        s = self.replica.settings
         if (app, deployment) != (s.app, s.deployment):
             message = f"this replica serves {s.app}/{s.deployment}, not {app}/{deployment}"
-            return _json(404, {"error": message, "type": "NotFound"})
+            return self._json(conn, request, 404, {"error": message, "type": "NotFound"})
+        token = set_request(request_context(request, "", s.app))
+        try:
+            await calls.answer(self.replica, method, request, conn)
+        finally:
+            reset_request(token)
 
-        def call() -> Encoded:
-            data = json.loads(body or b"{}")
-            result = replica.call_method(method, data.get("args", []), data.get("kwargs", {}))
-            return _json(200, {"result": result})
 
-        return self._user_call(call)
+def _not_ready(exc: Exception) -> bool:
+    from .replica import NotInitialized
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch
+    return isinstance(exc, NotInitialized)
