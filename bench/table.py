@@ -86,6 +86,35 @@ def _status(d: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
         )
 
 
+def _dashboard(d: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    yield ("GET / (the page, wrk -c8)", f"{d['page_rps']:.0f} req/s",
+           f"p99 {d['page_p99_ms']:.1f}ms")  # fmt: skip
+    yield ("GET /dashboard.json?since=REV (wrk -c8)", f"{d['poll_rps']:.0f} req/s",
+           f"p99 {d['poll_p99_ms']:.1f}ms")  # fmt: skip
+    yield (
+        f"GET /status at {d['rate']:.0f}/s idle: alone / {d['dashboard_rate']:.0f} polls/s "
+        "(unchanged page) / same with the HTML",
+        f"p99 {d['idle_p99_ms']:.1f}ms / {d.get('idle_since_p99_ms', 0):.1f}ms / "
+        f"{d['idle_dash_p99_ms']:.1f}ms",
+        f"errors {d['errors']}",
+    )
+    yield (
+        f"GET /status at {d['rate']:.0f}/s during rollout: alone / with dashboards",
+        f"p99 {d['rollout_p99_ms']:.1f}ms / {d['rollout_dash_p99_ms']:.1f}ms",
+        "",
+    )
+    yield (
+        f"rollout ({d['replicas']} replicas): alone / with dashboards",
+        f"{d['rollout_s']:.2f}s / {d['rollout_dash_s']:.2f}s",
+        f"x{d['rollout_dash_ratio']:.2f}",
+    )
+    yield (
+        "deployment statuses, 100 replicas: without / with rows and events",
+        f"{d['statuses_us']:.0f}us / {d['statuses_with_extras_us']:.0f}us",
+        f"x{d['extras_ratio']:.2f}; HTML render {d['render_ms']:.1f}ms once per snapshot",
+    )
+
+
 def _ingress(d: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
     yield ("via ingress (wrk -c8)", f"{d['ingress_rps']:.0f} req/s",
            f"p50 {d['ingress_p50_ms']:.2f}ms p99 {d['ingress_p99_ms']:.2f}ms")  # fmt: skip
@@ -103,6 +132,7 @@ ROWS = {
     "idle-pass": _idle,
     "memory": _memory,
     "status-api": _status,
+    "dashboard": _dashboard,
     "ingress": _ingress,
 }
 

@@ -16,12 +16,15 @@ from pathlib import Path
 
 from reconciler import spec
 from reconciler.api import ApiServer, create_app
+from reconciler.commitstatus import CommitStatusReporter
 from reconciler.errors import ReconcilerError
 from reconciler.metrics import Metrics
 from reconciler.model import ServeConfig, Snapshot
 from reconciler.reconcile import GitTarget, Reconciler, WorkTreeTarget
 from reconciler.reconcile.converge import Verdict, converge, verdict_of
-from reconciler.reconcile.target import Preparer, Progress
+from reconciler.reconcile.jobs import Progress
+from reconciler.reconcile.pinning import PinControl
+from reconciler.reconcile.target import Preparer
 from reconciler.runtime.docker_engine import DockerEngine
 from reconciler.runtime.images import tags_of
 from reconciler.runtime.remote_code import CodeFetcher, default_cache_dir
@@ -35,6 +38,7 @@ from reconciler.state import StateStore
 log = logging.getLogger(__name__)
 
 UP_INTERVAL_S = 1.0
+REPORT_FLUSH_S = 5.0  # on the way out, how long the last commit statuses may take to send
 
 
 def make_engine(settings: EngineSettings, cache_dir: Path | None = None) -> DockerEngine:
@@ -175,10 +179,15 @@ class Daemon:
     reconciler: Reconciler
     metrics: Metrics
     scheduler: PassScheduler
+    reporter: CommitStatusReporter | None = None
 
     def once(self, timeout_s: float) -> Verdict:
+        report = self.reporter.observe if self.reporter else lambda snap: None
         return converge(
-            self.reconciler, timeout_s=timeout_s, interval_s=self.settings.poll_interval_s
+            self.reconciler,
+            timeout_s=timeout_s,
+            interval_s=self.settings.poll_interval_s,
+            on_pass=report,
         )
 
     def serve(self, stop: threading.Event) -> None:
@@ -193,6 +202,9 @@ class Daemon:
             metrics=self.metrics,
             branch=s.branch,
             webhook_secret=s.webhook_secret,
+            pins=PinControl(self.target),
+            api_token=s.api_token,
+            title=f"serve-reconciler: {s.engine.instance}",
         )
         server = ApiServer(app, s.listen_host, s.listen_port)
         server.start()
@@ -209,6 +221,9 @@ class Daemon:
             server.stop()
 
     def close(self) -> None:
+        if self.reporter is not None:
+            self.reporter.flush(REPORT_FLUSH_S)  # the last statuses of --once, or of a stop
+            self.reporter.close()
         self.target.close()
         self.engine.close()
         self.store.close()
@@ -249,12 +264,38 @@ def build_daemon(settings: DaemonSettings, *, background: bool = True) -> Daemon
             metrics=metrics,
             container_slots=settings.max_parallel_starts,
         )
-        scheduler = PassScheduler(reconciler.run_pass, interval_s=settings.poll_interval_s)
-        ready.to(scheduler.trigger)  # a prepared commit is deployed at once
+        reporter = _reporter(settings)
+        scheduler = PassScheduler(
+            _reporting(reconciler, reporter), interval_s=settings.poll_interval_s
+        )
+        ready.to(scheduler.trigger)  # a prepared commit (or a pin request) gets a pass at once
     except BaseException:
         store.close()
         raise
-    return Daemon(settings, store, engine, target, reconciler, metrics, scheduler)
+    return Daemon(settings, store, engine, target, reconciler, metrics, scheduler, reporter)
+
+
+def _reporter(settings: DaemonSettings) -> CommitStatusReporter | None:
+    if settings.commit_status is None:
+        return None
+    reporter = CommitStatusReporter(settings.commit_status)
+    reporter.start()
+    return reporter
+
+
+def _reporting(
+    reconciler: Reconciler, reporter: CommitStatusReporter | None
+) -> Callable[[], float | None]:
+    """The scheduler's pass: the reconcile pass, then the commit statuses it implies."""
+    if reporter is None:
+        return reconciler.run_pass
+
+    def run_pass() -> float | None:
+        delay = reconciler.run_pass()
+        reporter.observe(reconciler.snapshot)
+        return delay
+
+    return run_pass
 
 
 class _Relay:

@@ -5,8 +5,9 @@ prometheus_client.
 Names: serve_reconciler_passes_total{outcome}, serve_reconciler_pass_duration_seconds,
 serve_reconciler_failures_total{kind}, serve_reconciler_poll_errors_total,
 serve_reconciler_replicas{app,deployment,state}, serve_reconciler_replicas_pending{app,deployment},
-serve_reconciler_applied_commit_info{commit},
-serve_reconciler_webhooks_total{result}.
+serve_reconciler_applied_commit_info{commit}, serve_reconciler_pinned_commit_info{commit} (no
+series while nothing is pinned), serve_reconciler_behind_pin (1 while the branch head waits
+behind the pin), serve_reconciler_webhooks_total{result}.
 """
 
 from __future__ import annotations
@@ -76,6 +77,17 @@ class Metrics:
             registry=self.registry,
         )
         self._pending_keys: set[tuple[str, str]] = set()
+        self._pinned = Gauge(
+            "serve_reconciler_pinned_commit_info",
+            "The pinned commit (value 1 on its series; none while the branch is followed).",
+            ["commit"],
+            registry=self.registry,
+        )
+        self._behind_pin = Gauge(
+            "serve_reconciler_behind_pin",
+            "1 while the branch has moved away from the pinned commit (its head waits), else 0.",
+            registry=self.registry,
+        )
         self._webhooks = Counter(
             "serve_reconciler_webhooks",
             "Webhook requests, by result.",
@@ -113,6 +125,13 @@ class Metrics:
         with self._lock:
             self._commit.clear()
             self._commit.labels(commit=commit).set(1)
+
+    def set_pin(self, commit: str | None, behind: bool) -> None:
+        with self._lock:
+            self._pinned.clear()
+            if commit is not None:
+                self._pinned.labels(commit=commit).set(1)
+            self._behind_pin.set(1 if behind else 0)
 
     def set_replicas(self, counts: Mapping[tuple[str, str, str], int]) -> None:
         """Replace every replica series: (app, deployment, state) -> count; others are removed."""

@@ -14,6 +14,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.records import ReplicaEvent, ReplicaRow, TimelineEntry
+
 JSONValue = Any
 """A value JSON can carry (dict, list, str, int, float, bool, None)."""
 
@@ -401,6 +403,11 @@ class DeploymentStatusInfo:
     target_replicas: int = 0
     replica_states: tuple[tuple[str, int], ...] = ()  # (ReplicaState value, count), sorted
     pending_replicas: int = 0  # wanted, but the host has no room for them now
+    # For the dashboard; not part of the status (equality compares the status only).
+    replicas: tuple[ReplicaRow, ...] = field(default=(), compare=False)  # in index order
+    version: str = field(default="", compare=False)  # the current version
+    image: str | None = field(default=None, compare=False)  # None: the default image
+    start_failures: int = field(default=0, compare=False)  # failed starts in a row
 
 
 @dataclass(frozen=True)
@@ -427,6 +434,14 @@ class CommitStatus:
     preparing: str | None = None  # a commit being read, fetched or built
     progress: str = ""  # what that preparation is doing
     warnings: tuple[str, ...] = ()  # what validating the applied commit noted, not refused
+    pinned: str | None = None  # the commit held whatever the branch does (None: following it)
+    pinned_at: float = 0.0
+    pin_reason: str = ""
+
+    @property
+    def behind_pin(self) -> bool:
+        """The branch has moved away from the pinned commit: its head waits behind the pin."""
+        return self.pinned is not None and self.latest is not None and self.latest != self.pinned
 
 
 @dataclass(frozen=True)
@@ -451,6 +466,8 @@ class Snapshot:
     loop: LoopStatus = LoopStatus()
     capacity: Capacity | None = None  # what the engine can hold (None: not known yet)
     pending_replicas: int = 0  # replicas that wait for room, over every deployment
+    timeline: tuple[TimelineEntry, ...] = ()  # what happened to commits, newest first
+    events: tuple[ReplicaEvent, ...] = ()  # what happened to replicas, newest first
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from reconciler.errors import Retry, kind_of, retry_of
 from reconciler.model import ServeConfig
+from reconciler.records import Pin, TimelineEntry
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class Preparing:
     commit: str
     progress: str = ""
     label: str = ""
+    pinning: bool = False  # prepared for a pin, not because the branch points at it
 
     @property
     def name(self) -> str:
@@ -88,6 +90,8 @@ class SourceOutcome:
     changed: bool = False  # the target changed on this pass: a new deploy starts
     preparing: Preparing | None = None
     polled: bool = True  # the remote was asked this pass (False: its failure is carried over)
+    pin: Pin | None = None  # the commit held whatever the branch does (the target then)
+    timeline: tuple[TimelineEntry, ...] = ()  # what happened to commits, newest first
 
     @property
     def refused_head(self) -> Attempt | None:

@@ -16,10 +16,12 @@ from reconciler.model import (
     Capacity,
     CodeTree,
     DeploymentSpec,
+    HistoryEntry,
     HttpOptions,
     ObservedReplica,
     ServeConfig,
 )
+from reconciler.records import CommitInfo, Pin, TimelineEntry
 
 
 class Engine(Protocol):
@@ -75,6 +77,15 @@ class Source(Protocol):
         """An immutable directory holding the tree of `commit` (fetching it if needed)."""
         ...
 
+    def commit_info(self, commit: str) -> CommitInfo:
+        """Its author, date and subject line (read from the clone; no network)."""
+        ...
+
+    def resolve(self, rev: str) -> str:
+        """The full id of a commit named by a full or abbreviated id (fetching if unknown).
+        Raises SourceError when the branch has no such commit."""
+        ...
+
 
 class AppliedRecord(Protocol):
     @property
@@ -119,6 +130,19 @@ class Store(Protocol):
         self, commit: str, outcome: str, errors: Sequence[str], at: float, message: str = ""
     ) -> None: ...
 
+    def history(self, limit: int = 50) -> list[HistoryEntry]: ...
+
+    def pin(self) -> Pin | None: ...
+
+    def set_pin(self, commit: str, at: float, reason: str) -> None: ...
+
+    def clear_pin(self) -> None: ...
+
+    def record_commit_info(self, commit: str, info: CommitInfo) -> None: ...
+
+    def add_timeline(self, entry: TimelineEntry) -> None: ...
+
+    def timeline(self, limit: int = 50) -> list[TimelineEntry]: ...
 
 # --- Building an application graph by running the user's code (in a sandbox) ----------------
 

@@ -89,6 +89,18 @@ class EngineSettings:
 
 
 @dataclass(frozen=True)
+class CommitStatusSettings:
+    """Where commit statuses go: `api_url` is the repository's API root
+    (https://api.github.com/repos/OWNER/REPO, or https://HOST/api/v1/repos/OWNER/REPO for Gitea
+    and Forgejo); `context` names this reconciler on the commit."""
+
+    api_url: str
+    token: str
+    context: str
+    target_url: str | None = None  # the dashboard, linked from the status
+
+
+@dataclass(frozen=True)
 class DaemonSettings:
     repo: str
     branch: str = DEFAULT_BRANCH
@@ -101,3 +113,6 @@ class DaemonSettings:
     git_timeout_s: float = DEFAULT_GIT_TIMEOUT_S
     max_parallel_starts: int | None = None  # None: reconcile.actions.default_container_slots()
     engine: EngineSettings = field(default_factory=EngineSettings)
+    api_token: str | None = None  # pin, unpin and rollback need it; None: they are off
+    dashboard_url: str | None = None  # where people reach GET / (default: the listen address)
+    commit_status: CommitStatusSettings | None = None  # None: no commit statuses are posted

@@ -26,10 +26,12 @@ import git
 from git.exc import GitError, ODBError
 
 from reconciler.errors import BranchMissing, SourceError, SourceUnavailable, StateError
+from reconciler.records import CommitInfo
 
 log = logging.getLogger(__name__)
 
 _SHA = re.compile(r"\A(?:[0-9a-f]{40}|[0-9a-f]{64})\Z")
+_ABBREV = re.compile(r"\A[0-9a-f]{4,64}\Z")
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/?#@\s]+)@")
 _SECRET_PARAM = re.compile(
     r"(?P<key>\b(?:access_token|private_token|token|password|passwd|secret)=)[^&\s#\"']+",
@@ -145,6 +147,49 @@ class GitSource:
                     raise SourceError(self._redact(str(again))) from None
             self._prune_trees(keep=dest)
             return dest
+
+    def commit_info(self, commit: str) -> CommitInfo:
+        """Author, author date and subject of a commit already in the clone (no network)."""
+        if not _SHA.match(commit):
+            raise SourceError(f"not a full commit id: {commit[:80]!r}")
+        with self._lock, git.Repo(self._repo_dir) as repo:
+            try:
+                c = repo.commit(commit)
+                subject = c.summary
+                if isinstance(subject, bytes):
+                    subject = subject.decode(errors="replace")
+                return CommitInfo(str(c.author.name or ""), float(c.authored_date), subject)
+            except (GitError, ODBError, ValueError) as exc:
+                raise SourceError(self._redact(f"cannot read commit {commit}: {exc}")) from None
+
+    def resolve(self, rev: str) -> str:
+        """The full id of the commit a full or abbreviated hex id names (at least 4 digits),
+        fetching the branch once if the clone does not have it."""
+        rev = rev.strip().lower()
+        if not _ABBREV.match(rev):
+            raise SourceError(
+                f"not a commit id: {rev[:80]!r} (give its hex id, full or abbreviated)"
+            )
+        with self._lock:
+            self._ensure_clone()
+            found = self._rev_parse(rev)
+            if found is None:
+                self._fetch()
+                found = self._rev_parse(rev)
+        if found is None:
+            raise SourceError(
+                f"no commit {rev} on branch '{self._branch}' of {self.describe()} "
+                "(or the abbreviation names several: give more digits)"
+            )
+        return found
+
+    def _rev_parse(self, rev: str) -> str | None:
+        with git.Repo(self._repo_dir) as repo:
+            try:
+                out = str(repo.git.rev_parse("--verify", "--quiet", f"{rev}^{{commit}}")).strip()
+            except GitError:
+                return None
+        return out if _SHA.match(out) else None
 
     def changed_files(self, base: str, head: str) -> list[str]:
         """Repository-relative paths that differ between two commits (renames as both paths)."""

@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from reconciler import state_timeline as timeline_sql
 from reconciler.errors import StateError
 from reconciler.model import HistoryEntry
+from reconciler.records import CommitInfo, Pin, TimelineEntry
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,7 @@ T = TypeVar("T")
 
 DB_NAME = "state.db"
 LOCK_NAME = "reconciler.lock"
-SCHEMA_VERSION = 2  # 2: image_use
+SCHEMA_VERSION = 3  # 2: pin, commit_info, timeline; 3: image_use
 HISTORY_KEEP = 1000  # rows kept; older ones are dropped on write
 _CORRUPT = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 _WHY = {
@@ -122,6 +124,27 @@ class StateStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # --- the pin and the timeline (their SQL: state_timeline.py) ---------------------------
+
+    def pin(self) -> Pin | None:
+        return self._run(timeline_sql.read_pin)
+
+    def set_pin(self, commit: str, at: float, reason: str) -> None:
+        self._write(lambda c: timeline_sql.write_pin(c, Pin(commit, at, reason)))
+
+    def clear_pin(self) -> None:
+        self._write(timeline_sql.clear_pin)
+
+    def record_commit_info(self, commit: str, info: CommitInfo) -> None:
+        self._write(lambda c: timeline_sql.write_commit_info(c, commit, info))
+
+    def add_timeline(self, entry: TimelineEntry) -> None:
+        self._write(lambda c: timeline_sql.write_timeline(c, entry))
+
+    def timeline(self, limit: int = 50) -> list[TimelineEntry]:
+        """The newest `limit` timeline entries, newest first, with their commits' info."""
+        return self._run(lambda c: timeline_sql.read_timeline(c, limit))
 
     # --- reads and writes ---------------------------------------------------------------
 
@@ -341,7 +364,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
     if version < SCHEMA_VERSION:
         # One script, one transaction: the schema and its version number land together.
         conn.executescript(
-            f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            f"BEGIN IMMEDIATE; {_SCHEMA}{timeline_sql.SCHEMA}"
+            f" PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         )
 
 

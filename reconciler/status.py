@@ -10,7 +10,10 @@ The rules that are ours rather than Serve's:
 - replicas the host has no room for keep their deployment UPDATING, saying what each replica
   asks for and what is free (Serve's "taken more than 30s to be scheduled" message);
 - while a new commit is being prepared (read, fetched, built) the applications say DEPLOYING,
-  naming it and what its preparation is doing.
+  naming it and what its preparation is doing;
+- while a commit is pinned, the applications report their live state with a message saying so,
+  and, when the branch has moved on, that its head waits behind the pin (a refused head does not
+  make them DEPLOY_FAILED: what runs is what the user asked for).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from reconciler.model import (
     Snapshot,
 )
 from reconciler.outcome import Attempt, PassOutcome, Preparing, SourceOutcome, Target, Verdict
+from reconciler.records import ReplicaEvent, ReplicaRow
 from reconciler.view import DeploymentView, views
 
 Key = tuple[str, str]
@@ -167,7 +171,18 @@ def deployment_status(
     waiting = pending.count if pending else 0
 
     def info(status: DeploymentStatus, message: str) -> DeploymentStatusInfo:
-        return DeploymentStatusInfo(view.spec.name, status, message, view.target, states, waiting)
+        return DeploymentStatusInfo(
+            view.spec.name,
+            status,
+            message,
+            view.target,
+            states,
+            waiting,
+            replicas=_rows(view),
+            version=view.spec.version,
+            image=view.spec.image,
+            start_failures=view.failure.count if view.failure else 0,
+        )
 
     if view.converged:
         return info(DeploymentStatus.HEALTHY, "")
@@ -177,6 +192,23 @@ def deployment_status(
     if view.sick:
         return info(DeploymentStatus.UNHEALTHY, _health_message(view.sick))
     return info(DeploymentStatus.UPDATING, _updating_message(view, pending))
+
+
+def _rows(view: DeploymentView) -> tuple[ReplicaRow, ...]:
+    """One row per replica for the dashboard (the view has them in index order)."""
+    version = view.spec.version
+    return tuple(
+        ReplicaRow(
+            r.name,
+            r.index,
+            r.version,
+            r.state.value,
+            r.created_at,
+            r.version == version,
+            r.error or "",
+        )
+        for r in view.replicas
+    )
 
 
 def deployment_statuses(
@@ -274,7 +306,35 @@ def refused_message(attempt: Attempt, target: Target | None) -> str:
 def _preparing_message(preparing: Preparing, target: Target | None) -> str:
     doing = f": {preparing.progress}" if preparing.progress else ""
     still = f" Still running {target.name}." if target else ""
-    return f"Preparing {preparing.name}{doing}.{still}"
+    purpose = " to pin it" if preparing.pinning else ""
+    return f"Preparing {preparing.name}{purpose}{doing}.{still}"
+
+
+def pinned_message(source: SourceOutcome) -> str:
+    """What a pin means for the applications: what is held, and where the branch is."""
+    pin = source.pin
+    if pin is None:
+        return ""
+    why = f" ({pin.reason})" if pin.reason and pin.reason != "pinned" else ""
+    text = f"Pinned at commit {pin.commit[:12]}{why}."
+    latest = source.latest
+    if latest is not None and latest != pin.commit:
+        text += f" The branch is at commit {latest[:12]}: waiting behind the pin"
+        refused = source.refused_head
+        if refused is not None:
+            n = len(refused.errors)
+            text += f" (that commit was refused: {n} error{'s' if n != 1 else ''})"
+        text += ". Unpin to follow the branch again."
+    return text
+
+
+def _with_pin(
+    apps: tuple[ApplicationStatusInfo, ...], source: SourceOutcome
+) -> tuple[ApplicationStatusInfo, ...]:
+    text = pinned_message(source)
+    return tuple(
+        replace(app, message=f"{app.message}\n{text}" if app.message else text) for app in apps
+    )
 
 
 def _overlay(
@@ -290,13 +350,19 @@ def source_overlay(
 ) -> tuple[ApplicationStatusInfo, ...]:
     """The applications as the branch makes them look: DEPLOY_FAILED while it points at a
     refused commit, DEPLOYING while its head is being prepared (and nothing fails: a preparation
-    retried after a transient failure shows the failure, over what runs), else as they run."""
+    retried after a transient failure shows the failure, over what runs), else as they run.
+    While pinned, as they run, saying so; DEPLOYING while a pin's commit is prepared."""
+    preparing = source.preparing
+    if preparing is not None and preparing.pinning and source.failure is None:
+        message = _preparing_message(preparing, source.target)
+        return _overlay(apps, ApplicationStatus.DEPLOYING, message)
+    if source.pin is not None:
+        return _with_pin(apps, source)
     refused = source.refused_head
     if refused is not None:
         return _overlay(
             apps, ApplicationStatus.DEPLOY_FAILED, refused_message(refused, source.target)
         )
-    preparing = source.preparing
     if preparing is not None and preparing.commit == source.latest and source.failure is None:
         message = _preparing_message(preparing, source.target)
         return _overlay(apps, ApplicationStatus.DEPLOYING, message)
@@ -319,6 +385,9 @@ def _commits(source: SourceOutcome | None, redact: Redactor) -> CommitStatus:
         preparing=preparing.commit if preparing else None,
         progress=preparing.progress if preparing else "",
         warnings=target.config.warnings if target else (),
+        pinned=source.pin.commit if source.pin else None,
+        pinned_at=source.pin.at if source.pin else 0.0,
+        pin_reason=source.pin.reason if source.pin else "",
     )
 
 
@@ -330,9 +399,11 @@ def compose(
     passes: int,
     capacity: Capacity | None = None,
     retry: str | None = None,
+    events: tuple[ReplicaEvent, ...] = (),
 ) -> Snapshot:
     """The one place a `Snapshot` is made: the applications (their live statuses, then what the
-    branch says over them), the commits, the loop's health, the host's room."""
+    branch says over them), the commits, the loop's health, the host's room, and for the
+    dashboard the commit timeline and the recent replica events."""
     source = outcome.source
     target = source.target
     engine = outcome.engine
@@ -351,4 +422,6 @@ def compose(
         ),
         capacity=capacity,
         pending_replicas=outcome.engine.pending,
+        timeline=source.timeline,
+        events=events,
     )

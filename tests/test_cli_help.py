@@ -19,7 +19,10 @@ from reconciler.cli import build_parser
 from reconciler.cli.priority import scheduling_group
 from tests.support import EXAMPLES, Daemon, free_port
 
-COMMANDS = ("run", "up", "down", "validate", "diff", "build", "status", "config")
+COMMANDS = (
+    "run", "up", "down", "validate", "diff", "build", "status", "config", "pin", "unpin",
+    "rollback",
+)  # fmt: skip
 
 
 def reconciler(

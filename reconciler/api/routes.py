@@ -1,7 +1,8 @@
 """The Flask app factory. Handlers only read: a snapshot the reconcile loop wrote at the end of
 its last pass, the deploy history, the health verdict and the metrics. None of them calls git or
-Docker, so a slow engine never slows `/status`. The one action, `POST /webhook`, only asks the
-loop to poll now.
+Docker, so a slow engine never slows `/status`. `POST /webhook` only asks the loop to poll now;
+pin, unpin and rollback (api/actions.py, behind the API token) leave a request for the loop and
+wait for its answer. The dashboard (`GET /`, api/pages.py) renders the same snapshot as HTML.
 """
 
 from __future__ import annotations
@@ -19,8 +20,12 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed
 
 from reconciler.api import shapes
+from reconciler.api.actions import Actions, PinActions
+from reconciler.api.auth import Guard
 from reconciler.api.fastpath import StatusFastPath
 from reconciler.api.media import JSON_TYPE, YAML_TYPE, YAML_TYPES, content_type
+from reconciler.api.pages import DEFAULT_POLL_MS, Pages
+from reconciler.api.replies import error_response, json_response, render, render_text
 from reconciler.metrics import Metrics
 from reconciler.model import HistoryEntry, Snapshot
 from reconciler.spec.yamlout import dump_yaml
@@ -29,7 +34,19 @@ from reconciler.webhook import WebhookVerdict, verify_and_parse
 log = logging.getLogger(__name__)
 
 DEFAULT_HISTORY, MAX_HISTORY = 20, 1000
-ENDPOINTS = ("/status", "/config", "/history", "/healthz", "/metrics", "/webhook", "/openapi.json")
+ENDPOINTS = (
+    "/",
+    "/status",
+    "/config",
+    "/history",
+    "/healthz",
+    "/metrics",
+    "/webhook",
+    "/pin",
+    "/rollback",
+    "/dashboard.json",
+    "/openapi.json",
+)
 
 
 class _JSON(DefaultJSONProvider):
@@ -50,10 +67,15 @@ def create_app(
     branch: str,
     webhook_secret: str | None,
     max_webhook_bytes: int = 1 << 20,
+    pins: PinActions | None = None,
+    api_token: str | None = None,
+    title: str = "serve-reconciler",
+    poll_ms: int = DEFAULT_POLL_MS,
 ) -> Flask:
     """Build the API app around read-only views of the daemon's state. `snapshot` must return at
     once (it reads an attribute the pass replaces): a plain GET /status calls it from the WSGI
-    server's loop thread (api/server.py), where a wait would hold every connection."""
+    server's loop thread (api/server.py), where a wait would hold every connection. `pins` and
+    `api_token` turn on pin, unpin and rollback (without a token they answer 403)."""
     app = _App("reconciler.api")
     app.config["MAX_WEBHOOK_BYTES"] = max_webhook_bytes
     handlers = _Handlers(
@@ -67,9 +89,17 @@ def create_app(
         max_bytes=max_webhook_bytes,
         openapi=_openapi_or_none(),
     )
-    for path, view, method in handlers.routes():
+    guard = Guard(api_token)
+    actions = Actions(pins=pins, guard=guard, snapshot=snapshot)
+    pages = Pages(snapshot=snapshot, actions=guard.enabled and pins is not None, title=title,
+                  poll_ms=poll_ms)  # fmt: skip
+    for path, view, method in handlers.routes() + actions.routes() + pages.routes():
         app.add_url_rule(
-            path, endpoint=path, view_func=view, methods=[method], provide_automatic_options=False
+            path,
+            endpoint=f"{method} {path}",
+            view_func=view,
+            methods=[method],
+            provide_automatic_options=False,
         )
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _internal_error)
@@ -266,26 +296,6 @@ def _history_limit() -> int:
     if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_HISTORY:
         raise BadRequest(f"limit must be a whole number from 1 to {MAX_HISTORY}")
     return int(raw)
-
-
-def render(value: Any, fmt: str, status: int = 200) -> Response:
-    return Response(render_text(value, fmt), status=status, content_type=content_type(fmt))
-
-
-def render_text(value: Any, fmt: str) -> str:
-    return (
-        dump_yaml(value)
-        if fmt == "yaml"
-        else json.dumps(value, ensure_ascii=False, allow_nan=False) + "\n"
-    )
-
-
-def json_response(value: Any, status: int = 200) -> Response:
-    return Response(render_text(value, "json"), status=status, content_type=JSON_TYPE)
-
-
-def error_response(status: int, message: str, **more: Any) -> Response:
-    return json_response({"error": message, **more}, status)
 
 
 def _http_error(exc: HTTPException) -> Response:

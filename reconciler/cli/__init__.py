@@ -15,8 +15,8 @@ from reconciler import __version__
 from reconciler.settings import Exit
 
 # Order is the order of `reconciler --help`.
-SUBCOMMANDS = ("run", "up", "validate", "diff", "build", "status", "config")
-# `up_cmd` also registers `down`.
+SUBCOMMANDS = ("run", "up", "validate", "diff", "build", "status", "config", "pin")
+# `up_cmd` also registers `down`; `pin_cmd` also `unpin` and `rollback`.
 
 
 def build_parser() -> argparse.ArgumentParser:

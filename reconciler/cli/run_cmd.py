@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from reconciler.cli.access_flags import access, add_access_flags
 from reconciler.cli.common import (
     EXIT_FOR,
     add_engine_flags,
@@ -137,6 +138,7 @@ def register(sub: Any) -> None:
         help="give up --once after this long (default: %(default)s)",
     )
     add_engine_flags(p)
+    add_access_flags(p)
     add_logging_flag(p)
     p.set_defaults(handler=run)
 
@@ -174,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
         host, port = _listen(args.listen)
         secret = _webhook_secret(args.webhook_secret_file)
         engine = engine_settings(args)
+        allowed = access(args, (host, port))
     except (ValueError, OSError) as exc:
         return fail(str(exc))
     state_dir = Path(
@@ -191,6 +194,9 @@ def run(args: argparse.Namespace) -> int:
         git_timeout_s=args.git_timeout,
         max_parallel_starts=args.max_parallel_starts or None,
         engine=engine,
+        api_token=allowed.api_token,
+        dashboard_url=allowed.dashboard_url,
+        commit_status=allowed.commit_status,
     )
     try:
         daemon = build_daemon(settings, background=not args.once)

@@ -1,6 +1,7 @@
-"""What `reconciler status` and `reconciler config` share: the address to talk to (flag, then
-RECONCILER_ADDRESS, then the default), one GET with a clear message when nothing answers, and
-the split of a multi-application answer into one YAML document per application."""
+"""What the commands that talk to a daemon (`status`, `config`, `pin`, `unpin`, `rollback`)
+share: the address to talk to (flag, then RECONCILER_ADDRESS, then the default), one request
+with a clear message when nothing answers, and the split of a multi-application answer into one
+YAML document per application."""
 
 from __future__ import annotations
 
@@ -40,10 +41,25 @@ def resolve_address(flag: str | None) -> str:
 
 def get(address: str, path: str, *, accept: str = "application/json") -> Any:
     """GET address+path; returns the `requests.Response` (any status) or raises ClientError."""
+    return send("GET", address, path, headers={"Accept": accept})
+
+
+def send(
+    method: str,
+    address: str,
+    path: str,
+    *,
+    headers: dict[str, str] | None = None,
+    body: Any = None,
+    timeout_s: float = TIMEOUT_S,
+) -> Any:
+    """One request; returns the `requests.Response` (any status) or raises ClientError."""
     import requests  # lazily: `reconciler validate` must not pay for it
 
     try:
-        return requests.get(address + path, headers={"Accept": accept}, timeout=TIMEOUT_S)
+        return requests.request(
+            method, address + path, headers=headers, json=body, timeout=timeout_s
+        )
     except requests.RequestException as exc:
         raise ClientError(
             f"could not reach the reconciler at {address}: {_reason(exc)}. Is `reconciler run` "

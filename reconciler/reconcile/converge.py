@@ -1,7 +1,8 @@
 """Run passes until there is a verdict: what `reconciler run --once` and `reconciler up -d` wait
 for. The verdict comes from the pass's typed outcome, at the first pass that can tell:
 
-- INVALID at once when the config (at the branch head, or in the working tree) is refused;
+- INVALID at once when the config (at the branch head, or in the working tree) is refused,
+  unless a pin holds another commit;
 - UNHOLDABLE at once when replicas wait for room and nothing is in flight that could make some
   (the host cannot hold this config);
 - RUNNING once settled with every application RUNNING;
@@ -34,8 +35,8 @@ def verdict_of(reconciler: Reconciler) -> Verdict | None:
     outcome = reconciler.last_outcome
     if outcome is None:
         return None
-    if outcome.source.refused_head is not None:
-        return Verdict.INVALID
+    if outcome.source.refused_head is not None and outcome.source.pin is None:
+        return Verdict.INVALID  # (pinned, the refused head waits behind the pin: not a verdict)
     if any(f.retry in (Retry.TRANSIENT, Retry.GENERIC) for f in outcome.failures):
         return None  # maybe later; the deadline says UNAVAILABLE
     engine = outcome.engine

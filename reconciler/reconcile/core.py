@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from reconciler import events as replica_events
 from reconciler import plan as planner
 from reconciler import routing, status
 from reconciler.errors import EngineUnavailable, Retry
@@ -37,6 +38,7 @@ from reconciler.ports import Engine
 from reconciler.reconcile import retry
 from reconciler.reconcile.actions import ActionError, apply_plan
 from reconciler.reconcile.target import TargetProvider
+from reconciler.records import ReplicaEvent
 from reconciler.status import Redactor
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,7 @@ class MetricsSink(Protocol):
     def set_applied_commit(self, commit: str) -> None: ...
     def set_replicas(self, counts: Mapping[tuple[str, str, str], int]) -> None: ...
     def set_pending(self, counts: Mapping[tuple[str, str], int]) -> None: ...
+    def set_pin(self, commit: str | None, behind: bool) -> None: ...
 
 
 @dataclass
@@ -65,6 +68,8 @@ class _Memory:
     source: SourceOutcome | None = None  # shown as it was if a refresh itself breaks
     capacity: Capacity | None = None
     passes: int = 0
+    seen: dict[str, ObservedReplica] | None = None  # the last observation, for its events
+    events: replica_events.EventLog = field(default_factory=replica_events.EventLog)
 
 
 class Reconciler:
@@ -124,6 +129,7 @@ class Reconciler:
             passes=m.passes,
             capacity=m.capacity,
             retry=decision.retry.value if decision.retry else None,
+            events=m.events.recent(),
         )
         self.last_outcome = outcome
         self._record(outcome, decision)
@@ -176,6 +182,9 @@ class Reconciler:
             container_slots=self._container_slots,
         )
         m.failures = _count_start_errors(config, errors, failures, now)
+        m.events.add(replica_events.between(m.seen, observed, now))
+        m.events.add(_refused_starts(errors, now))
+        m.seen = {r.container_id: r for r in observed}
         deployments = status.deployment_statuses(config, observed, m.failures, now, plan.pending)
         m.apps = status.application_statuses(config, deployments, m.phase, received)
         m.phase = {app.name: app.status for app in m.apps}
@@ -195,8 +204,11 @@ class Reconciler:
             self._metrics.failure(failure.kind)
             if failure.kind == "source":
                 self._metrics.poll_error()
-        if outcome.source.target is not None:
-            self._metrics.set_applied_commit(outcome.source.target.commit)
+        source = outcome.source
+        if source.target is not None:
+            self._metrics.set_applied_commit(source.target.commit)
+        pinned = source.pin.commit if source.pin else None
+        self._metrics.set_pin(pinned, pinned is not None and source.latest not in (None, pinned))
         self._metrics.pass_finished(outcome.duration_s, outcome.label)
 
 
@@ -235,6 +247,15 @@ def _count_start_errors(
     if not refused:
         return failures
     return planner.next_failures(config, refused, failures, now)
+
+
+def _refused_starts(errors: Sequence[ActionError], now: float) -> list[ReplicaEvent]:
+    events = []
+    for e in errors:
+        if isinstance(e.action, StartReplica):
+            spec, name = e.action.spec, f"{e.action.spec.name}#{e.action.index}"
+            events.append(ReplicaEvent(now, spec.app, spec.name, name, "refused", e.message))
+    return events
 
 
 def _replica_counts(observed: Sequence[ObservedReplica]) -> dict[tuple[str, str, str], int]:

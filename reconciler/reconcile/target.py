@@ -5,36 +5,41 @@ deployable config (checkout, load and validate, then `prepare`: fetch, build ima
 invalid commit (stalled until the branch moves) and keeps the last good one. Preparing can take
 minutes (a pip install, a remote working_dir), so the daemon runs it in the background: the pass
 goes on reconciling the current target and reports the preparation's progress, and `on_ready`
-asks for a pass when it is done. `WorkTreeTarget` is `reconciler up`: a directory on disk,
-re-read on every pass, no git.
+asks for a pass when it is done. (`WorkTreeTarget`, `reconciler up`'s, is in worktree.py.)
 
-Neither raises: what went wrong is reported in the returned `SourceOutcome`.
+A pin holds one commit whatever the branch does: it is prepared and judged like any commit (an
+invalid one is refused, and the pin not taken), then becomes the target; while pinned the head
+is not judged (it waits behind the pin). Pin, unpin and rollback requests come from the API's
+threads through a `PinDesk`; only the pass changes the target.
+
+It never raises: what went wrong is reported in the returned `SourceOutcome`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from reconciler.errors import ConfigError, ReconcilerError, StateError, TransientError
-from reconciler.model import ServeConfig, canonical_json, short_hash
+from reconciler.model import ServeConfig
 from reconciler.outcome import Attempt, Failure, Preparing, SourceOutcome, Target, Verdict
+from reconciler.pins import PinAnswer, PinState, rollback_choice, short
 from reconciler.ports import Source, Store
+from reconciler.reconcile.jobs import HEAD, PIN, RESTORE, Job, Progress, Ready
+from reconciler.reconcile.pinning import Ask, PinDesk, PinRequest
+from reconciler.reconcile.timeline import Timeline, changes
+from reconciler.records import Change, CommitInfo, Event, Pin, TimelineEntry
 
 log = logging.getLogger(__name__)
 
 Loader = Callable[[Path, str], ServeConfig]
-Progress = Callable[[str], None]
 Preparer = Callable[[ServeConfig, Progress], ServeConfig]
-WORKTREE = "worktree"
-WORKTREE_LABEL = "the working tree's config"
+ROLLBACK_HISTORY = 200  # history entries `rollback` looks through
 
 
 def no_preparation(config: ServeConfig, progress: Progress) -> ServeConfig:
@@ -48,40 +53,13 @@ class TargetProvider(Protocol):
         ...
 
 
-def _issue_lines(error: ConfigError) -> tuple[str, ...]:
+def issue_lines(error: ConfigError) -> tuple[str, ...]:
     return tuple(str(issue) for issue in error.issues)
 
 
-@dataclass(frozen=True)
-class _Ready:
-    config: ServeConfig
-
-
-class _Job:
-    """One commit being prepared: its result when done, and what it is doing meanwhile."""
-
-    def __init__(self, commit: str, restore: bool, run: Callable[[Progress], _Ready]) -> None:
-        self.commit = commit
-        self.restore = restore  # the commit applied before a restart: adopt, record nothing
-        self.progress = ""
-        self._run = run
-        self.future: Future[_Ready] = Future()
-
-    def __call__(self) -> None:
-        if not self.future.set_running_or_notify_cancel():
-            return
-        try:
-            self.future.set_result(self._run(self._report))
-        except BaseException as exc:  # handed to the pass, which classifies it
-            self.future.set_exception(exc)
-
-    def _report(self, text: str) -> None:
-        self.progress = text
-        log.info("commit %s: %s", self.commit[:12], text)
-
-
 class GitTarget:
-    """Follows a branch; the last good commit keeps running while a newer one is invalid."""
+    """Follows a branch; the last good commit keeps running while a newer one is invalid. A
+    pinned commit is applied and held whatever the branch does, until unpinned."""
 
     def __init__(
         self,
@@ -103,8 +81,7 @@ class GitTarget:
         self._on_ready = on_ready
         self._clock = clock
         self._pool = ThreadPoolExecutor(1, "prepare") if background else None
-        self._lock = threading.Lock()
-        self._job: _Job | None = None
+        self._job: Job | None = None
         self._target: Target | None = None
         self._latest: str | None = None
         self._restored = False
@@ -116,10 +93,38 @@ class GitTarget:
             if last
             else None
         )
+        self._desk = PinDesk(wake=self._ready)
+        self._pin = store.pin()  # held across restarts
+        self._want: PinRequest | None = None  # a pin waiting for its commit to be prepared
+        self._timeline = Timeline(store=store, source=source)
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # --- pin requests, from the API's threads ----------------------------------------------
+
+    def submit_pin(self, rev: str, reason: str = "") -> Future[PinAnswer]:
+        """Ask the pass to pin the commit `rev` names (a full or abbreviated id)."""
+        try:
+            commit = self._source.resolve(rev)
+        except ReconcilerError as exc:
+            done: Future[PinAnswer] = Future()
+            done.set_result(PinAnswer(PinState.UNKNOWN, None, str(exc)))
+            return done
+        return self._desk.submit(PinRequest(Ask.PIN, commit, reason or "pinned"))
+
+    def submit_unpin(self) -> Future[PinAnswer]:
+        return self._desk.submit(PinRequest(Ask.UNPIN))
+
+    def submit_rollback(self) -> Future[PinAnswer]:
+        return self._desk.submit(PinRequest(Ask.ROLLBACK))
+
+    def last_pin_answer(self) -> PinAnswer | None:
+        """What became of the last pin or rollback asked for (GET /pin)."""
+        return self._desk.last
+
+    # --- the pass ----------------------------------------------------------------------------
 
     def refresh(self, *, poll: bool = True) -> SourceOutcome:
         failure = self._collect()
@@ -127,6 +132,7 @@ class GitTarget:
             self._restored = True
             self._start_restore()
             failure = failure or self._collect()
+        self._take_requests()
         if not poll:
             # Backing off: the remote's last failure stands until it is asked again.
             return self._outcome(failure or self._polled_failure, polled=False)
@@ -138,12 +144,19 @@ class GitTarget:
                 # could not be judged. The last good target keeps running.
                 failure = Failure.of(exc)
             else:
-                self._judge(self._latest)
+                self._follow()
                 failure = self._collect()
+                if failure is None and self._job is None:
+                    self._follow()  # a pin was just dropped: the head is judged now
         self._polled_failure = failure
         return self._outcome(failure)
 
     # --- deciding -------------------------------------------------------------------------
+
+    def _follow(self) -> None:
+        """Judge the branch head, unless a pin is held or wanted (the head waits behind it)."""
+        if self._pin is None and self._want is None and self._latest is not None:
+            self._judge(self._latest)
 
     def _judge(self, head: str) -> None:
         """Start preparing the head unless it runs, was refused (stalled until the branch moves)
@@ -158,23 +171,33 @@ class GitTarget:
         if refused or (self._job is not None and self._job.commit == head):
             return
         if self._job is None:
-            self._start(head, restore=False)
+            self._start(head, HEAD)
 
     def _start_restore(self) -> None:
         """After a restart, pick up the commit applied before, without redeploying."""
         record = self._store.applied()
         if record is not None:
-            self._start(record.commit, restore=True, config_path=record.config_path)
+            self._start(record.commit, RESTORE, config_path=record.config_path)
 
-    def _start(self, commit: str, *, restore: bool, config_path: str | None = None) -> None:
+    def _start(
+        self,
+        commit: str,
+        kind: str,
+        *,
+        config_path: str | None = None,
+        request: PinRequest | None = None,
+    ) -> None:
         path = config_path or self._config_path
+        job = Job(commit, kind, request)
 
-        def run(progress: Progress) -> _Ready:
+        def run(progress: Progress) -> Ready:
             tree = self._source.checkout(commit)
+            if kind != RESTORE:
+                job.info = self._timeline.describe(commit)
             config = self._load(tree, path)
-            return _Ready(self._prepare(config, progress))
+            return Ready(self._prepare(config, progress))
 
-        job = _Job(commit, restore, run)
+        job.run = run
         self._job = job
         if self._pool is None:
             job()
@@ -199,13 +222,14 @@ class GitTarget:
         except TransientError as exc:
             return Failure.of(exc)
         except ConfigError as exc:
-            lines, text = _issue_lines(exc), str(exc)
+            lines, text = issue_lines(exc), str(exc)
             record = lambda: self._refuse(job, Verdict.INVALID, lines, text)  # noqa: E731
         except ReconcilerError as exc:
             text = str(exc)
             record = lambda: self._refuse(job, Verdict.UNREADABLE, (text,), text)  # noqa: E731
         except Exception as exc:  # a bug while preparing: report it, try again later
             log.exception("preparing commit %s failed", job.commit[:12])
+            self._give_up_pin(job, f"internal error while preparing: {exc!r}")
             return Failure.of(RuntimeError(f"internal error while preparing: {exc!r}"))
         else:
             record = lambda: self._accept(job, ready.config)  # noqa: E731
@@ -216,18 +240,23 @@ class GitTarget:
             return Failure.of(exc)
         return None
 
-    def _refuse(self, job: _Job, verdict: Verdict, errors: tuple[str, ...], text: str) -> None:
-        if job.restore:
+    def _refuse(self, job: Job, verdict: Verdict, errors: tuple[str, ...], text: str) -> None:
+        if job.kind == RESTORE:
             log.warning("could not restore applied commit %s: %s", job.commit[:12], text)
+            return
+        if job.kind == PIN:
+            self._refuse_pin(job, errors)
             return
         now = self._clock()
         log.warning("commit %s was not applied (%s):\n%s", job.commit[:12], verdict, text)
         self._attempt = Attempt(job.commit, verdict, errors, now)
         message = text if verdict is Verdict.UNREADABLE else ""
         self._store.record_attempt(job.commit, verdict.value, errors, now, message)
+        event = Event.INVALID if verdict is Verdict.INVALID else Event.ERROR
+        self._timeline.note(TimelineEntry(job.commit, now, event, job.info, errors))
 
-    def _accept(self, job: _Job, config: ServeConfig) -> None:
-        if job.restore:
+    def _accept(self, job: Job, config: ServeConfig) -> None:
+        if job.kind == RESTORE:
             record = self._store.applied()
             received = record.received_at if record else self._clock()
             if self._target is None:  # a newer commit may have been accepted meanwhile
@@ -235,21 +264,155 @@ class GitTarget:
                 self._changed = True
             log.info("resuming at applied commit %s", job.commit[:12])
             return
+        if job.kind == PIN:
+            self._hold(job, config)
+            return
+        if self._pin is not None or self._want is not None:
+            # Ready, but a pin came meanwhile: it waits behind the pin (judged again on unpin).
+            log.info("commit %s is valid; it waits behind the pin", job.commit[:12])
+            return
         now = self._clock()
+        changes = self._changes(config)
         document = json.dumps(dict(config.document), sort_keys=True)
         self._store.set_applied(job.commit, self._config_path, document, now)
         self._store.record_attempt(job.commit, Verdict.APPLIED.value, (), now)
         self._attempt = Attempt(job.commit, Verdict.APPLIED, (), now)
         self._target = Target(job.commit, config, now)
         self._changed = True
+        self._timeline.note(TimelineEntry(job.commit, now, Event.APPLIED, job.info, (), changes))
         log.info("commit %s accepted: deploying", job.commit[:12])
         for warning in config.warnings:
             log.warning("commit %s: %s", job.commit[:12], warning)
 
+    def _changes(self, config: ServeConfig) -> tuple[Change, ...]:
+        return changes(self._target.config if self._target else None, config)
+
+    # --- pins (the pass's side) ---------------------------------------------------------------
+
+    def _take_requests(self) -> None:
+        for request in self._desk.take():
+            if request.ask is Ask.UNPIN:
+                self._unpin(request)
+                continue
+            if request.ask is Ask.ROLLBACK and not self._choose_rollback(request):
+                continue
+            self._want_pin(request)
+        want = self._want
+        if self._pin is not None and self._target is None and want is None and self._job is None:
+            # Pinned, and nothing runs: the pinned commit could not be restored after a restart.
+            self._want = want = PinRequest(Ask.PIN, self._pin.commit, self._pin.reason)
+        if want is not None and self._job is None and want.commit is not None:
+            self._start(want.commit, PIN, request=want)
+
+    def _choose_rollback(self, request: PinRequest) -> bool:
+        current = self._target.commit if self._target else None
+        choice = rollback_choice(self._store.history(ROLLBACK_HISTORY), current)
+        if choice is None:
+            text = f"no commit was applied before commit {short(current)}: nothing to roll back to"
+            request.answer(PinAnswer(PinState.NO_PREVIOUS, None, text))
+            return False
+        request.commit, request.reason = choice, f"rollback from commit {short(current)}"
+        return True
+
+    def _want_pin(self, request: PinRequest) -> None:
+        assert request.commit is not None
+        if self._want is not None:
+            self._want.answer(_superseded(self._want, f"a pin of {short(request.commit)}"))
+        self._want = None
+        if self._pin is not None and self._pin.commit == request.commit:
+            request.answer(PinAnswer(PinState.PINNED, request.commit, self._pinned_text()))
+        elif self._target is not None and self._target.commit == request.commit:
+            self._take_pin(request, self._timeline.info_of(request.commit), ())  # it runs: hold it
+        else:
+            self._want = request
+
+    def _hold(self, job: Job, config: ServeConfig) -> None:
+        """A prepared pin: it becomes the target, held until unpinned."""
+        request = job.request
+        if request is None or request is not self._want:
+            return  # superseded or unpinned while it was prepared
+        now = self._clock()
+        changes = self._changes(config)
+        document = json.dumps(dict(config.document), sort_keys=True)
+        self._store.set_applied(job.commit, self._config_path, document, now)
+        self._take_pin(request, job.info, changes)
+        self._target = Target(job.commit, config, now)
+        self._changed = True
+
+    def _take_pin(self, request: PinRequest, info: CommitInfo, changes: tuple[Change, ...]) -> None:
+        assert request.commit is not None
+        if self._pin is not None and self._pin.commit == request.commit:  # re-prepared
+            self._want = None
+            request.answer(PinAnswer(PinState.PINNED, request.commit, self._pinned_text()))
+            return
+        now = self._clock()
+        self._store.set_pin(request.commit, now, request.reason)
+        self._pin, self._want = Pin(request.commit, now, request.reason), None
+        self._timeline.note(TimelineEntry(request.commit, now, Event.PINNED, info, (), changes,
+                                 request.reason))  # fmt: skip
+        log.info("pinned commit %s (%s)", request.commit[:12], request.reason)
+        request.answer(PinAnswer(PinState.PINNED, request.commit, self._pinned_text()))
+
+    def _refuse_pin(self, job: Job, errors: tuple[str, ...]) -> None:
+        request = job.request
+        if request is None or request is not self._want:
+            return
+        self._want = None
+        now = self._clock()
+        count = f"{len(errors)} error{'s' if len(errors) != 1 else ''}"
+        text = f"commit {short(job.commit)} was not pinned: its config is invalid ({count})"
+        if self._pin is not None and self._pin.commit == job.commit:
+            # The pin held across a restart can no longer be applied (its config reads the
+            # environment, which changed): drop it rather than run nothing.
+            self._store.clear_pin()
+            self._pin = None
+            text = f"the pinned commit {short(job.commit)} is invalid now ({count}); unpinned"
+        log.warning("%s:\n%s", text, "\n".join(errors))
+        self._timeline.note(TimelineEntry(job.commit, now, Event.PIN_REFUSED, job.info, errors,
+                                 message=request.reason))  # fmt: skip
+        request.answer(PinAnswer(PinState.REFUSED, job.commit, text, errors))
+
+    def _give_up_pin(self, job: Job, text: str) -> None:
+        if job.request is not None and job.request is self._want:
+            self._want = None
+            job.request.answer(PinAnswer(PinState.REFUSED, job.commit, text, (text,)))
+
+    def _unpin(self, request: PinRequest) -> None:
+        if self._want is not None:
+            self._want.answer(_superseded(self._want, "an unpin"))
+            self._want = None
+        pin = self._pin
+        if pin is None:
+            request.answer(PinAnswer(PinState.NOT_PINNED, None, "nothing was pinned"))
+            return
+        try:
+            self._store.clear_pin()
+        except StateError as exc:
+            request.answer(PinAnswer(PinState.PINNED, pin.commit, f"could not unpin: {exc}"))
+            return
+        self._pin = None
+        now = self._clock()
+        info = self._timeline.info_of(pin.commit)
+        self._timeline.note(TimelineEntry(pin.commit, now, Event.UNPINNED, info))
+        log.info("unpinned commit %s: following the branch again", pin.commit[:12])
+        text = f"unpinned commit {short(pin.commit)}: following the branch again"
+        request.answer(PinAnswer(PinState.UNPINNED, pin.commit, text))
+
+    def _pinned_text(self) -> str:
+        pin = self._pin
+        assert pin is not None
+        behind = self._latest is not None and self._latest != pin.commit
+        wait_text = f"; the branch is at {short(self._latest)}, waiting behind the pin"
+        return f"pinned commit {short(pin.commit)}" + (wait_text if behind else "")
+
     def _outcome(self, failure: Failure | None, polled: bool = True) -> SourceOutcome:
         changed, self._changed = self._changed, False
         job = self._job
-        preparing = Preparing(job.commit, job.progress) if job and not job.restore else None
+        preparing = (
+            Preparing(job.commit, job.progress, pinning=job.kind == PIN)
+            if job and job.kind != RESTORE
+            else None
+        )
         return SourceOutcome(
             target=self._target,
             latest=self._latest,
@@ -258,55 +421,11 @@ class GitTarget:
             changed=changed,
             preparing=preparing,
             polled=polled,
+            pin=self._pin,
+            timeline=self._timeline.entries,
         )
 
 
-class WorkTreeTarget:
-    """`reconciler up`: a working tree on disk, re-read every pass so edits apply as you save."""
-
-    def __init__(
-        self,
-        *,
-        root: Path,
-        config_path: str,
-        load: Loader,
-        prepare: Preparer = no_preparation,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._root = root
-        self._config_path = config_path
-        self._load = load
-        self._prepare = prepare
-        self._clock = clock
-        self._target: Target | None = None
-        self._attempt: Attempt | None = None
-
-    def refresh(self, *, poll: bool = True) -> SourceOutcome:
-        now = self._clock()
-        try:
-            config = self._load(self._root, self._config_path)
-            commit = f"{WORKTREE}-{_config_digest(config)}"
-            changed = self._target is None or self._target.commit != commit
-            if changed:
-                prepared = self._prepare(config, lambda text: log.info("%s", text))
-                self._target = Target(commit, prepared, now, label="the working tree")
-        except ConfigError as exc:
-            errors = _issue_lines(exc)
-            if self._attempt is None or self._attempt.errors != errors:
-                log.warning("%s is invalid, not applied:\n%s", self._config_path, exc)
-            self._attempt = Attempt(WORKTREE, Verdict.INVALID, errors, now, WORKTREE_LABEL)
-            return SourceOutcome(self._target, WORKTREE, self._attempt)
-        except ReconcilerError as exc:
-            return SourceOutcome(self._target, WORKTREE, self._attempt, Failure.of(exc))
-        self._attempt = Attempt(commit, Verdict.APPLIED, (), now, WORKTREE_LABEL)
-        return SourceOutcome(self._target, commit, self._attempt, changed=changed)
-
-
-def _config_digest(config: ServeConfig) -> str:
-    parts: list[str] = [canonical_json(_plain(config.document))]
-    parts.extend(f"{d.app}/{d.name}={d.version}" for d in config.deployments())
-    return short_hash(*parts)
-
-
-def _plain(document: Mapping[str, object]) -> object:
-    return json.loads(json.dumps(dict(document), default=str))
+def _superseded(request: PinRequest, by: str) -> PinAnswer:
+    text = f"the pin of commit {short(request.commit)} was superseded by {by}"
+    return PinAnswer(PinState.SUPERSEDED, request.commit, text)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,6 +30,8 @@ from reconciler.model import (
     LoopStatus,
     Snapshot,
 )
+from reconciler.pins import PinAnswer, PinState
+from reconciler.records import Change, CommitInfo, Event, ReplicaEvent, ReplicaRow, TimelineEntry
 
 SECRET = "s3cret-for-tests"
 BRANCH = "main"
@@ -50,6 +52,10 @@ class FakeState:
     triggers: int = 0
     history_limits: list[int] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    pins: FakePins | None = None
+
+    def __post_init__(self) -> None:
+        self.pins = FakePins(self)
 
     def trigger(self) -> None:
         with self.lock:
@@ -71,6 +77,8 @@ def app_for(state: FakeState, **overrides: Any) -> Flask:
         "branch": BRANCH,
         "webhook_secret": SECRET,
         "max_webhook_bytes": MAX_WEBHOOK_BYTES,
+        "pins": state.pins,
+        "api_token": API_TOKEN,
     }
     options.update(overrides)
     return create_app(**options)
@@ -126,6 +134,9 @@ class ApiClient:
 
     def post(self, path: str, **kwargs: Any) -> requests.Response:
         return self.request("post", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("delete", path, **kwargs)
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         response = self.session.request(method.upper(), self.base_url + path, timeout=10, **kwargs)
@@ -248,3 +259,124 @@ def multi_snapshot() -> Snapshot:
         ),
         pending_replicas=1,
     )
+
+
+# --- A behavioural model of the daemon's pin side (reconcile.pinning.PinControl) ------------
+
+API_TOKEN = "t0ken-for-tests"
+INVALID_ERRORS = (
+    "serve_config.yaml:31:5: unknown key 'num_replica' (did you mean 'num_replicas'?)",
+)
+
+
+class FakePins:
+    """Commits it knows (COMMIT_A valid, COMMIT_B invalid), the pin, and the snapshot it keeps
+    in step (as the daemon's next pass would), so reads after a write agree with it."""
+
+    def __init__(self, state: FakeState) -> None:
+        self.state = state
+        self.valid = {COMMIT_A: True, COMMIT_B: False}
+        self.answers: list[PinAnswer] = []
+        self.previous: str | None = COMMIT_A
+
+    def _resolve(self, rev: str) -> str | None:
+        found = [c for c in self.valid if len(rev) >= 4 and c.startswith(rev.lower())]
+        return found[0] if len(found) == 1 else None
+
+    def _show(self, pinned: str | None) -> None:
+        snap = self.state.snapshot
+        self.state.snapshot = replace(snap, commits=replace(snap.commits, pinned=pinned))
+
+    def pin(self, rev: str, reason: str = "") -> PinAnswer:
+        commit = self._resolve(rev)
+        if commit is None:
+            answer = PinAnswer(PinState.UNKNOWN, None, f"no commit {rev[:40]} on branch 'main'")
+        elif not self.valid[commit]:
+            text = f"commit {commit[:12]} was not pinned: its config is invalid (1 error)"
+            answer = PinAnswer(PinState.REFUSED, commit, text, INVALID_ERRORS)
+        else:
+            self._show(commit)
+            answer = PinAnswer(PinState.PINNED, commit, f"pinned commit {commit[:12]}")
+        self.answers.append(answer)
+        return answer
+
+    def unpin(self) -> PinAnswer:
+        pinned = self.state.snapshot.commits.pinned
+        if pinned is None:
+            return PinAnswer(PinState.NOT_PINNED, None, "nothing was pinned")
+        self._show(None)
+        return PinAnswer(PinState.UNPINNED, pinned, f"unpinned commit {pinned[:12]}")
+
+    def rollback(self) -> PinAnswer:
+        if self.previous is None:
+            return PinAnswer(PinState.NO_PREVIOUS, None, "nothing to roll back to")
+        return self.pin(self.previous, "rollback")
+
+    def last(self) -> PinAnswer | None:
+        return self.answers[-1] if self.answers else None
+
+
+def dashboard_snapshot() -> Snapshot:
+    """The single-application snapshot, pinned at A with the branch at B, with replicas, a
+    timeline (one subject is hostile HTML) and events."""
+    base = single_snapshot()
+    rows = (
+        ReplicaRow(
+            "serve-t-default-MangoStand-0", 0, "v1aaaaaaaaaa", "RUNNING", 1700000000.0, True
+        ),
+        ReplicaRow(
+            "serve-t-default-MangoStand-1",
+            1,
+            "v0bbbbbbbbbb",
+            "UNHEALTHY",
+            1700000001.0,
+            False,
+            "ValueError: price must be positive",
+        ),
+    )
+    mango = replace(base.applications[0].deployments[0], replicas=rows, version="v1aaaaaaaaaa")
+    app = replace(base.applications[0], deployments=(mango, *base.applications[0].deployments[1:]))
+    timeline = (
+        TimelineEntry(
+            COMMIT_A,
+            1700000300.0,
+            Event.PINNED,
+            CommitInfo("Ada", 1.0, "mango"),
+            message="rollback from commit bbbbbbbbbbbb",
+        ),
+        TimelineEntry(
+            COMMIT_B,
+            1700000200.0,
+            Event.INVALID,
+            CommitInfo("Eve", 2.0, "<script>alert(1)</script>"),
+            INVALID_ERRORS,
+        ),
+        TimelineEntry(
+            COMMIT_A,
+            1700000100.0,
+            Event.APPLIED,
+            CommitInfo("Ada", 1.0, "mango"),
+            changes=(Change("default", "MangoStand", "reconfigure", ("user_config changed",)),),
+        ),
+    )
+    events = (
+        ReplicaEvent(
+            1700000400.0,
+            "default",
+            "MangoStand",
+            "serve-t-default-MangoStand-1",
+            "unhealthy",
+            "ValueError: price must be positive",
+        ),
+        ReplicaEvent(
+            1700000350.0,
+            "default",
+            "MangoStand",
+            "serve-t-default-MangoStand-0",
+            "started",
+            "version v1aaaaaaaaaa",
+        ),
+    )
+    commits = replace(base.commits, pinned=COMMIT_A, pinned_at=1700000300.0,
+                      pin_reason="rollback from commit bbbbbbbbbbbb")  # fmt: skip
+    return replace(base, applications=(app,), commits=commits, timeline=timeline, events=events)

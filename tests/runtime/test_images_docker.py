@@ -20,7 +20,7 @@ from reconciler.errors import ConfigError
 from reconciler.model import ApplicationStatus, ObservedReplica, ReplicaState, ServeConfig
 from reconciler.plan import diff_configs
 from reconciler.reconcile import Reconciler, WorkTreeTarget
-from reconciler.reconcile.target import Progress
+from reconciler.reconcile.jobs import Progress
 from reconciler.runtime import labels
 from reconciler.runtime.docker_engine import DockerEngine
 from reconciler.runtime.remote_code import CodeFetcher

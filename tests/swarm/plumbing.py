@@ -172,10 +172,15 @@ def stop_pids(pids: Iterable[int], *, grace: float) -> int:
 
 
 def read_pid(pidfile: Path) -> int | None:
+    """The pid a daemon wrote to `pidfile`, only while that process is the one started with it
+    (its command line names the pidfile): this machine's pid_max is 32768, so a stale pidfile of
+    a crashed lab soon names some other process, once the host's own dockerd."""
     try:
-        return int(pidfile.read_text().strip())
+        pid = int(pidfile.read_text().strip())
+        cmdline = Path("/proc", str(pid), "cmdline").read_bytes()
     except (OSError, ValueError):
         return None
+    return pid if pid > 0 and str(pidfile).encode() in cmdline else None
 
 
 # -- mounts and cgroups --------------------------------------------------------------------------

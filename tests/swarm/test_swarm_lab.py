@@ -208,7 +208,9 @@ def test_a_lab_recovers_from_a_crash_and_leaves_nothing_behind() -> None:
     try:
         lab = swarm.up(name, 1, None, log=False, owner_pid=os.getpid())
         assert swarm.up(name, 1, None, log=False).octet == lab.octet  # healthy: left as it is
-        os.kill(pl.read_pid(lab.manager.pidfile) or 0, signal.SIGKILL)  # a crash
+        pid = pl.read_pid(lab.manager.pidfile)
+        assert pid is not None, "the lab's dockerd is not running"
+        os.kill(pid, signal.SIGKILL)  # a crash
         rebuilt = swarm.up(name, 1, None, log=False)
         assert swarm.healthy(rebuilt)
     finally:

@@ -11,13 +11,14 @@ EngineUnavailable, as an engine that is not running does.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import textwrap
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from reconciler import admission, spec
-from reconciler.errors import BranchMissing, EngineUnavailable, SourceUnavailable
+from reconciler.errors import BranchMissing, EngineUnavailable, SourceError, SourceUnavailable
 from reconciler.model import (
     Capacity,
     DeploymentSpec,
@@ -27,6 +28,7 @@ from reconciler.model import (
     Snapshot,
 )
 from reconciler.reconcile import GitTarget, Reconciler
+from reconciler.records import CommitInfo
 from reconciler.state import StateStore
 
 APP_CODE = textwrap.dedent(
@@ -154,15 +156,18 @@ class ModelBranch:
         self.unreachable = False
         self.deleted = False
         self.heads_asked = 0
+        self.subjects: dict[str, str] = {}
+        self.checkouts: dict[str, int] = {}  # commit -> times read (prepared)
         self._n = 0
 
-    def push(self, config: str, code: str = APP_CODE) -> str:
+    def push(self, config: str, code: str = APP_CODE, subject: str = "") -> str:
         self._n += 1
-        commit = f"{self._n:040x}"
+        commit = hashlib.sha1(f"{self.root}:{self._n}".encode()).hexdigest()
         tree = self.root / commit
         tree.mkdir(parents=True)
         (tree / "app.py").write_text(code)
         (tree / "serve_config.yaml").write_text(config)
+        self.subjects[commit] = subject or f"commit number {self._n}"
         self.tip = commit
         return commit
 
@@ -176,7 +181,17 @@ class ModelBranch:
         return self.tip
 
     def checkout(self, commit: str) -> Path:
+        self.checkouts[commit] = self.checkouts.get(commit, 0) + 1
         return self.root / commit
+
+    def commit_info(self, commit: str) -> CommitInfo:
+        return CommitInfo("model author", 1_000.0, self.subjects[commit])
+
+    def resolve(self, rev: str) -> str:
+        found = [c for c in self.subjects if c.startswith(rev.lower())]
+        if len(found) != 1:
+            raise SourceError(f"no commit {rev} on branch 'main' (model)")
+        return found[0]
 
 
 @dataclass
@@ -194,7 +209,7 @@ class Daemon:
         self.reconciler = self._build()
 
     def _build(self) -> Reconciler:
-        target = GitTarget(
+        self.target = target = GitTarget(
             source=self.branch,
             store=self.store,
             config_path="serve_config.yaml",
