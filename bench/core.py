@@ -157,6 +157,18 @@ class Cleanup:
                     proc.wait(timeout=10)
         for owner in self.owners:
             self.remove_owner(owner)
+            remove_images(self.client, owner)
+
+
+def remove_images(client: docker.DockerClient, owner: str) -> None:
+    """The images the reconciler built for `owner` (with their intermediate layers)."""
+    from reconciler.runtime.docker_engine import DockerEngine
+
+    engine = DockerEngine(instance=owner, default_image="unused", docker_client=client)
+    try:
+        _quietly(engine.remove_images)
+    finally:
+        engine.close()
 
 
 def _quietly(fn: Callable[[], Any]) -> None:

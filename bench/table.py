@@ -19,6 +19,13 @@ def _converge(data: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
             f"{d['reconciler_s']:.2f}s / {d['compose_s']:.2f}s / {d['run_s']:.2f}s",
             f"a/c {d['ratio_reconciler_vs_run']:.2f}, a/b {d['ratio_reconciler_vs_compose']:.2f}",
         )
+        if d.get("reconciler_first_s") is not None:
+            build = d.get("image_build_s")
+            yield (
+                f"converge N={n}, first (the image built first)",
+                f"{d['reconciler_first_s']:.2f}s",
+                f"of which the image build {build:.2f}s" if build is not None else "",
+            )
 
 
 def _scale(d: dict[str, Any]) -> Iterator[tuple[str, str, str]]:

@@ -3,8 +3,8 @@
 One deployment (`Bench`), a tiny stdlib-only class: `reconfigure()` keeps the user_config and
 `__call__`/`info()` say which config and code version a replica runs. The baselines run the very
 same replica runtime, command, env and user; only the way the code gets in differs
-(a read-only bind mount of the prepared bundle for compose and `docker run`, the reconciler's own
-put_archive for the reconciler).
+(`converge` starts them from the very image the reconciler built for the deployment; the other
+sections bind-mount the prepared bundle read-only).
 """
 
 from __future__ import annotations
@@ -120,16 +120,23 @@ class ContainerRecipe:
     nano_cpus: int | None
 
 
-def recipe(root: Path, bind_dir: Path) -> ContainerRecipe:
+def recipe(root: Path, bind_dir: Path | None, image: str = IMAGE) -> ContainerRecipe:
+    """The baselines' container: `image` with the bundle bind-mounted from `bind_dir`, or an
+    image that holds the code already (the one the reconciler built) when `bind_dir` is None."""
     dep = deployment_spec(root)
     env = containers.replica_env(dep, 0, "http://127.0.0.1:1")  # no router: one deployment
     env.pop("SERVE_REPLICA")  # per container; the runtime only uses it in log lines
     limits = containers.resource_limits(dep)
+    binds = (
+        {str(bind_dir / "opt" / "serve"): "/opt/serve", str(bind_dir / "app"): "/app"}
+        if bind_dir is not None
+        else {}
+    )
     return ContainerRecipe(
-        image=IMAGE,
+        image=image,
         command=list(containers.REPLICA_COMMAND),
         user=containers.USER,
         env=env,
-        binds={str(bind_dir / "opt" / "serve"): "/opt/serve", str(bind_dir / "app"): "/app"},
+        binds=binds,
         nano_cpus=limits.get("nano_cpus"),
     )

@@ -6,6 +6,7 @@ command line (cli/) parses flags into `settings` and maps verdicts to exit codes
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import threading
@@ -16,13 +17,19 @@ from pathlib import Path
 from reconciler import spec
 from reconciler.api import ApiServer, create_app
 from reconciler.commitstatus import CommitStatusReporter
+from reconciler.errors import ReconcilerError
 from reconciler.metrics import Metrics
 from reconciler.model import ServeConfig, Snapshot
 from reconciler.reconcile import GitTarget, Reconciler, WorkTreeTarget
 from reconciler.reconcile.converge import Verdict, converge, verdict_of
+from reconciler.reconcile.jobs import Progress
 from reconciler.reconcile.pinning import PinControl
+from reconciler.reconcile.target import Preparer
 from reconciler.runtime.docker_engine import DockerEngine
+from reconciler.runtime.images import tags_of
+from reconciler.runtime.remote_code import CodeFetcher, default_cache_dir
 from reconciler.runtime.sandbox import SandboxGraphBuilder
+from reconciler.runtime.wheels import PipSettings
 from reconciler.scheduler import PassScheduler
 from reconciler.settings import DaemonSettings, EngineSettings
 from reconciler.source import GitSource, scrub
@@ -34,19 +41,40 @@ UP_INTERVAL_S = 1.0
 REPORT_FLUSH_S = 5.0  # on the way out, how long the last commit statuses may take to send
 
 
-def make_engine(settings: EngineSettings) -> DockerEngine:
+def make_engine(settings: EngineSettings, cache_dir: Path | None = None) -> DockerEngine:
+    images = settings.images
+    pip = PipSettings(
+        index_url=images.pip_index_url,
+        extra_index_urls=images.pip_extra_index_urls,
+        find_links=images.pip_find_links,
+    )
     return DockerEngine(
         instance=settings.instance,
         default_image=settings.default_image,
         publish_host=settings.publish_host,
         image_allowlist=settings.allowed_images,
         limits=settings.limits,
+        cache_dir=images.cache_dir or cache_dir,
+        pip=pip,
     )
 
 
-def make_loader(settings: EngineSettings) -> Callable[[Path, str], ServeConfig]:
+def make_fetcher(settings: EngineSettings, cache_dir: Path | None = None) -> CodeFetcher:
+    images = settings.images
+    return CodeFetcher(
+        images.cache_dir or cache_dir or default_cache_dir(),
+        max_bytes=images.max_code_bytes,
+        timeout_s=images.code_timeout_s,
+        file_roots=images.code_file_roots,
+    )
+
+
+def make_loader(
+    settings: EngineSettings, fetch: spec.Fetch | None = None
+) -> Callable[[Path, str], ServeConfig]:
     """The config loader of `run` and `up`: from_env values from this process's environment,
-    and code that reading cannot decide built in a sandbox on the same engine."""
+    code that reading cannot decide built in a sandbox on the same engine, remote working_dir
+    zips fetched with `fetch`."""
     sandbox = SandboxGraphBuilder(
         instance=settings.instance,
         default_image=settings.default_image,
@@ -60,9 +88,84 @@ def make_loader(settings: EngineSettings) -> Callable[[Path, str], ServeConfig]:
             environ=os.environ,
             graph_builder=sandbox,
             default_image=settings.default_image,
+            fetch=fetch,
         )
 
     return load
+
+
+class ImageKeeper:
+    """The image GC's memory: the built images of the last `keep` applied commits, in the
+    store (the daemon, across restarts) or in memory (`up`). After each apply the engine
+    removes the rest, in a thread of its own: listing every container and image must not delay
+    the replicas' start."""
+
+    def __init__(
+        self,
+        engine: DockerEngine,
+        keep: int,
+        store: StateStore | None = None,
+        *,
+        background: bool = True,
+    ) -> None:
+        self._engine = engine
+        self._keep = max(1, keep)
+        self._store = store
+        self._background = background
+        self._recent: collections.deque[frozenset[str]] = collections.deque(maxlen=self._keep)
+        self._collecting = threading.Lock()
+        self.pending: frozenset[str] = frozenset()  # the images of the config just prepared
+
+    def preparer(self) -> Preparer:
+        """The target's `prepare`: build the images, and remember which the config names."""
+
+        def prepare(config: ServeConfig, progress: Progress) -> ServeConfig:
+            prepared = self._engine.prepare(config, progress)
+            self.pending = frozenset(tags_of(prepared.deployments()))
+            return prepared
+
+        return prepare
+
+    def applied(self, commit: str) -> None:
+        if self._store is None and self._recent and self._recent[-1] == self.pending:
+            return  # nothing new was applied
+        if self._store is not None:
+            self._store.record_images(commit, sorted(self.pending))
+            keep = self._store.recent_images(self._keep)
+        else:
+            self._recent.append(self.pending)
+            keep = set().union(*self._recent)
+        keep |= self.pending
+        if self._background:
+            threading.Thread(target=self.collect, args=(keep,), daemon=True).start()
+        else:
+            self.collect(keep)
+
+    def collect(self, keep: set[str]) -> None:
+        with self._collecting:  # one at a time; a later one sees what an earlier removed
+            try:
+                removed = self._engine.collect_images(keep)
+            except ReconcilerError as exc:  # the next apply tries again; nothing depends on it
+                log.warning("could not remove unused images: %s", exc)
+                return
+        if removed:
+            log.info("removed %d image(s) no longer used: %s", len(removed), ", ".join(removed))
+
+
+class _AppliedHook(StateStore):
+    """The daemon's store, telling the ImageKeeper when a commit is applied (the GitTarget
+    records it here)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        super().__init__(state_dir)
+        self.keeper: ImageKeeper | None = None
+
+    def set_applied(
+        self, commit: str, config_path: str, document_json: str, received_at: float
+    ) -> None:
+        super().set_applied(commit, config_path, document_json, received_at)
+        if self.keeper is not None:
+            self.keeper.applied(commit)
 
 
 @dataclass
@@ -130,9 +233,12 @@ def build_daemon(settings: DaemonSettings, *, background: bool = True) -> Daemon
     """Open the state directory (refusing a second daemon on it) and build every part. With
     `background`, commits are prepared off the pass (the daemon); without, inline (`--once`)."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    store = StateStore(settings.state_dir)
+    store = _AppliedHook(settings.state_dir)
     try:
-        engine = make_engine(settings.engine)
+        cache = settings.state_dir / "cache"
+        engine = make_engine(settings.engine, cache)
+        keeper = ImageKeeper(engine, settings.engine.images.keep_images, store)
+        store.keeper = keeper
         source = GitSource(
             settings.repo,
             settings.branch,
@@ -144,7 +250,8 @@ def build_daemon(settings: DaemonSettings, *, background: bool = True) -> Daemon
             source=source,
             store=store,
             config_path=settings.config_path,
-            load=make_loader(settings.engine),
+            load=make_loader(settings.engine, make_fetcher(settings.engine, cache)),
+            prepare=keeper.preparer(),
             background=background,
             on_ready=ready,
         )
@@ -239,7 +346,16 @@ class Up:
 def build_up(root: Path, config_path: str, engine_settings: EngineSettings) -> Up:
     engine = make_engine(engine_settings)
     engine.ping()
-    target = WorkTreeTarget(root=root, config_path=config_path, load=make_loader(engine_settings))
+    keeper = ImageKeeper(engine, engine_settings.images.keep_images)
+    build = keeper.preparer()
+
+    def prepare(config: ServeConfig, progress: Progress) -> ServeConfig:
+        prepared = build(config, progress)
+        keeper.applied("worktree")  # up applies what it prepared at once
+        return prepared
+
+    load = make_loader(engine_settings, make_fetcher(engine_settings))
+    target = WorkTreeTarget(root=root, config_path=config_path, load=load, prepare=prepare)
     reconciler = Reconciler(
         target=target, engine=engine, redact=spec.redacted_document, interval_s=UP_INTERVAL_S
     )
@@ -247,5 +363,7 @@ def build_up(root: Path, config_path: str, engine_settings: EngineSettings) -> U
 
 
 def run_down(engine_settings: EngineSettings) -> None:
-    """Remove every container and network an instance owns (after `up --detach`)."""
-    make_engine(engine_settings).remove_all()
+    """Remove every container, network and image an instance owns (after `up --detach`)."""
+    engine = make_engine(engine_settings)
+    engine.remove_all()
+    engine.remove_images()

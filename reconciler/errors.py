@@ -113,6 +113,25 @@ class StateError(TransientError):
     daemon: retried with a backoff of its own, since freeing space fixes it."""
 
 
+class ImageMissing(EngineError):
+    """The image named is not on the engine (the reconciler never pulls)."""
+
+
+class FetchUnavailable(TransientError):
+    """A remote working_dir / py_modules archive could not be fetched for now (network, a 5xx
+    answer, a timeout): retried with backoff, while the last good commit keeps running."""
+
+
+class FetchRefused(ReconcilerError):
+    """A remote archive was fetched but cannot be used (not a zip, too large, a member leaving
+    its directory, a sha256 that differs from the pinned one): the commit is refused."""
+
+
+class PackagesUnavailable(TransientError):
+    """The package index could not be reached while resolving runtime_env.pip: retried with
+    backoff, while the last good commit keeps running."""
+
+
 def retry_of(error: BaseException) -> Retry:
     """The one mapping from an error to what the loop does next."""
     if isinstance(error, StalledError):

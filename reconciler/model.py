@@ -105,10 +105,56 @@ class CodeTree:
     root: str
     dirs: tuple[str, ...]
     files: tuple[tuple[str, str], ...]
+    # Remote working_dir / py_modules (https:// or file:// zips): (the URI as written in `dirs`,
+    # the absolute directory on this machine it was unpacked into). Their files are keyed
+    # "<URI>/<path>" in `files`.
+    external: tuple[tuple[str, str], ...] = ()
+
+    def location(self, entry: str) -> str | None:
+        """The unpacked directory of a remote entry of `dirs`, None for a repository path."""
+        return dict(self.external).get(entry)
 
     @property
     def digest(self) -> str:
         return short_hash(*(f"{path}={sha}" for path, sha in self.files), *self.dirs)
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One pip requirement (PEP 508), and where the config (or requirements file) wrote it."""
+
+    text: str  # as written, stripped
+    name: str  # the project name, normalized (PEP 503: lowercase, runs of -_. as one -)
+    file: str = field(default="", compare=False)
+    line: int = field(default=0, compare=False)
+    column: int = field(default=0, compare=False)
+    path: str = field(default="", compare=False)  # e.g. "runtime_env.pip[0]"
+
+
+@dataclass(frozen=True)
+class PackageSet:
+    """runtime_env.pip (or uv): installed into the deployment's image, offline, from wheels
+    resolved on the reconciler's host. `installer` says which key the user wrote ("pip" or
+    "uv"); both are installed with pip."""
+
+    installer: str
+    requirements: tuple[Requirement, ...]
+    check: bool = False  # pip_check / uv_check: `pip check` after the install
+    pip_version: str | None = None  # e.g. "==23.2.1": the pip that installs them
+    file: str = field(default="", compare=False)  # where the pip key is (for errors)
+    line: int = field(default=0, compare=False)
+    column: int = field(default=0, compare=False)
+    path: str = field(default="", compare=False)
+
+    @property
+    def lines(self) -> tuple[str, ...]:
+        return tuple(r.text for r in self.requirements)
+
+    @property
+    def digest(self) -> str:
+        return short_hash(
+            self.installer, *self.lines, f"check={self.check}", self.pip_version or ""
+        )
 
 
 @dataclass(frozen=True)
@@ -134,6 +180,11 @@ class DeploymentSpec:
     secret_env: frozenset[str] = frozenset()  # names of env vars to redact in /config
     code: CodeTree | None = None
     args: str = "{}"  # the application's args, canonical JSON
+    packages: PackageSet | None = None  # runtime_env.pip / uv
+    # The image built for this version by the engine's prepare() (image_uri or the default
+    # image + packages + code + replica runtime); None: start from `image` and copy the code in.
+    # Not compared: it is derived from the fields above, plus the reconciler's own files.
+    built_image: str | None = field(default=None, compare=False)
     # The code has a @serve.multiplexed method: the ingress routes by model id. Not part of
     # `version` (it follows the code, whose change restarts the replicas anyway).
     multiplexed: bool = False
@@ -150,10 +201,14 @@ class DeploymentSpec:
     def version(self) -> str:
         """Hash of everything whose change needs a restart (Serve's heavyweight fields). Which
         env vars are secret counts too (secret values reach the replica another way), but only
-        when there are some, so the versions of other deployments never move for it."""
+        when there are some, so the versions of other deployments never move for it; the same
+        for the packages. The reconciler's own files (the replica runtime) are not part of it:
+        an upgrade of the reconciler restarts nothing."""
         secret = [f"secret-env:{','.join(sorted(self.secret_env))}"] if self.secret_env else []
+        packages = [f"packages:{self.packages.digest}"] if self.packages else []
         return short_hash(
             *secret,
+            *packages,
             self.import_path,
             self.image or "",
             canonical_json(self.env),

@@ -23,6 +23,7 @@ from reconciler.model import (
     DrainReplica,
     FailureRecord,
     ObservedReplica,
+    PackageSet,
     Pending,
     Plan,
     ReconfigureReplica,
@@ -397,7 +398,36 @@ def _restart_reasons(old: DeploymentSpec, new: DeploymentSpec) -> list[str]:
     if old.args != new.args:
         reasons.append("args changed")
     reasons += _code_reasons(old, new)
+    reasons += _package_reasons(old.packages, new.packages)
     return reasons or ["version changed"]
+
+
+def _package_reasons(old: PackageSet | None, new: PackageSet | None) -> list[str]:
+    """'image rebuild (pip: numpy added, requests==2.31 -> requests==2.32)'."""
+    either = new or old
+    if old == new or either is None:
+        return []
+    key = either.installer
+    before = {r.name: r.text for r in old.requirements} if old else {}
+    after = {r.name: r.text for r in new.requirements} if new else {}
+    changes = []
+    for name in sorted(before.keys() | after.keys()):
+        if name not in before:
+            changes.append(f"{name} added")
+        elif name not in after:
+            changes.append(f"{name} removed")
+        elif before[name] != after[name]:
+            changes.append(f"{before[name]} -> {after[name]}")
+    if old and new:
+        if old.installer != new.installer:
+            changes.append(f"{old.installer} -> {new.installer}")
+        if old.check != new.check:
+            changes.append(f"{key}_check {str(old.check).lower()} -> {str(new.check).lower()}")
+        if old.pip_version != new.pip_version:
+            changes.append(
+                f"pip_version {old.pip_version or 'default'} -> {new.pip_version or 'default'}"
+            )
+    return [f"image rebuild ({key}: {', '.join(changes) or 'changed'})"]
 
 
 def _light_reasons(old: DeploymentSpec, new: DeploymentSpec) -> list[str]:

@@ -7,7 +7,7 @@ pass behavioural fakes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,12 +19,25 @@ from reconciler.model import (
     HistoryEntry,
     HttpOptions,
     ObservedReplica,
+    ServeConfig,
 )
 from reconciler.records import CommitInfo, Pin, TimelineEntry
 
 
 class Engine(Protocol):
     """One container engine, seen through the replicas this reconciler instance owns."""
+
+    def prepare(self, config: ServeConfig, progress: Callable[[str], None]) -> ServeConfig:
+        """`config` with each deployment naming the image built for its version (built when
+        missing: slow the first time; `progress` hears "building ...: step k of n" and pip's
+        lines). Raises ConfigError (packages that cannot be resolved or installed, at their
+        config line), a TransientError (index or engine unreachable: retry) or EngineError."""
+        ...
+
+    def collect_images(self, keep: Collection[str]) -> list[str]:
+        """Remove the images this instance built that no container uses and `keep` does not
+        name (the built_image tags of the last few applied configs); the tags removed."""
+        ...
 
     def observe(self) -> list[ObservedReplica]:
         """Every replica container this instance owns, with state, version and user_config hash.

@@ -23,6 +23,9 @@ DEFAULT_UP_TIMEOUT_S = 300.0
 # small host, while a commit asking for far more than the host has waits instead of flooding it.
 DEFAULT_CPU_OVERCOMMIT = 4.0
 DEFAULT_MEMORY_OVERCOMMIT = 1.0
+DEFAULT_MAX_CODE_BYTES = 100 << 20  # a remote working_dir zip, downloaded and unpacked
+DEFAULT_CODE_TIMEOUT_S = 60.0
+DEFAULT_KEEP_IMAGES = 3  # the image GC keeps what the last 3 applied commits ran
 REPLICAS_PER_CORE = 100  # the instance-wide replica cap, unless --max-replicas says otherwise
 MIN_REPLICA_CAP = 100
 
@@ -59,12 +62,30 @@ class HostLimits:
 
 
 @dataclass(frozen=True)
+class ImageSettings:
+    """How deployment images are made: where wheels and fetched code are cached (None: the
+    state dir's `cache`, else ~/.cache/serve-reconciler), the host pip's index settings
+    (PIP_* variables apply too), the caps on a remote working_dir zip, and how many applied
+    commits' images the GC keeps."""
+
+    cache_dir: Path | None = None
+    pip_index_url: str | None = None
+    pip_extra_index_urls: tuple[str, ...] = ()
+    pip_find_links: tuple[str, ...] = ()
+    max_code_bytes: int = DEFAULT_MAX_CODE_BYTES
+    code_timeout_s: float = DEFAULT_CODE_TIMEOUT_S
+    code_file_roots: tuple[Path, ...] = ()
+    keep_images: int = DEFAULT_KEEP_IMAGES
+
+
+@dataclass(frozen=True)
 class EngineSettings:
     instance: str = DEFAULT_INSTANCE
     default_image: str = DEFAULT_IMAGE
     publish_host: str = "127.0.0.1"
     allowed_images: tuple[str, ...] = ()
     limits: HostLimits = field(default_factory=HostLimits)
+    images: ImageSettings = field(default_factory=ImageSettings)
 
 
 @dataclass(frozen=True)

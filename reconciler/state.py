@@ -32,7 +32,7 @@ T = TypeVar("T")
 
 DB_NAME = "state.db"
 LOCK_NAME = "reconciler.lock"
-SCHEMA_VERSION = 2  # 2: pin, commit_info, timeline
+SCHEMA_VERSION = 3  # 2: pin, commit_info, timeline; 3: image_use
 HISTORY_KEEP = 1000  # rows kept; older ones are dropped on write
 _CORRUPT = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 _WHY = {
@@ -66,7 +66,13 @@ CREATE TABLE IF NOT EXISTS history (
     received_at REAL NOT NULL,
     message TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS image_use (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    commit_id TEXT NOT NULL UNIQUE,
+    tags_json TEXT NOT NULL
+);
 """
+IMAGE_USE_KEEP = 100  # rows kept: far more commits than any --keep-images
 
 
 @dataclass(frozen=True)
@@ -209,6 +215,32 @@ class StateStore:
             ).fetchall()
         )
         return [HistoryEntry(r[0], float(r[1]), r[2], r[3]) for r in rows]
+
+    def record_images(self, commit: str, tags: Sequence[str]) -> None:
+        """Remember which built images an applied commit runs (the image GC keeps them while
+        the commit is among the last few applied); applying it again makes it the newest."""
+
+        def write(c: sqlite3.Connection) -> None:
+            c.execute("DELETE FROM image_use WHERE commit_id = ?", (commit,))
+            c.execute(
+                "INSERT INTO image_use (commit_id, tags_json) VALUES (?, ?)",
+                (commit, json.dumps(sorted(set(tags)))),
+            )
+            c.execute(
+                "DELETE FROM image_use WHERE seq <= (SELECT MAX(seq) FROM image_use) - ?",
+                (IMAGE_USE_KEEP,),
+            )
+
+        self._write(write)
+
+    def recent_images(self, commits: int) -> set[str]:
+        """The built image tags of the last `commits` applied commits."""
+        rows = self._run(
+            lambda c: c.execute(
+                "SELECT tags_json FROM image_use ORDER BY seq DESC LIMIT ?", (max(0, commits),)
+            ).fetchall()
+        )
+        return {tag for (tags_json,) in rows for tag in json.loads(tags_json)}
 
     # --- connection care ----------------------------------------------------------------
 

@@ -61,6 +61,10 @@ def _remove_leftovers(client) -> list[str]:  # type: ignore[no-untyped-def]
         owner = (n.attrs.get("Labels") or {}).get(labels.OWNER, "")
         if TEST_OWNER.match(owner) and owner in mine:
             owners.add(owner)
+    for image in client.images.list(filters={"label": labels.MANAGED}):
+        owner = (image.labels or {}).get(labels.OWNER, "")
+        if TEST_OWNER.match(owner) and owner in mine:
+            owners.add(owner)
     for owner in owners:
         remove_owned(client, owner)
     return sorted(owners)
@@ -84,3 +88,17 @@ def remove_owned(client, owner: str) -> None:  # type: ignore[no-untyped-def]
     for n in client.networks.list(filters={"label": f"{labels.OWNER}={owner}"}):
         with contextlib.suppress(Exception):
             n.remove()
+    remove_owned_images(client, owner)
+
+
+def remove_owned_images(client, owner: str) -> None:  # type: ignore[no-untyped-def]
+    """The images an instance built (the engine's own GC with nothing to keep: it removes
+    their intermediate layers too, never the base they were built FROM)."""
+    from reconciler.runtime.docker_engine import DockerEngine
+
+    engine = DockerEngine(instance=owner, default_image=BASE_IMAGE, docker_client=client)
+    try:
+        with contextlib.suppress(Exception):
+            engine.remove_images()
+    finally:
+        engine.close()

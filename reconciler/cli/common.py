@@ -17,6 +17,7 @@ from reconciler.settings import (
     EngineSettings,
     Exit,
     HostLimits,
+    ImageSettings,
 )
 
 ENV_PREFIX = "RECONCILER_"
@@ -84,6 +85,99 @@ def add_engine_flags(parser: argparse.ArgumentParser, *, owner_only: bool = Fals
         "[RECONCILER_PUBLISH_HOST, default: %(default)s]",
     )
     add_limit_flags(parser)
+    add_image_flags(parser)
+
+
+def _split(value: str | None) -> list[str]:
+    return [v for v in (value or "").split(",") if v]
+
+
+def add_image_flags(parser: argparse.ArgumentParser) -> None:
+    """How deployment images get their packages and remote code (runtime_env pip, working_dir
+    URIs), and how many are kept."""
+    defaults = ImageSettings()
+    group = parser.add_argument_group(
+        "Images",
+        "Each deployment version becomes an image: the base, runtime_env.pip resolved on this "
+        "host and installed offline, the code (remote working_dir zips fetched here).",
+    )
+    group.add_argument(
+        "--pip-index-url",
+        default=env_default("PIP_INDEX_URL"),
+        metavar="URL",
+        help="package index runtime_env.pip is resolved from, on this host (PIP_* variables "
+        "apply too; credentials in it are never logged) [RECONCILER_PIP_INDEX_URL]",
+    )
+    group.add_argument(
+        "--pip-extra-index-url",
+        action="append",
+        default=_split(env_default("PIP_EXTRA_INDEX_URL")),
+        metavar="URL",
+        help="another index (repeatable) [RECONCILER_PIP_EXTRA_INDEX_URL, comma-separated]",
+    )
+    group.add_argument(
+        "--pip-find-links",
+        action="append",
+        default=_split(env_default("PIP_FIND_LINKS")),
+        metavar="DIR_OR_URL",
+        help="a directory or page of wheels (repeatable) [RECONCILER_PIP_FIND_LINKS]",
+    )
+    group.add_argument(
+        "--max-code-bytes",
+        type=int,
+        default=int(env_default("MAX_CODE_BYTES", str(defaults.max_code_bytes)) or 0),
+        metavar="BYTES",
+        help="cap on a remote working_dir/py_modules zip, downloaded and unpacked "
+        "[RECONCILER_MAX_CODE_BYTES, default: %(default)s]",
+    )
+    group.add_argument(
+        "--code-timeout",
+        type=_positive_float,
+        default=float(env_default("CODE_TIMEOUT", str(defaults.code_timeout_s)) or 60),
+        metavar="SECONDS",
+        help="time limit of one remote code download [RECONCILER_CODE_TIMEOUT, default: "
+        "%(default)s]",
+    )
+    group.add_argument(
+        "--code-file-root",
+        action="append",
+        default=_split(env_default("CODE_FILE_ROOT")),
+        metavar="DIR",
+        help="allow file:// working_dir/py_modules zips under DIR (repeatable; none by default) "
+        "[RECONCILER_CODE_FILE_ROOT]",
+    )
+    group.add_argument(
+        "--keep-images",
+        type=int,
+        default=int(env_default("KEEP_IMAGES", str(defaults.keep_images)) or 3),
+        metavar="N",
+        help="keep the images of the last N applied commits; older ones no container uses are "
+        "removed [RECONCILER_KEEP_IMAGES, default: %(default)s]",
+    )
+    group.add_argument(
+        "--cache-dir",
+        default=env_default("CACHE_DIR"),
+        metavar="DIR",
+        help="where resolved wheels and fetched code are kept [RECONCILER_CACHE_DIR, default: "
+        "STATE_DIR/cache for run, ~/.cache/serve-reconciler otherwise]",
+    )
+
+
+def image_settings(args: argparse.Namespace) -> ImageSettings:
+    from pathlib import Path
+
+    if args.max_code_bytes < 1 or args.keep_images < 1:
+        raise ValueError("--max-code-bytes and --keep-images must be at least 1")
+    return ImageSettings(
+        cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+        pip_index_url=args.pip_index_url,
+        pip_extra_index_urls=tuple(args.pip_extra_index_url),
+        pip_find_links=tuple(args.pip_find_links),
+        max_code_bytes=args.max_code_bytes,
+        code_timeout_s=args.code_timeout,
+        code_file_roots=tuple(Path(p) for p in args.code_file_root),
+        keep_images=args.keep_images,
+    )
 
 
 def add_limit_flags(parser: argparse.ArgumentParser) -> None:
@@ -167,12 +261,14 @@ def engine_settings(args: argparse.Namespace) -> EngineSettings:
     """The Docker flags as EngineSettings; ValueError with a message for a bad value."""
     patterns = tuple(p.strip() for p in args.allowed_images.split(",") if p.strip())
     limits = host_limits(args) if hasattr(args, "cpu_overcommit") else HostLimits()
+    images = image_settings(args) if hasattr(args, "pip_index_url") else ImageSettings()
     return EngineSettings(
         instance=args.instance,
         default_image=args.default_image,
         publish_host=args.publish_host,
         allowed_images=patterns,
         limits=limits,
+        images=images,
     )
 
 

@@ -64,11 +64,13 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from reconciler import plan, spec
     from reconciler.errors import ConfigError, ReconcilerError
+    from reconciler.runtime.remote_code import CodeFetcher, default_cache_dir
     from reconciler.source import export_revision
 
     # Code that reading cannot decide is built in a sandbox, as the daemon builds it.
     image = env_default("DEFAULT_IMAGE", DEFAULT_IMAGE) or DEFAULT_IMAGE
     sandbox = LazySandbox(default_image=image)
+    fetch = CodeFetcher(default_cache_dir())  # remote working_dir zips, as the daemon fetches
     with tempfile.TemporaryDirectory(prefix="reconciler-diff-") as tmp:
         try:
             base_id = export_revision(Path(args.repo), args.base, Path(tmp) / "base")
@@ -77,20 +79,22 @@ def run(args: argparse.Namespace) -> int:
             return fail(str(exc))
         try:
             head = spec.load_config(
-                Path(tmp) / "head", args.config, graph_builder=sandbox, default_image=image
-            )
+                Path(tmp) / "head", args.config, graph_builder=sandbox, default_image=image,
+                fetch=fetch,
+            )  # fmt: skip
         except ConfigError as exc:
             print(
                 f"{args.head}: the config is invalid, nothing would be deployed:", file=sys.stderr
             )
             print(str(exc), file=sys.stderr)
             return int(Exit.USAGE)
-        except ReconcilerError as exc:  # no sandbox could run for code only it can decide
-            return fail(f"{args.head}: cannot decide without running the code: {exc}")
+        except ReconcilerError as exc:  # no sandbox could run, or a remote zip could not be had
+            return fail(f"{args.head}: cannot read the code: {exc}")
         try:
             base = spec.load_config(
-                Path(tmp) / "base", args.config, graph_builder=sandbox, default_image=image
-            )
+                Path(tmp) / "base", args.config, graph_builder=sandbox, default_image=image,
+                fetch=fetch,
+            )  # fmt: skip
         except ReconcilerError:
             base = None  # a first deploy, or a base that was itself broken: everything is new
     changes = plan.diff_configs(base, head)

@@ -62,10 +62,10 @@ def register(sub: Any) -> None:
 
     down: argparse.ArgumentParser = sub.add_parser(
         "down",
-        help="remove every container and network an instance owns",
+        help="remove every container, network and image an instance owns",
         description="Remove every container and network labelled with this instance's name "
-        "(what `reconciler run` or `reconciler up --detach` left running). Nothing else is "
-        "touched.",
+        "(what `reconciler run` or `reconciler up --detach` left running), and the images it "
+        "built for its deployments. Nothing else is touched.",
     )
     add_engine_flags(down, owner_only=True)
     add_logging_flag(down)

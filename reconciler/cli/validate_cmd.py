@@ -101,20 +101,28 @@ def run(args: argparse.Namespace) -> int:
     for file, _ in targets:
         if not file.is_file():
             return fail(f"{file}: no such file")
+    from reconciler.errors import TransientError
+    from reconciler.runtime.remote_code import CodeFetcher, default_cache_dir
+
     sandbox = None if args.no_sandbox else LazySandbox(default_image=args.default_image)
-    results = [
-        (
-            str(file),
-            spec.validate_file(
-                file,
-                root=root,
-                graph_builder=sandbox,
-                no_sandbox_reason="--no-sandbox" if sandbox is None else "",
-                default_image=args.default_image,
-            ),
-        )
-        for file, root in targets
-    ]
+    fetch = CodeFetcher(default_cache_dir())  # remote working_dir zips; pip is checked offline
+    try:
+        results = [
+            (
+                str(file),
+                spec.validate_file(
+                    file,
+                    root=root,
+                    graph_builder=sandbox,
+                    no_sandbox_reason="--no-sandbox" if sandbox is None else "",
+                    default_image=args.default_image,
+                    fetch=fetch,
+                ),
+            )
+            for file, root in targets
+        ]
+    except TransientError as exc:
+        return fail(f"cannot check the remote code: {exc}")
     _print(results, args.format)
     return 1 if any(_errors(issues) for _, issues in results) else 0
 

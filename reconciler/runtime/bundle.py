@@ -2,7 +2,9 @@
 
   opt/serve/...              the replica runtime (this package's `reconciler/replica/` files)
   app/work/...               working_dir (CodeTree.dirs[0])
-  app/py_modules/<name>/...  every other CodeTree directory
+  app/py_modules/<name>/...  every other CodeTree directory (a remote one: its contents)
+
+The same layout goes into a deployment's image (`images.py`) when the engine built one.
 
 Files are owned by root and world-readable, so the replica (uid 65534) reads but cannot change
 them. Hidden directories and byte-code caches are left out (as the code digest leaves them out).
@@ -12,6 +14,7 @@ repository is refused. Timestamps are fixed, so equal inputs give equal bytes.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import tarfile
@@ -75,31 +78,54 @@ def _add_tree(tar: tarfile.TarFile, dest: str, src: str, root: str) -> None:
         _add_file(tar, f"{dest}/{rel}", path)
 
 
-def code_destinations(code: CodeTree) -> list[tuple[str, str]]:
-    """(archive directory, absolute source directory) for each directory of the code tree."""
+def code_destinations(code: CodeTree) -> list[tuple[str, str, str]]:
+    """(archive directory, absolute source directory, the root its symlinks must stay in) for
+    each directory of the code tree. A remote py_modules archive is unpacked straight into
+    app/py_modules: Ray puts the archive's contents on the import path."""
     root = os.path.realpath(code.root)
     result = []
     for i, rel in enumerate(code.dirs):
+        fetched = code.location(rel)
+        if fetched is not None:
+            src = os.path.realpath(fetched)
+            dest = "app/work" if i == 0 else "app/py_modules"
+            result.append((dest, src, src))
+            continue
         src = os.path.realpath(os.path.join(root, rel))
         if not _inside(src, root) or not os.path.isdir(src):
             raise EngineError(f"code directory {rel!r} is not a directory inside the repository")
         dest = "app/work" if i == 0 else f"app/py_modules/{os.path.basename(src)}"
-        result.append((dest, src))
+        result.append((dest, src, root))
     return result
+
+
+def write_bundle(
+    tar: tarfile.TarFile, code: CodeTree | None, runtime_dir: Path = RUNTIME_DIR
+) -> None:
+    """The runtime and the code, into an open tar (the bundle, or an image's build context)."""
+    _add_dir(tar, "opt")
+    _add_tree(tar, "opt/serve", str(runtime_dir), str(runtime_dir))
+    _add_dir(tar, "app")
+    if code is None or not code.dirs:
+        _add_dir(tar, "app/work")
+        return
+    if len(code.dirs) > 1:
+        _add_dir(tar, "app/py_modules")
+    for dest, src, root in code_destinations(code):
+        _add_tree(tar, dest, src, root)
 
 
 def build_bundle(code: CodeTree | None, runtime_dir: Path = RUNTIME_DIR) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        _add_dir(tar, "opt")
-        _add_tree(tar, "opt/serve", str(runtime_dir), str(runtime_dir))
-        _add_dir(tar, "app")
-        if code is None or not code.dirs:
-            _add_dir(tar, "app/work")
-        else:
-            root = os.path.realpath(code.root)
-            if len(code.dirs) > 1:
-                _add_dir(tar, "app/py_modules")
-            for dest, src in code_destinations(code):
-                _add_tree(tar, dest, src, root)
+        write_bundle(tar, code, runtime_dir)
     return buffer.getvalue()
+
+
+def runtime_digest(runtime_dir: Path = RUNTIME_DIR) -> str:
+    """A digest of the replica runtime's files (part of an image's tag, not of any version)."""
+    digest = hashlib.sha256()
+    for rel, path in _walk(str(runtime_dir), str(runtime_dir)):
+        digest.update(f"{rel}\0{os.access(path, os.X_OK)}\0".encode())
+        digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
+    return digest.hexdigest()

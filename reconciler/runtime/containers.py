@@ -17,6 +17,7 @@ from reconciler.runtime import labels
 from reconciler.runtime.secret_env import SECRET_ENV_FILE, split_env
 
 REPLICA_PORT = 8000
+DEPS_DIR = "/opt/serve-deps"  # where an image's runtime_env.pip packages are installed
 ROUTER_PORT = 8001
 _RUNTIME_NAMES = frozenset({"PYTHONPATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"})
 USER = "65534:65534"
@@ -91,7 +92,9 @@ def replica_env(spec: DeploymentSpec, index: int, router_url: str) -> dict[str, 
     """The user's plain env vars, then ours (ours win: the runtime depends on them). Secret
     values are not here: they go in a file (`replica_secrets`)."""
     user = split_env(spec)[0]
-    pythonpath = ":".join(p for p in ("/opt/serve", user.get("PYTHONPATH", "")) if p)
+    # The runtime first (its `ray` shim), then the packages of runtime_env.pip (absent in an
+    # image built without any: harmless), then the user's own entries.
+    pythonpath = ":".join(p for p in ("/opt/serve", DEPS_DIR, user.get("PYTHONPATH", "")) if p)
     return {
         "HOME": "/tmp",
         **user,

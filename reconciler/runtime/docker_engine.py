@@ -1,8 +1,11 @@
 """DockerEngine: the reconciler's one seam to Docker (the only module that imports `docker`).
 
 Every Docker SDK or connection error is wrapped here: an unreachable engine becomes
-`EngineUnavailable`, a refused operation `EngineError`. Replica containers are created, filled
-with one tar (runtime + code, no bind mounts, so a remote engine works), then started.
+`EngineUnavailable`, a refused operation `EngineError`. `prepare()` turns a config into one whose
+deployments name the image built for their version (`images.py`: base + packages + code +
+runtime); replicas start from it. A deployment without one (prepare skipped, or its base image
+missing) gets the runtime and code copied in as one tar before it starts (no bind mounts either
+way, so a remote engine works).
 `observe()` makes one list call per pass; the caches in `observe.Observer` keep idle passes free
 of HTTP calls.
 
@@ -24,7 +27,8 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -32,7 +36,7 @@ import docker.errors
 import requests.exceptions
 
 from reconciler import naming
-from reconciler.errors import EngineError, EngineUnavailable
+from reconciler.errors import EngineError, EngineUnavailable, ImageMissing
 from reconciler.model import (
     INGRESS_VERSION_TOKEN,
     Capacity,
@@ -40,13 +44,18 @@ from reconciler.model import (
     DeploymentSpec,
     HttpOptions,
     ObservedReplica,
+    ServeConfig,
 )
 from reconciler.runtime import containers, control, labels, secret_env
 from reconciler.runtime.bundle import build_bundle
 from reconciler.runtime.exits import ExitWatcher
 from reconciler.runtime.health import HealthMonitor
+from reconciler.runtime.images import ImageBuilder
 from reconciler.runtime.ingress_reload import await_version, config_tar
 from reconciler.runtime.observe import Observer
+from reconciler.runtime.prepare import Preparer, prepare_config
+from reconciler.runtime.remote_code import default_cache_dir
+from reconciler.runtime.wheels import PipSettings
 from reconciler.settings import HostLimits
 
 _BUNDLE_CACHE_SIZE = 16
@@ -69,7 +78,7 @@ def _seam(action: str) -> Iterator[None]:
     try:
         yield
     except docker.errors.ImageNotFound as e:
-        raise EngineError(f"{action}: image not found ({e.explanation or e})") from e
+        raise ImageMissing(f"{action}: image not found ({e.explanation or e})") from e
     except docker.errors.NotFound as e:
         raise Missing(f"{action}: {e.explanation or e}") from e
     except docker.errors.APIError as e:
@@ -94,6 +103,8 @@ class DockerEngine:
         image_allowlist: Sequence[str] = (),
         limits: HostLimits | None = None,
         docker_client: Any | None = None,
+        cache_dir: Path | None = None,
+        pip: PipSettings | None = None,
     ) -> None:
         self._instance = instance
         self._default_image = default_image
@@ -112,6 +123,13 @@ class DockerEngine:
         self._exit_watcher: ExitWatcher | None = None
         # An engine object dropped (tests make many) stops its checks with it.
         weakref.finalize(self, self._health_monitor.close).atexit = False
+        self.images = ImageBuilder(
+            self._api,
+            _seam,
+            instance=instance,
+            cache_dir=cache_dir or default_cache_dir(),
+            pip=pip,
+        )
         self._observer = Observer(
             network=self.network_name,
             publish_host=publish_host,
@@ -231,20 +249,51 @@ class DockerEngine:
         log = ((info.get("State") or {}).get("Health") or {}).get("Log") or []
         return str(log[-1].get("Output", "")) if log else ""
 
+    # --- images --------------------------------------------------------------------------------
+
+    def prepare(
+        self, config: ServeConfig, progress: Callable[[str], None] = log.info
+    ) -> ServeConfig:
+        """`config` with every deployment naming the image its version runs (`built_image`),
+        built when missing; see `prepare.prepare_config` for what raises."""
+        return prepare_config(config, self._preparer(progress))
+
+    def _preparer(self, progress: Callable[[str], None]) -> Preparer:
+        return Preparer(self.images, self._default_image, self._check_image, progress)
+
+    def collect_images(self, keep: Collection[str]) -> list[str]:
+        """Remove the images this instance built that no container uses and `keep` (the tags
+        of the last few applied configs) does not name; the tags removed."""
+        return self.images.collect(keep)
+
+    def remove_images(self) -> None:
+        """Remove every image this instance built that no container uses (`reconciler down`)."""
+        self.images.remove_all()
+
     # --- replicas ------------------------------------------------------------------------------
 
     def start_replica(self, spec: DeploymentSpec, index: int) -> None:
-        image = spec.image or self._default_image
-        self._check_image(image)
-        bundle = self._bundle(spec.code)
+        image = spec.built_image or spec.image or self._default_image
+        if spec.built_image is None:
+            self._check_image(image)
+        bundle = None if spec.built_image else self._bundle(spec.code)
         self._ensure_network()
         name = naming.replica_name(self._instance, spec.app, spec.name, index)
-        container_id = self._create_replica(spec, index, name, image)
+        try:
+            container_id = self._create_replica(spec, index, name, image)
+        except ImageMissing:
+            if spec.built_image is None:
+                raise
+            # Removed behind our back (a prune): build it again, under the same tag.
+            self.images.forget(spec.built_image)
+            self._preparer(log.info).built_image(spec)
+            container_id = self._create_replica(spec, index, name, image)
         if container_id is None:
             return
         try:
-            with _seam(f"copy code into {name}"):
-                self._api().put_archive(container_id, "/", bundle)
+            if bundle is not None:
+                with _seam(f"copy code into {name}"):
+                    self._api().put_archive(container_id, "/", bundle)
             secret = containers.replica_secrets(spec)
             if secret:
                 with _seam(f"copy secret env into {name}"):

@@ -6,7 +6,8 @@
 PREFIX = "io.serve-reconciler"
 MANAGED = f"{PREFIX}.managed"  # always "true"
 OWNER = f"{PREFIX}.owner"  # the reconciler instance name
-ROLE = f"{PREFIX}.role"  # "replica", "ingress" or "sandbox" (also "network")
+# "replica", "ingress" or "sandbox" (also "network"); on images "app-image" or "deps-image"
+ROLE = f"{PREFIX}.role"
 APP = f"{PREFIX}.app"
 DEPLOYMENT = f"{PREFIX}.deployment"
 REPLICA = f"{PREFIX}.replica"  # the replica index, as a decimal string
@@ -14,6 +15,7 @@ VERSION = f"{PREFIX}.version"  # DeploymentSpec.version
 USER_CONFIG = f"{PREFIX}.user-config"  # user_config hash the replica was created with
 HEALTH_CHECK_PERIOD = f"{PREFIX}.health-check-period-s"  # the reconciler's health check of it
 HEALTH_CHECK_TIMEOUT = f"{PREFIX}.health-check-timeout-s"
+BASE_IMAGE = f"{PREFIX}.base-image"  # on a built image: the image ID it was built FROM
 DEMAND = f"{PREFIX}.demand"  # what the replica holds on the host (admission), canonical JSON
 TEST = f"{PREFIX}.test"  # set by the test suite on anything it creates outside an instance
 SANDBOX_STARTED = f"{PREFIX}.sandbox-started"  # when a sandbox was made (unix time)

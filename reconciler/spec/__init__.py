@@ -18,11 +18,13 @@ from reconciler.spec.discover import find_config_files
 from reconciler.spec.envvars import redact
 from reconciler.spec.imagecheck import STOCK_IMAGE
 from reconciler.spec.loader import check_bytes, load_bytes
+from reconciler.spec.remote import Fetch
 from reconciler.spec.yamlsafe import MAX_BYTES
 
 __all__ = [
     "STOCK_IMAGE",
     "CodeOptions",
+    "Fetch",
     "find_config_files",
     "load_bytes",
     "load_checked",
@@ -39,16 +41,19 @@ def load_config(
     environ: Mapping[str, str] | None = None,
     graph_builder: GraphBuilder | None = None,
     default_image: str = STOCK_IMAGE,
+    fetch: Fetch | None = None,
 ) -> ServeConfig:
     """Load `config_path` (relative to the checkout `root`). `environ` resolves `from_env`
     values; None is validate mode (they become "" and are not looked up). Code that reading
-    cannot decide is built with `graph_builder`; without one it is an error. The config's
+    cannot decide is built with `graph_builder`; without one it is an error. `fetch` brings
+    remote working_dir / py_modules zips here; without it such a URI is an error. The config's
     warnings are in `ServeConfig.warnings`."""
     code = CodeOptions(
         graph_builder=graph_builder,
         undecided=REFUSE,
         no_sandbox_reason="the reconciler was given no sandbox",
         default_image=default_image,
+        fetch=fetch,
     )
     return load_checked(root, config_path, environ=environ, code=code)[0]
 
@@ -113,6 +118,7 @@ def validate_file(
     graph_builder: GraphBuilder | None = None,
     no_sandbox_reason: str = "",
     default_image: str = STOCK_IMAGE,
+    fetch: Fetch | None = None,
 ) -> list[ConfigIssue]:
     """Every issue of one config file, errors and warnings ([] when valid and nothing to say),
     with file names relative to the current directory. `root` defaults to the enclosing git
@@ -120,7 +126,7 @@ def validate_file(
     `graph_builder`; without one, or when it cannot run, that is a warning."""
     given = Path(path)
     top = Path(root) if root is not None else _guess_root(given.resolve().parent)
-    code = CodeOptions(graph_builder, WARN, no_sandbox_reason, default_image)
+    code = CodeOptions(graph_builder, WARN, no_sandbox_reason, default_image, fetch)
     try:
         rel = os.path.relpath(given.resolve(), top.resolve())
         found = load_checked(top, rel, code=code)[1]
@@ -134,6 +140,8 @@ def validate_file(
 def _relative(issue: ConfigIssue, rel: str, given: Path, top: Path) -> ConfigIssue:
     if issue.file == rel.replace(os.sep, "/"):
         file = str(given)
+    elif "://" in issue.file:  # a file of a remote working_dir: named by its URI
+        file = issue.file
     else:
         file = os.path.relpath(top / issue.file)
     return ConfigIssue(file, issue.line, issue.column, issue.path, issue.message, issue.severity)

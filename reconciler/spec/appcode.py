@@ -21,10 +21,11 @@ from reconciler.errors import (
 )
 from reconciler.model import CodeTree, canonical_json
 from reconciler.ports import GraphBuilder
-from reconciler.spec import graphmerge, imagecheck
+from reconciler.spec import graphmerge, imagecheck, remote
 from reconciler.spec.codescan import GRAPH, CodeReader, ScannedApp, split_import_path
 from reconciler.spec.envvars import read_env_vars
 from reconciler.spec.issues import DocPath, Issues
+from reconciler.spec.remote import Fetch
 
 WARN, REFUSE = "warn", "error"  # what a config gets for code only a sandbox can decide
 TreeOf = Callable[[Mapping[str, Any], DocPath], CodeTree | None]
@@ -40,6 +41,9 @@ class CodeOptions:
     undecided: str = REFUSE
     no_sandbox_reason: str = ""
     default_image: str = imagecheck.STOCK_IMAGE
+    # Brings remote working_dir / py_modules zips onto this machine (None: such a URI is an
+    # issue). The loader never does network I/O itself.
+    fetch: Fetch | None = None
 
 
 DEFAULT_CODE = CodeOptions()
@@ -48,11 +52,19 @@ DEFAULT_CODE = CodeOptions()
 class AppCode:
     """Finds one application's deployments, reporting into `issues`."""
 
-    def __init__(self, root: Path, issues: Issues, options: CodeOptions, tree_of: TreeOf) -> None:
+    def __init__(
+        self,
+        root: Path,
+        issues: Issues,
+        options: CodeOptions,
+        tree_of: TreeOf,
+        fetched: Mapping[str, str] | None = None,
+    ) -> None:
         self.root = root
         self.issues = issues
         self.options = options
         self.tree_of = tree_of
+        self.fetched = fetched or {}  # remote URI -> its unpacked directory
 
     def find(
         self, raw: Mapping[str, Any], path: DocPath, dirs: tuple[str, ...]
@@ -63,7 +75,7 @@ class AppCode:
         runtime_env = _mapping(raw.get("runtime_env"))
         image = runtime_env.get("image_uri")
         args = raw.get("args") or {}
-        reader = CodeReader(self.root, dirs[0], dirs[1:])
+        reader = CodeReader(*remote.reader_dirs(self.root, dirs, self.fetched))
         scanned = reader.app(import_path, args_given=bool(args), image_set=isinstance(image, str))
         if isinstance(scanned, list):
             self.place(scanned, (*path, "import_path"))
@@ -89,7 +101,9 @@ class AppCode:
         env = runtime_env.get("env_vars")
         own_path = isinstance(env, Mapping) and "PYTHONPATH" in env  # imports from elsewhere
         known = imagecheck.image_modules(self.options.default_image)
-        if known is None or own_path or "image_uri" in runtime_env:
+        # runtime_env.pip / uv put modules in the deployment's image that the default lacks
+        packaged = any(runtime_env.get(key) for key in ("pip", "uv"))
+        if known is None or own_path or packaged or "image_uri" in runtime_env:
             return True
         module = split_import_path(import_path)[0]
         found = imagecheck.missing_imports(reader, module, known, self.options.default_image)

@@ -13,10 +13,19 @@ from typing import Any
 from reconciler import naming
 from reconciler.errors import ConfigError, ConfigIssue, ReconcilerError
 from reconciler.model import ApplicationSpec, CodeTree, HttpOptions, ServeConfig, canonical_json
-from reconciler.spec import discover, dispositions, imageref, options, schema, yamlsafe
+from reconciler.spec import (
+    discover,
+    dispositions,
+    imageref,
+    options,
+    packages,
+    remote,
+    schema,
+    yamlsafe,
+)
 from reconciler.spec.appcode import DEFAULT_CODE, AppCode, CodeOptions
 from reconciler.spec.codescan import ScannedApp
-from reconciler.spec.codetree import TreeError, build_tree, check_dir
+from reconciler.spec.codetree import TreeError, check_dir
 from reconciler.spec.entries import DeploymentChecks, Entries
 from reconciler.spec.envvars import EnvEntry, merge_runtime_env, read_env_vars
 from reconciler.spec.issues import DocPath, Issues, Positions, format_path
@@ -83,6 +92,7 @@ class _Load:
         self.file = config_path
         self.environ = environ
         self.code = code
+        self.fetched: dict[str, str] = {}  # remote working_dir / py_modules URI -> unpacked dir
         self.default_dir = posixpath.dirname(config_path.replace("\\", "/")) or "."
         self.issues = Issues(config_path, Positions())
         self.trees: dict[tuple[str, ...], CodeTree | str] = {}
@@ -224,7 +234,8 @@ class _Load:
             self._dispositions("app", raw, path)
         source = dispositions.CONFIG_MULTI if path else dispositions.CONFIG
         checks = DeploymentChecks(self.issues, self._dirs, source=source)
-        code = AppCode(self.root, self.issues, self.code, self._tree).find(raw, path, dirs)
+        found = AppCode(self.root, self.issues, self.code, self._tree, self.fetched)
+        code = found.find(raw, path, dirs)
         if code is None:
             checks.entries(raw.get("deployments"), (*path, "deployments"), None)
             return None
@@ -257,12 +268,27 @@ class _Load:
             if not isinstance(value, str):
                 ok = False
                 continue
+            if remote.is_uri(value):
+                ok = self._fetch(value, where, key, runtime_env) and ok
+                found.append(value)
+                continue
             try:
                 found.append(check_dir(self.root, value, key))
             except TreeError as exc:
                 self._report(where, str(exc))
                 ok = False
         return tuple(found) if ok else None
+
+    def _fetch(self, uri: str, where: DocPath, key: str, runtime_env: Mapping[str, Any]) -> bool:
+        """Bring a remote working_dir / py_modules archive here (once per URI per load)."""
+        if uri not in self.fetched:
+            unpacked, problem, on_pin = remote.fetch_entry(uri, key, runtime_env, self.code.fetch)
+            if unpacked is None:
+                env_path = where[:-1] if key == "working_dir" else where[:-2]
+                self._report((*env_path, remote.PIN_KEY) if on_pin else where, problem)
+                return False
+            self.fetched[uri] = unpacked
+        return True
 
     def _route_prefix(
         self,
@@ -310,6 +336,12 @@ class _Load:
                 on = (*where, "ray_actor_options") if "image_uri" in actor_env else path
                 self._report((*on, "runtime_env", "image_uri"), bad)
                 continue
+            before = len(self.issues)
+            own = any(k in actor_env for k in ("pip", "uv"))
+            env_at = (*where, "ray_actor_options", "runtime_env") if own else (*path, "runtime_env")
+            found_packages = packages.read_packages(merged, env_at, self.issues, self.root)
+            if len(self.issues) > before:
+                continue
             specs.append(
                 options.build_spec(
                     app=name,
@@ -324,6 +356,7 @@ class _Load:
                     image=image if isinstance(image, str) else None,
                     tree=tree,
                     args=args,
+                    packages=found_packages,
                     multiplexed=dep.multiplexed,
                 )
             )
@@ -350,7 +383,7 @@ class _Load:
         cached = self.trees.get(dirs)
         if cached is None:
             try:
-                cached = build_tree(self.root, dirs, skip=self._skip)
+                cached = remote.build(self.root, dirs, self.fetched, self._skip)
             except TreeError as exc:
                 cached = str(exc)
             self.trees[dirs] = cached

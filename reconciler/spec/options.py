@@ -8,7 +8,14 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from reconciler.model import AutoscalingConfig, CodeTree, DeploymentSpec, Resources, canonical_json
+from reconciler.model import (
+    AutoscalingConfig,
+    CodeTree,
+    DeploymentSpec,
+    PackageSet,
+    Resources,
+    canonical_json,
+)
 
 # (key path inside the options mapping, message, point at the key rather than the value)
 Report = Callable[[tuple[str | int, ...], str, bool], None]
@@ -215,6 +222,7 @@ def build_spec(
     image: str | None,
     tree: CodeTree,
     args: str,
+    packages: PackageSet | None = None,
     multiplexed: bool = False,
 ) -> DeploymentSpec:
     """A fully resolved DeploymentSpec from a checked config entry and code options."""
@@ -241,6 +249,8 @@ def build_spec(
         secret_env=secret_env,
         code=tree,
         args=args,
+        packages=packages,
+        built_image=None,
         multiplexed=multiplexed,
         **timings,
     )

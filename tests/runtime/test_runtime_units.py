@@ -118,7 +118,7 @@ def test_container_settings_from_the_spec(code_tree: CodeTree) -> None:
     )
     env = containers.replica_env(spec, 1, "http://router:8001")
     assert env["SERVE_APP"] == "default" and env["TOKEN"] == "t"
-    assert env["PYTHONPATH"] == "/opt/serve:/extra"
+    assert env["PYTHONPATH"] == "/opt/serve:/opt/serve-deps:/extra"
     assert env["SERVE_USER_CONFIG"] == '{"price":3}'
     assert env["SERVE_USER_CONFIG_HASH"] == spec.user_config_hash
     host = containers.replica_host_config(spec, "net", "127.0.0.1")

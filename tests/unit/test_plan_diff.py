@@ -7,8 +7,9 @@ from dataclasses import replace
 import pytest
 from test_plan import config, spec
 
-from reconciler.model import AutoscalingConfig, CodeTree, Resources
+from reconciler.model import AutoscalingConfig, CodeTree, PackageSet, Requirement, Resources
 from reconciler.plan import DeploymentChange, classify, diff_configs
+from reconciler.spec import pep508
 
 
 def code(**files: str) -> CodeTree:
@@ -128,3 +129,28 @@ def test_diff_configs_covers_both_sides_in_order() -> None:
         ("C", "remove"),
     ]
     assert [ch.kind for ch in diff_configs(None, head)] == ["create"] * 3
+
+
+def _packages(*lines: str, installer: str = "pip", check: bool = False) -> PackageSet:
+    requirements = tuple(Requirement(line, pep508.parse(line).name) for line in lines)
+    return PackageSet(installer, requirements, check=check)
+
+
+def test_a_package_change_is_an_image_rebuild_naming_the_packages() -> None:
+    old = replace(spec(), packages=_packages("requests==2.31.0", "pyyaml"))
+    new = replace(spec(), packages=_packages("requests==2.32.3", "numpy", check=True))
+    change = classify(old, new)
+    assert change.kind == "restart"
+    assert change.reasons == (
+        "image rebuild (pip: numpy added, pyyaml removed, requests==2.31.0 -> requests==2.32.3, "
+        "pip_check false -> true)",
+    )
+    added = classify(replace(spec()), replace(spec(), packages=_packages("numpy")))
+    assert added.reasons == ("image rebuild (pip: numpy added)",)
+    moved = classify(new, replace(new, packages=_packages("numpy", installer="uv")))
+    assert moved.reasons[0].startswith("image rebuild (uv: requests removed")
+
+
+def test_the_built_image_is_not_a_change() -> None:
+    s = spec()
+    assert classify(s, replace(s, built_image="serve-reconciler/app:x-1")).kind == "unchanged"

@@ -229,3 +229,29 @@ def test_read_only_state_directory_is_a_clear_error(small_tmpfs: Path, tmp_path:
         subprocess.run(["umount", str(read_only)], check=True, timeout=30)
     with StateStore(small_tmpfs / "state") as s:
         assert s.applied() == AppliedRecord("c1", "serve.yaml", "{}", 1.0)
+
+
+def test_image_use_keeps_the_tags_of_the_last_applied_commits(store: StateStore) -> None:
+    store.record_images("c1", ["app:1", "deps:a"])
+    store.record_images("c2", ["app:2", "deps:a"])
+    store.record_images("c3", ["app:3"])
+    assert store.recent_images(2) == {"app:2", "app:3", "deps:a"}
+    assert store.recent_images(1) == {"app:3"}
+    store.record_images("c1", ["app:1"])  # a rollback makes c1 the newest again
+    assert store.recent_images(1) == {"app:1"}
+    assert store.recent_images(0) == set()
+
+
+def test_a_version_1_database_gains_the_image_table(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "state.db")
+    conn.executescript(
+        "CREATE TABLE applied (id INTEGER PRIMARY KEY CHECK (id = 1), commit_id TEXT NOT NULL,"
+        " config_path TEXT NOT NULL, document_json TEXT NOT NULL, received_at REAL NOT NULL);"
+        "INSERT INTO applied VALUES (1, 'c0', 'serve.yaml', '{}', 1.0);"
+        "PRAGMA user_version = 1;"
+    )
+    conn.close()
+    with StateStore(tmp_path) as store:
+        assert store.applied() == AppliedRecord("c0", "serve.yaml", "{}", 1.0)
+        store.record_images("c0", ["app:0"])
+        assert store.recent_images(3) == {"app:0"}
