@@ -297,6 +297,10 @@ class ObservedReplica:
     drain_deadline: float | None = None  # for STOPPING replicas: when to force-kill
     error: str | None = None  # for FAILED/UNHEALTHY: the user's own error text
     demand: Demand | None = None  # what it was started asking for (None: an older reconciler)
+    # For STOPPING replicas: requests the ingress still has running or queued on it (0 once
+    # its server is gone); None when the ingress cannot say.
+    in_flight: int | None = None
+    stop_sent: bool = False  # STOPPING: it was told to stop (SIGTERM) and is finishing
 
     @property
     def key(self) -> tuple[str, str]:
@@ -334,10 +338,20 @@ class ReconfigureReplica:
 
 @dataclass(frozen=True)
 class DrainReplica:
-    """Take a replica out of rotation, ask it to stop (SIGTERM) and give it `timeout_s` to drain."""
+    """Take a replica out of rotation (the ingress follows first) and give it `timeout_s` to
+    drain; it is told to stop (StopReplica) once the ingress has nothing left on it."""
 
     replica: ObservedReplica
     timeout_s: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class StopReplica:
+    """Tell a drained replica to stop (SIGTERM): the ingress has nothing left on it, or its
+    drain deadline is near. It finishes what it has and exits."""
+
+    replica: ObservedReplica
     reason: str
 
 
@@ -349,7 +363,7 @@ class RemoveReplica:
     reason: str
 
 
-Action = StartReplica | ReconfigureReplica | DrainReplica | RemoveReplica
+Action = StartReplica | ReconfigureReplica | DrainReplica | StopReplica | RemoveReplica
 
 
 @dataclass(frozen=True)
@@ -476,6 +490,41 @@ class HistoryEntry:
     received_at: float
     outcome: str  # "applied", "invalid", "error"
     message: str = ""
+
+
+# --- The ingress -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IngressServer:
+    """One routable replica as a server of its deployment's HAProxy backend. `options` are the
+    server keywords after the address (checks, maxconn), as the config file and HAProxy's
+    `add server` both take them; `replica_id` is the container the server stands for."""
+
+    backend: str
+    name: str
+    address: str  # an IP literal
+    port: int
+    options: tuple[str, ...] = ()
+    replica_id: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.backend, self.name)
+
+
+@dataclass(frozen=True)
+class IngressConfig:
+    """The ingress as rendered: the whole HAProxy configuration (`text`, with
+    INGRESS_VERSION_TOKEN where the version goes), the same without any server (`skeleton`:
+    when it changes HAProxy must reload; when only `servers` change, its runtime API can follow),
+    and the other files the configuration names (file name -> content, beside the config)."""
+
+    text: str
+    skeleton: str
+    servers: tuple[IngressServer, ...] = ()
+    files: tuple[tuple[str, str], ...] = ()
+    backends: tuple[str, ...] = ()  # the backends servers belong in (one per deployment)
 
 
 # --- The ingress handshake -------------------------------------------------------------------

@@ -31,6 +31,7 @@ from reconciler.model import (
     ReplicaState,
     ServeConfig,
     StartReplica,
+    StopReplica,
 )
 from reconciler.view import DeploymentView, group, orphans, views
 
@@ -51,9 +52,19 @@ Key = tuple[str, str]
 STABLE_S = 10.0  # how long a replica must have run before its deployment's failure count resets
 # A deployment gone from the config has no graceful_shutdown_timeout_s any more: Serve's default.
 DEFAULT_DRAIN_TIMEOUT_S = 20.0
+DEFAULT_WAIT_LOOP_S = 2.0
 GENERIC_FAILURE = "the replica container exited without reporting an error"
 
-_ACTION_ORDER = {RemoveReplica: 0, DrainReplica: 1, ReconfigureReplica: 2, StartReplica: 3}
+_ACTION_ORDER = {
+    RemoveReplica: 0,
+    DrainReplica: 1,
+    StopReplica: 2,
+    ReconfigureReplica: 3,
+    StartReplica: 4,
+}
+# A drained replica still busy is told to stop this long (plus its drain loop period) before its
+# deadline, so it can finish and exit before the deadline's forced removal.
+STOP_MARGIN_S = 1.0
 
 
 def rollout_batch(target: int) -> int:
@@ -116,8 +127,11 @@ class _Pass:
         return self.budget.fits_after_release(admission.demand(view.spec), released)
 
 
-def _clean_up(replicas: Sequence[ObservedReplica], drain_s: float, now: float, p: _Pass) -> None:
-    """Failed, never-started, overdue and unhealthy replicas, whatever the desired state."""
+def _clean_up(
+    replicas: Sequence[ObservedReplica], drain_s: float, wait_loop_s: float, now: float, p: _Pass
+) -> None:
+    """Failed, never-started, overdue and unhealthy replicas, whatever the desired state; and
+    drained replicas that may now be told to stop."""
     for r in replicas:
         if r.state is ReplicaState.FAILED:
             p.remove(r, f"failed: {r.error}" if r.error else "failed")
@@ -126,8 +140,22 @@ def _clean_up(replicas: Sequence[ObservedReplica], drain_s: float, now: float, p
         elif r.state is ReplicaState.STOPPING:
             if r.drain_deadline is not None and r.drain_deadline <= now:
                 p.remove(r, "drain timed out")
+            elif not r.stop_sent:
+                _stop_when_idle(r, wait_loop_s, now, p)
         elif r.state is ReplicaState.UNHEALTHY:
             p.drain(r, drain_s, "health check failed")
+
+
+def _stop_when_idle(r: ObservedReplica, wait_loop_s: float, now: float, p: _Pass) -> None:
+    """Removal in order: out of rotation first (the drain), then, once the ingress has nothing
+    running or queued on it, told to stop. Unknown (no ingress to ask) stops it at once: it
+    finishes its own requests before it exits. A replica still busy near its deadline is told
+    anyway, so it can finish before it is killed."""
+    if r.in_flight is None or r.in_flight == 0:
+        why = "no request left on it" if r.in_flight == 0 else "out of rotation"
+        p.actions.append(StopReplica(replica=r, reason=why))
+    elif r.drain_deadline is not None and now >= r.drain_deadline - wait_loop_s - STOP_MARGIN_S:
+        p.actions.append(StopReplica(replica=r, reason=f"drain deadline near, {r.in_flight} left"))
 
 
 def _drain_order(spec: DeploymentSpec) -> Callable[[ObservedReplica], tuple[bool, bool, int]]:
@@ -188,7 +216,8 @@ def _free_indexes(replicas: Sequence[ObservedReplica], count: int) -> list[int]:
 
 def _plan_deployment(view: DeploymentView, now: float, p: _Pass) -> None:
     spec = view.spec
-    _clean_up(view.replicas, spec.graceful_shutdown_timeout_s, now, p)
+    timeout, loop = spec.graceful_shutdown_timeout_s, spec.graceful_shutdown_wait_loop_s
+    _clean_up(view.replicas, timeout, loop, now, p)
     if view.old:
         _retire_old(view, p)
     else:
@@ -208,7 +237,7 @@ def _plan_deployment(view: DeploymentView, now: float, p: _Pass) -> None:
 
 def _plan_removed(replicas: Sequence[ObservedReplica], now: float, p: _Pass) -> None:
     """A deployment (or a whole application) no longer in the config: drain everything."""
-    _clean_up(replicas, DEFAULT_DRAIN_TIMEOUT_S, now, p)
+    _clean_up(replicas, DEFAULT_DRAIN_TIMEOUT_S, DEFAULT_WAIT_LOOP_S, now, p)
     for r in replicas:
         if r.state in (ReplicaState.STARTING, ReplicaState.RUNNING):
             p.drain(r, DEFAULT_DRAIN_TIMEOUT_S, "deployment removed from the config")

@@ -178,7 +178,7 @@ class Reconciler:
             plan,
             config=config,
             observed=observed,
-            render_ingress=routing.render_haproxy,
+            render_ingress=routing.render_ingress,
             container_slots=self._container_slots,
         )
         m.failures = _count_start_errors(config, errors, failures, now)
