@@ -14,12 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler import spec
+from reconciler import naming, spec
 from reconciler.api import ApiServer, create_app
 from reconciler.commitstatus import CommitStatusReporter
 from reconciler.errors import ReconcilerError
 from reconciler.metrics import Metrics
 from reconciler.model import ServeConfig, Snapshot
+from reconciler.ports import Engine
 from reconciler.reconcile import GitTarget, Reconciler, WorkTreeTarget
 from reconciler.reconcile.converge import Verdict, converge, verdict_of
 from reconciler.reconcile.jobs import Progress
@@ -29,6 +30,7 @@ from reconciler.runtime.docker_engine import DockerEngine
 from reconciler.runtime.images import tags_of
 from reconciler.runtime.remote_code import CodeFetcher, default_cache_dir
 from reconciler.runtime.sandbox import SandboxGraphBuilder
+from reconciler.runtime.swarm_engine import SwarmEngine, detect_kind
 from reconciler.runtime.wheels import PipSettings
 from reconciler.scheduler import PassScheduler
 from reconciler.settings import DaemonSettings, EngineSettings
@@ -41,13 +43,35 @@ UP_INTERVAL_S = 1.0
 REPORT_FLUSH_S = 5.0  # on the way out, how long the last commit statuses may take to send
 
 
-def make_engine(settings: EngineSettings, cache_dir: Path | None = None) -> DockerEngine:
+def make_engine(
+    settings: EngineSettings, cache_dir: Path | None = None, state_dir: Path | None = None
+) -> Engine:
+    """The engine `settings.kind` names: one Docker host, or a swarm through a manager (its
+    control token is kept in `state_dir`, else in the cache directory)."""
     images = settings.images
     pip = PipSettings(
         index_url=images.pip_index_url,
         extra_index_urls=images.pip_extra_index_urls,
         find_links=images.pip_find_links,
     )
+    kind = detect_kind() if settings.kind == "auto" else settings.kind
+    if kind == "swarm":
+        home = state_dir or images.cache_dir or cache_dir or default_cache_dir()
+        if settings.registry is None:
+            log.warning(
+                "--engine swarm without --registry: images are not pushed, so every node must "
+                "already have each image a replica runs"
+            )
+        return SwarmEngine(
+            instance=settings.instance,
+            default_image=settings.default_image,
+            token_file=home / f"swarm-token-{naming.clean(settings.instance)}",
+            registry=settings.registry,
+            image_allowlist=settings.allowed_images,
+            limits=settings.limits,
+            cache_dir=images.cache_dir or cache_dir,
+            pip=pip,
+        )
     return DockerEngine(
         instance=settings.instance,
         default_image=settings.default_image,
@@ -102,7 +126,7 @@ class ImageKeeper:
 
     def __init__(
         self,
-        engine: DockerEngine,
+        engine: Engine,
         keep: int,
         store: StateStore | None = None,
         *,
@@ -174,7 +198,7 @@ class Daemon:
 
     settings: DaemonSettings
     store: StateStore
-    engine: DockerEngine
+    engine: Engine
     target: GitTarget
     reconciler: Reconciler
     metrics: Metrics
@@ -236,7 +260,7 @@ def build_daemon(settings: DaemonSettings, *, background: bool = True) -> Daemon
     store = _AppliedHook(settings.state_dir)
     try:
         cache = settings.state_dir / "cache"
-        engine = make_engine(settings.engine, cache)
+        engine = make_engine(settings.engine, cache, settings.state_dir)
         keeper = ImageKeeper(engine, settings.engine.images.keep_images, store)
         store.keeper = keeper
         source = GitSource(
@@ -315,7 +339,7 @@ class _Relay:
 class Up:
     """`reconciler up`: a working tree applied by a reconciler of its own, no git, no API."""
 
-    engine: DockerEngine
+    engine: Engine
     reconciler: Reconciler
 
     def until_verdict(self, on_pass: Callable[[Snapshot], None], timeout_s: float) -> Verdict:

@@ -301,6 +301,9 @@ class ObservedReplica:
     # its server is gone); None when the ingress cannot say.
     in_flight: int | None = None
     stop_sent: bool = False  # STOPPING: it was told to stop (SIGTERM) and is finishing
+    # STARTING: why the engine has not run it yet, when it knows (Swarm: no node has room for
+    # it, or its node was lost and it is being moved); None while it simply starts.
+    waiting: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -471,6 +474,20 @@ class LoopStatus:
 
 
 @dataclass(frozen=True)
+class EngineNode:
+    """One node of a multi-node engine (Docker Swarm) as the last pass saw it; `ready` is False
+    for a node that is down, disconnected or drained (its replicas are moved elsewhere)."""
+
+    name: str
+    address: str
+    state: str  # Swarm's node state: ready, down, disconnected, unknown
+    ready: bool
+    message: str = ""  # why it is not ready ("heartbeat failure"), or its availability
+    role: str = ""  # manager or worker
+    replicas: int = 0  # replicas of this instance running on it
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Everything the HTTP API shows, composed once at the end of each pass (status.compose)."""
 
@@ -482,6 +499,7 @@ class Snapshot:
     pending_replicas: int = 0  # replicas that wait for room, over every deployment
     timeline: tuple[TimelineEntry, ...] = ()  # what happened to commits, newest first
     events: tuple[ReplicaEvent, ...] = ()  # what happened to replicas, newest first
+    nodes: tuple[EngineNode, ...] = ()  # a multi-node engine's nodes (a single host: none)
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,7 @@ class EngineOutcome:
     settled: bool = False  # nothing left to do: every deployment converged
     busy: bool = False  # actions were taken or replicas are starting / draining
     pending: int = 0  # replicas waiting for room on the host
+    placing: int = 0  # started replicas the engine has no node for yet (Swarm)
 
     @classmethod
     def unreached(cls, failure: Failure) -> EngineOutcome:

@@ -1,8 +1,8 @@
 """The seams between the reconcile pass and the outside world, as structural protocols.
 
-The concrete classes (`runtime.docker_engine.DockerEngine`, `source.GitSource`,
-`state.StateStore`, `runtime.sandbox.SandboxGraphBuilder`) satisfy these structurally; tests may
-pass behavioural fakes.
+The concrete classes (`runtime.docker_engine.DockerEngine` and `runtime.swarm_engine.SwarmEngine`
+for `Engine`, `source.GitSource`, `state.StateStore`, `runtime.sandbox.SandboxGraphBuilder`)
+satisfy these structurally; tests may pass behavioural fakes.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from reconciler.model import (
     Capacity,
     CodeTree,
     DeploymentSpec,
+    EngineNode,
     HistoryEntry,
     HttpOptions,
     IngressConfig,
@@ -26,7 +27,22 @@ from reconciler.records import CommitInfo, Pin, TimelineEntry
 
 
 class Engine(Protocol):
-    """One container engine, seen through the replicas this reconciler instance owns."""
+    """One container engine, seen through the replicas this reconciler instance owns: a single
+    Docker host, or a Docker Swarm through one of its managers. The composition root (app.py)
+    and the pass use nothing else of either."""
+
+    def ping(self) -> None:
+        """Raises EngineUnavailable when the engine cannot be reached."""
+        ...
+
+    def close(self) -> None:
+        """Stop the engine object's background work (health checks, following events)."""
+        ...
+
+    def on_replica_failure(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` (from another thread) when something the next pass should see at
+        once happens: a replica exits or turns unhealthy, a node is lost."""
+        ...
 
     def prepare(self, config: ServeConfig, progress: Callable[[str], None]) -> ServeConfig:
         """`config` with each deployment naming the image built for its version (built when
@@ -40,9 +56,17 @@ class Engine(Protocol):
         name (the built_image tags of the last few applied configs); the tags removed."""
         ...
 
+    def remove_images(self) -> None:
+        """Remove every image this instance built that nothing uses (`reconciler down`)."""
+        ...
+
     def observe(self) -> list[ObservedReplica]:
         """Every replica container this instance owns, with state, version and user_config hash.
         Raises EngineUnavailable when the engine cannot be reached."""
+        ...
+
+    def nodes(self) -> tuple[EngineNode, ...]:
+        """The engine's nodes as the last observe() saw them (a single host: none)."""
         ...
 
     def capacity(self) -> Capacity:

@@ -78,14 +78,23 @@ class ImageSettings:
     keep_images: int = DEFAULT_KEEP_IMAGES
 
 
+ENGINE_KINDS = ("docker", "swarm", "auto")
+
+
 @dataclass(frozen=True)
 class EngineSettings:
+    """`kind`: one Docker host ("docker", the default), a Docker Swarm through one of its
+    managers ("swarm"), or whichever DOCKER_HOST is ("auto": a swarm when it is an active
+    swarm's manager). `registry` (HOST:PORT) is where a swarm's nodes pull images from."""
+
     instance: str = DEFAULT_INSTANCE
     default_image: str = DEFAULT_IMAGE
     publish_host: str = "127.0.0.1"
     allowed_images: tuple[str, ...] = ()
     limits: HostLimits = field(default_factory=HostLimits)
     images: ImageSettings = field(default_factory=ImageSettings)
+    kind: str = "docker"
+    registry: str | None = None
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from reconciler.model import (
     DeploymentSpec,
     DeploymentStatus,
     DeploymentStatusInfo,
+    EngineNode,
     FailureRecord,
     JSONValue,
     LoopStatus,
@@ -140,7 +141,16 @@ def _progress_parts(view: DeploymentView) -> list[str]:
     ):
         if n:
             parts.append(text.format(_replicas(n)))
+    if view.waiting:
+        parts.append(_waiting_part(view.waiting))
     return parts
+
+
+def _waiting_part(waiting: Sequence[ObservedReplica]) -> str:
+    """Replicas the engine has no node for, and why in its words (the distinct reasons)."""
+    reasons = list(dict.fromkeys(r.waiting for r in waiting if r.waiting))
+    verb = "waits" if len(waiting) == 1 else "wait"
+    return f"{_replicas(len(waiting))} {verb} for a node ({'; '.join(reasons[:3])})"
 
 
 def _updating_message(view: DeploymentView, pending: Pending | None) -> str:
@@ -167,8 +177,11 @@ def deployment_status(
     view: DeploymentView, now: float, pending: Pending | None = None
 ) -> DeploymentStatusInfo:
     """The status of one deployment from its view (and the replicas that wait for room)."""
-    states = tuple(sorted(Counter(r.state.value for r in view.replicas).items()))
-    waiting = pending.count if pending else 0
+    # A replica the engine has no node for counts as PENDING, as one the host has no room for.
+    placing = {r.container_id for r in view.waiting}
+    counted = (r for r in view.replicas if r.container_id not in placing)
+    states = tuple(sorted(Counter(r.state.value for r in counted).items()))
+    waiting = (pending.count if pending else 0) + len(placing)
 
     def info(status: DeploymentStatus, message: str) -> DeploymentStatusInfo:
         return DeploymentStatusInfo(
@@ -400,10 +413,12 @@ def compose(
     capacity: Capacity | None = None,
     retry: str | None = None,
     events: tuple[ReplicaEvent, ...] = (),
+    nodes: tuple[EngineNode, ...] = (),
 ) -> Snapshot:
     """The one place a `Snapshot` is made: the applications (their live statuses, then what the
-    branch says over them), the commits, the loop's health, the host's room, and for the
-    dashboard the commit timeline and the recent replica events."""
+    branch says over them), the commits, the loop's health, the host's room (and, on a
+    multi-node engine, its nodes), and for the dashboard the commit timeline and the recent
+    replica events."""
     source = outcome.source
     target = source.target
     engine = outcome.engine
@@ -421,7 +436,8 @@ def compose(
             passes=passes,
         ),
         capacity=capacity,
-        pending_replicas=outcome.engine.pending,
+        pending_replicas=outcome.engine.pending + outcome.engine.placing,
         timeline=source.timeline,
         events=events,
+        nodes=nodes,
     )

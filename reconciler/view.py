@@ -62,6 +62,12 @@ class DeploymentView:
         return tuple(r for r in self.running if r.user_config_hash == wanted)
 
     @cached_property
+    def waiting(self) -> tuple[ObservedReplica, ...]:
+        """Starting replicas the engine has no node for yet, any version (Swarm: no node has
+        room, or their node was lost and they are being moved)."""
+        return tuple(r for r in self.live if r.state is ReplicaState.STARTING and r.waiting)
+
+    @cached_property
     def sick(self) -> tuple[ObservedReplica, ...]:
         """Current-version replicas failing their health checks."""
         return tuple(

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
+pytest_plugins = ["tests.swarm.fixtures"]  # the session's swarm lab (tests/swarm, tests/e2e)
+
 BASE_IMAGE = os.environ.get("RECONCILER_TEST_IMAGE", "serve-reconciler/python:bookworm")
 
 

@@ -14,6 +14,7 @@ from reconciler.settings import (
     DEFAULT_CPU_OVERCOMMIT,
     DEFAULT_IMAGE,
     DEFAULT_INSTANCE,
+    ENGINE_KINDS,
     EngineSettings,
     Exit,
     HostLimits,
@@ -52,6 +53,14 @@ def add_engine_flags(parser: argparse.ArgumentParser, *, owner_only: bool = Fals
     """The Docker flags; `owner_only` (for `down`) offers just --instance, the rest default."""
     group = parser.add_argument_group("Docker")
     group.add_argument(
+        "--engine",
+        choices=ENGINE_KINDS,
+        default=env_default("ENGINE", "docker"),
+        help="docker: one Docker host; swarm: a Docker Swarm, DOCKER_HOST naming one of its "
+        "managers (replicas placed across its nodes); auto: swarm when DOCKER_HOST is an active "
+        "swarm's manager [RECONCILER_ENGINE, default: %(default)s]",
+    )
+    group.add_argument(
         "--instance",
         type=str if owner_only else instance_name,
         default=env_default("INSTANCE", DEFAULT_INSTANCE),
@@ -60,8 +69,9 @@ def add_engine_flags(parser: argparse.ArgumentParser, *, owner_only: bool = Fals
     )
     if owner_only:
         parser.set_defaults(
-            default_image=DEFAULT_IMAGE, allowed_images="", publish_host="127.0.0.1"
-        )
+            default_image=DEFAULT_IMAGE, allowed_images="", publish_host="127.0.0.1",
+            registry=None,
+        )  # fmt: skip
         return
     group.add_argument(
         "--default-image",
@@ -83,6 +93,13 @@ def add_engine_flags(parser: argparse.ArgumentParser, *, owner_only: bool = Fals
         metavar="ADDRESS",
         help="address on which each replica's control port is published for the reconciler "
         "[RECONCILER_PUBLISH_HOST, default: %(default)s]",
+    )
+    group.add_argument(
+        "--registry",
+        default=env_default("REGISTRY"),
+        metavar="HOST:PORT",
+        help="with --engine swarm: the registry each deployment's image is pushed to (from the "
+        "manager) and every node pulls from, pinned by digest [RECONCILER_REGISTRY]",
     )
     add_limit_flags(parser)
     add_image_flags(parser)
@@ -269,6 +286,8 @@ def engine_settings(args: argparse.Namespace) -> EngineSettings:
         allowed_images=patterns,
         limits=limits,
         images=images,
+        kind=getattr(args, "engine", "docker"),
+        registry=getattr(args, "registry", None) or None,
     )
 
 

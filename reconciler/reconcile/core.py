@@ -25,6 +25,7 @@ from reconciler.model import (
     ApplicationStatus,
     ApplicationStatusInfo,
     Capacity,
+    EngineNode,
     FailureRecord,
     ObservedReplica,
     Plan,
@@ -67,6 +68,7 @@ class _Memory:
     decision: retry.Decision | None = None  # failure streaks, when to ask the remote again
     source: SourceOutcome | None = None  # shown as it was if a refresh itself breaks
     capacity: Capacity | None = None
+    nodes: tuple[EngineNode, ...] = ()  # a multi-node engine's nodes, as last observed
     passes: int = 0
     seen: dict[str, ObservedReplica] | None = None  # the last observation, for its events
     events: replica_events.EventLog = field(default_factory=replica_events.EventLog)
@@ -130,6 +132,7 @@ class Reconciler:
             capacity=m.capacity,
             retry=decision.retry.value if decision.retry else None,
             events=m.events.recent(),
+            nodes=m.nodes,
         )
         self.last_outcome = outcome
         self._record(outcome, decision)
@@ -156,6 +159,7 @@ class Reconciler:
         config = source.target.config
         try:
             observed = self._engine.observe()
+            self._memory.nodes = self._engine.nodes()
             self._memory.capacity = self._engine.capacity()
             return self._converge(config, observed, now, source.target.received_at)
         except EngineUnavailable as exc:
@@ -222,6 +226,7 @@ def _engine_outcome(
         settled=plan.settled and not errors,
         busy=bool(plan.actions) or any(r.state in _MOVING for r in observed),
         pending=sum(p.count for p in plan.pending.values()),
+        placing=sum(1 for r in observed if r.state is ReplicaState.STARTING and r.waiting),
     )
 
 

@@ -1,6 +1,8 @@
 """HTTP calls from the reconciler to a replica's control endpoints (its published port).
 
-Standard library only: these are a few small JSON requests to 127.0.0.1, no client library needed.
+Standard library only: these are a few small JSON requests, no client library needed. A
+`token` (the Swarm engine's: there the port is published on every node's network) goes in the
+X-Serve-Token header; the replica then refuses every control call without it but /-/ready.
 """
 
 from __future__ import annotations
@@ -33,11 +35,14 @@ def base_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+TOKEN_HEADER = "X-Serve-Token"
+
+
 def _request(
-    url: str, method: str, path: str, body: bytes | None, timeout: float
+    url: str, method: str, path: str, body: bytes | None, timeout: float, token: str = ""
 ) -> tuple[int, Any]:
     """(status, the body parsed as JSON, or as text when it is not JSON)."""
-    status, raw = _exchange(url, method, path, body, timeout)
+    status, raw = _exchange(url, method, path, body, timeout, token)
     try:
         return status, json.loads(raw or b"null")
     except ValueError:
@@ -45,12 +50,14 @@ def _request(
 
 
 def _exchange(
-    url: str, method: str, path: str, body: bytes | None, timeout: float
+    url: str, method: str, path: str, body: bytes | None, timeout: float, token: str = ""
 ) -> tuple[int, bytes]:
     parts = urllib.parse.urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
     try:
         headers = {"Content-Type": "application/json"} if body is not None else {}
+        if token:
+            headers[TOKEN_HEADER] = token
         conn.request(method, path, body, headers)
         response = conn.getresponse()
         return response.status, response.read()
@@ -66,30 +73,34 @@ def is_ready(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
-def health_error(url: str, timeout: float) -> str | None:
+def health_error(url: str, timeout: float, token: str = "") -> str | None:
     """`GET /-/healthz`: None when the replica answers 200, else why not (the user's
     check_health() error as `ExcType: message` when it raised or timed out). Never raises."""
     try:
-        status, data = _request(url, "GET", "/-/healthz", None, timeout)
+        status, data = _request(url, "GET", "/-/healthz", None, timeout, token)
     except (OSError, http.client.HTTPException) as e:
         return f"health check failed: {str(e) or type(e).__name__}"
     return None if status == 200 else _error_text(data, status, "health check")
 
 
-def state(url: str, timeout: float = 2.0) -> dict[str, Any] | None:
+def state(url: str, timeout: float = 2.0, token: str = "") -> dict[str, Any] | None:
     """`GET /-/state`, or None if the replica does not answer."""
     try:
-        status, data = _request(url, "GET", "/-/state", None, timeout)
+        status, data = _request(url, "GET", "/-/state", None, timeout, token)
     except (OSError, http.client.HTTPException):
         return None
     return data if status == 200 and isinstance(data, dict) else None
 
 
-def reconfigure(url: str, user_config: JSONValue, config_hash: str, timeout: float) -> str:
+def reconfigure(
+    url: str, user_config: JSONValue, config_hash: str, timeout: float, token: str = ""
+) -> str:
     """Hand a new user_config to the replica; returns the hash it now runs."""
     body = json.dumps({"user_config": user_config, "user_config_hash": config_hash})
     try:
-        status, data = _request(url, "POST", "/-/reconfigure", body.encode("utf-8"), timeout)
+        status, data = _request(
+            url, "POST", "/-/reconfigure", body.encode("utf-8"), timeout, token
+        )
     except (OSError, http.client.HTTPException) as e:
         raise EngineError(f"replica at {url} did not answer reconfigure: {e}") from e
     if status != 200 or not isinstance(data, dict):

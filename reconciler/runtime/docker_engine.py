@@ -35,14 +35,13 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import docker
 import docker.errors
-import requests.exceptions
 
 from reconciler import naming
 from reconciler.errors import EngineError, EngineUnavailable, ImageMissing
@@ -51,6 +50,7 @@ from reconciler.model import (
     Capacity,
     CodeTree,
     DeploymentSpec,
+    EngineNode,
     HttpOptions,
     IngressConfig,
     ObservedReplica,
@@ -67,6 +67,8 @@ from reconciler.runtime.ingress_reload import await_version, config_tar
 from reconciler.runtime.observe import Observer, published_port
 from reconciler.runtime.prepare import Preparer, prepare_config
 from reconciler.runtime.remote_code import default_cache_dir
+from reconciler.runtime.seam import Conflict, Missing
+from reconciler.runtime.seam import seam as _seam
 from reconciler.runtime.wheels import PipSettings
 from reconciler.settings import HostLimits
 
@@ -75,32 +77,6 @@ _CAPACITY_TTL_S = 60.0  # `docker info` once a minute: cores and memory rarely c
 _RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?")
 
 log = logging.getLogger(__name__)
-
-
-class Missing(EngineError):
-    """The container or network is gone (404); callers that remove things ignore it."""
-
-
-class Conflict(EngineError):
-    """409: a name is taken, or the container is not in a state for this operation."""
-
-
-@contextlib.contextmanager
-def _seam(action: str) -> Iterator[None]:
-    try:
-        yield
-    except docker.errors.ImageNotFound as e:
-        raise ImageMissing(f"{action}: image not found ({e.explanation or e})") from e
-    except docker.errors.NotFound as e:
-        raise Missing(f"{action}: {e.explanation or e}") from e
-    except docker.errors.APIError as e:
-        kind = Conflict if e.status_code == 409 else EngineError
-        raise kind(f"{action}: {e.explanation or e}") from e
-    except (requests.exceptions.RequestException, docker.errors.DockerException, OSError) as e:
-        raise EngineUnavailable(
-            f"{action}: the Docker engine is not reachable ({e}); is dockerd running, and does "
-            "DOCKER_HOST name it? (`docker info` must work for this user)"
-        ) from e
 
 
 class DockerEngine:
@@ -248,6 +224,9 @@ class DockerEngine:
         self._check_ingress_alive(entries)
         self._stopped &= {e["Id"] for e in replicas}
         return self._with_in_flight(self._observer.observe(replicas))
+
+    def nodes(self) -> tuple[EngineNode, ...]:
+        return ()  # one host: its room is `capacity()`
 
     def _check_ingress_alive(self, entries: list[dict[str, Any]]) -> None:
         """A missing or stopped ingress makes the next apply_ingress() redo its work."""

@@ -37,7 +37,9 @@ class ExitWatcher:
     """Calls `on_exit()` for each container of the instance (a replica or the ingress) that
     dies, from a daemon thread.
     `events(filters)` opens the engine's event stream: an iterable of decoded events with a
-    `close()` that ends it from another thread (the docker SDK's `APIClient.events`)."""
+    `close()` that ends it from another thread (the docker SDK's `APIClient.events`).
+    Another engine follows other events with `filters` (then `labels` is not used) and keeps
+    those `accept(event)` says are its own (the Swarm engine: service and node events)."""
 
     def __init__(
         self,
@@ -45,9 +47,13 @@ class ExitWatcher:
         labels: list[str],
         on_exit: Callable[[], None],
         settle: Callable[[str], object] = lambda cid: None,
+        *,
+        filters: dict[str, Any] | None = None,
+        accept: Callable[[dict[str, Any]], bool] | None = None,
     ) -> None:
         self._events, self._on_exit, self._settle = events, on_exit, settle
-        self._filters = {"type": "container", "event": "die", "label": labels}
+        self._filters = filters or {"type": "container", "event": "die", "label": labels}
+        self._accept = accept
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._stream: Any = None
@@ -114,6 +120,10 @@ class ExitWatcher:
         return delivered
 
     def _on_event(self, event: dict[str, Any]) -> None:
+        if self._accept is not None:
+            if self._accept(event):
+                self._notify()
+            return
         actor = event.get("Actor") or {}
         if DRAIN_MARK in str((actor.get("Attributes") or {}).get("name", "")):
             return

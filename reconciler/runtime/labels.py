@@ -19,3 +19,8 @@ BASE_IMAGE = f"{PREFIX}.base-image"  # on a built image: the image ID it was bui
 DEMAND = f"{PREFIX}.demand"  # what the replica holds on the host (admission), canonical JSON
 TEST = f"{PREFIX}.test"  # set by the test suite on anything it creates outside an instance
 SANDBOX_STARTED = f"{PREFIX}.sandbox-started"  # when a sandbox was made (unix time)
+# Docker Swarm (runtime/swarm_*.py), on services: what changes after create lives in service
+# labels (a task template change would replace the task; a service cannot be renamed).
+DRAIN_DEADLINE = f"{PREFIX}.drain-deadline"  # a drained replica's deadline (unix time)
+TOKEN_ID = f"{PREFIX}.token-id"  # which control token the service was given (not the token)
+INGRESS_KEY = f"{PREFIX}.ingress-key"  # the ingress configuration its tasks run

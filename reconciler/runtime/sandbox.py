@@ -37,7 +37,7 @@ from reconciler.model import CodeTree
 from reconciler.ports import GraphDescription
 from reconciler.runtime import containers, labels, sandbox_output
 from reconciler.runtime.bundle import RUNTIME_DIR, build_bundle
-from reconciler.runtime.docker_engine import _seam as seam
+from reconciler.runtime.seam import seam
 
 COMMAND = ["python3", "-m", "serve_replica.describe"]
 ROLE = "sandbox"

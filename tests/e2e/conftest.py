@@ -12,6 +12,7 @@ import requests
 
 from reconciler import spec
 from reconciler.model import ApplicationStatus, ObservedReplica, ReplicaState, ServeConfig
+from reconciler.ports import Engine
 from reconciler.reconcile import Reconciler, WorkTreeTarget
 from reconciler.runtime.docker_engine import DockerEngine
 from tests.conftest import BASE_IMAGE
@@ -61,7 +62,10 @@ deployments:
 
 
 class Harness:
-    """A working tree plus a reconciler over the real engine, driven pass by pass."""
+    """A working tree plus a reconciler over the real engine, driven pass by pass. The engine is
+    the host's Docker by default; `make_engine` gives another (the swarm lab's), which then also
+    prepares each version's image (a swarm's nodes pull it) and is where `url` reaches the
+    ingress (`ingress_host`)."""
 
     def __init__(
         self,
@@ -69,26 +73,46 @@ class Harness:
         instance: str,
         config: str = "serve_config.yaml",
         *,
-        engine: DockerEngine | None = None,
+        engine: Engine | None = None,
         load: Callable[[Path, str], ServeConfig] = spec.load_config,
+        make_engine: Callable[[], Engine] | None = None,
+        ingress_host: str = "127.0.0.1",
     ) -> None:
         self.root = root
         self.instance = instance
-        self.engine = engine or DockerEngine(instance=instance, default_image=BASE_IMAGE)
+        self._make_engine = make_engine or (
+            lambda: DockerEngine(instance=instance, default_image=BASE_IMAGE)
+        )
+        self._prepares = make_engine is not None
+        self.engine = engine or self._make_engine()
         self.config = config
         self.load = load
+        self.ingress_host = ingress_host
         self.reconciler = self._new_reconciler()
 
     def _new_reconciler(self) -> Reconciler:
-        target = WorkTreeTarget(root=self.root, config_path=self.config, load=self.load)
+        def prepare(config: ServeConfig, progress: Callable[[str], None]) -> ServeConfig:
+            return self.engine.prepare(config, progress)
+
+        target = WorkTreeTarget(
+            root=self.root,
+            config_path=self.config,
+            load=self.load,
+            **({"prepare": prepare} if self._prepares else {}),
+        )
         return Reconciler(
             target=target, engine=self.engine, redact=spec.redacted_document, interval_s=1.0
         )
 
     def restart(self) -> None:
         """A new engine object and reconciler: what a restarted process starts with."""
-        self.engine = DockerEngine(instance=self.instance, default_image=BASE_IMAGE)
+        self.engine.close()
+        self.engine = self._make_engine()
         self.reconciler = self._new_reconciler()
+
+    def url(self, port: int, path: str = "/") -> str:
+        """Where the ingress answers: this host (Docker), a node of the swarm."""
+        return f"http://{self.ingress_host}:{port}{path}"
 
     def converge(self, timeout: float = 90.0) -> None:
         def settled() -> bool:
@@ -123,7 +147,11 @@ class Harness:
     def call(self, replica: ObservedReplica, method: str, *args: Any) -> Any:
         assert replica.control_url
         url = f"{replica.control_url}/-/call/{replica.app}/{replica.deployment}/{method}"
-        response = requests.post(url, json={"args": list(args), "kwargs": {}}, timeout=10)
+        token = getattr(self.engine, "token", "")  # the swarm's replicas answer only with it
+        headers = {"X-Serve-Token": token} if token else {}
+        response = requests.post(
+            url, json={"args": list(args), "kwargs": {}}, headers=headers, timeout=10
+        )
         response.raise_for_status()
         return response.json()["result"]
 
@@ -155,15 +183,51 @@ def fruit_tree(tmp_path: Path) -> Path:
     return root
 
 
+# Real-engine tests whose behaviour is the same on both: run on each (`indirect` to harness_for).
+# The swarm's long ones are `slow`: its default run stays a couple of minutes.
+ENGINES = ["docker", pytest.param("swarm", marks=pytest.mark.swarm)]
+ENGINES_SLOW_ON_SWARM = [
+    "docker",
+    pytest.param("swarm", marks=[pytest.mark.swarm, pytest.mark.slow]),
+]
+
+
 @pytest.fixture
-def harness_for(instance_name: str) -> Iterator[Any]:
+def harness_for(instance_name: str, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Harnesses on the host's Docker, or (parametrized `engine`) on the session's swarm lab."""
+    kind = getattr(request, "param", "docker")
     made: list[Harness] = []
 
     def make(root: Path, config: str = "serve_config.yaml") -> Harness:
-        h = Harness(root, instance_name, config)
+        if kind == "swarm":
+            lab = request.getfixturevalue("swarm_lab")
+            h = swarm_harness(lab, root, instance_name, config, request.getfixturevalue("tmp_path"))
+        else:
+            h = Harness(root, instance_name, config)
         made.append(h)
         return h
 
     yield make
     for h in made:
         h.engine.remove_all()
+        h.engine.close()
+
+
+def swarm_harness(lab: Any, root: Path, instance: str, config: str, state: Path) -> Harness:
+    """A harness whose engine is the lab's swarm (through its manager), images pushed to the
+    lab's registry, the ingress reached at the manager's address."""
+    import docker
+
+    from reconciler.runtime.swarm_engine import SwarmEngine
+
+    def make() -> Engine:
+        return SwarmEngine(
+            instance=instance,
+            default_image=BASE_IMAGE,
+            token_file=state / "swarm-token",
+            registry=lab.registry,
+            docker_client=docker.DockerClient(base_url=lab.docker_host),
+            cache_dir=state / "cache",
+        )
+
+    return Harness(root, instance, config, make_engine=make, ingress_host=lab.node(1).ip)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.e2e.conftest import ENGINES, ENGINES_SLOW_ON_SWARM
 from tests.e2e.load import SteadyLoad
 from tests.support import wait_for
 
@@ -23,43 +24,46 @@ def _port(root: Path, config: str = "serve_config.yaml") -> int:
     return int(match.group(1))
 
 
-def _ask(port: int, body: Any, path: str = "/") -> requests.Response:
-    return requests.post(f"http://127.0.0.1:{port}{path}", json=body, timeout=10)
+def _ask(h: Any, port: int, body: Any, path: str = "/") -> requests.Response:
+    return requests.post(h.url(port, path), json=body, timeout=10)
 
 
+@pytest.mark.parametrize("harness_for", ENGINES, indirect=True)
 def test_fruit_answers_through_the_ingress_and_price_change_restarts_nothing(
     fruit_tree: Path, harness_for: Any
 ) -> None:
     h = harness_for(fruit_tree)
     h.converge()
     port = _port(fruit_tree)
-    assert _ask(port, ["MANGO", 2]).json() == 6
-    assert _ask(port, ["PEAR", 2]).json() == 8
-    assert _ask(port, ["ORANGE", 1]).json() == 2
-    assert _ask(port, ["TOMATO", 2]).json() == -1
+    assert _ask(h, port, ["MANGO", 2]).json() == 6
+    assert _ask(h, port, ["PEAR", 2]).json() == 8
+    assert _ask(h, port, ["ORANGE", 1]).json() == 2
+    assert _ask(h, port, ["TOMATO", 2]).json() == -1
     before = {r.container_id for r in h.replicas()}
     h.edit("serve_config.yaml", "price: 3", "price: 5")
     h.converge()
-    assert _ask(port, ["MANGO", 2]).json() == 10
+    assert _ask(h, port, ["MANGO", 2]).json() == 10
     assert {r.container_id for r in h.replicas()} == before
 
 
+@pytest.mark.parametrize("harness_for", ENGINES_SLOW_ON_SWARM, indirect=True)
 def test_multi_app_routes_by_prefix_and_404s_elsewhere(fruit_tree: Path, harness_for: Any) -> None:
     h = harness_for(fruit_tree, "multi_app_config.yaml")
     h.converge()
     port = _port(fruit_tree, "multi_app_config.yaml")
-    assert _ask(port, ["PEAR", 2], "/fruit").json() == 8
-    assert _ask(port, ["PEAR", 2], "/fruit/anything").json() == 8
-    missing = _ask(port, ["PEAR", 2], "/vegetables")
+    assert _ask(h, port, ["PEAR", 2], "/fruit").json() == 8
+    assert _ask(h, port, ["PEAR", 2], "/fruit/anything").json() == 8
+    missing = _ask(h, port, ["PEAR", 2], "/vegetables")
     assert missing.status_code == 404
     assert "no application" in missing.text
 
 
+@pytest.mark.parametrize("harness_for", ENGINES_SLOW_ON_SWARM, indirect=True)
 def test_no_healthy_replica_is_a_clear_503(greeter_tree: Path, harness_for: Any) -> None:
     h = harness_for(greeter_tree)
     h.converge()
     port = _port(greeter_tree)
-    assert _ask(port, {}).status_code == 200
+    assert _ask(h, port, {}).status_code == 200
     h.edit("greeter.py", '        self.greeting = "?"', '        raise RuntimeError("broken")')
     h.edit("greeter.py", 'VERSION = "v1"', 'VERSION = "v2"')
     # The old version keeps serving while the new one fails; take the old ones away by hand.
@@ -68,20 +72,21 @@ def test_no_healthy_replica_is_a_clear_503(greeter_tree: Path, harness_for: Any)
 
     def unavailable() -> bool:
         h.reconciler.run_pass()
-        return _ask(port, {}).status_code == 503
+        return _ask(h, port, {}).status_code == 503
 
     wait_for(unavailable, timeout=60, what="503 from the ingress")
-    body = _ask(port, {}).text
+    body = _ask(h, port, {}).text
     assert "no healthy replica" in body and "Greeter" in body
 
 
+@pytest.mark.parametrize("harness_for", ENGINES_SLOW_ON_SWARM, indirect=True)
 def test_updates_drop_no_request_under_steady_load(greeter_tree: Path, harness_for: Any) -> None:
     h = harness_for(greeter_tree)
     h.edit("serve_config.yaml", "num_replicas: 2", "num_replicas: 2\n    max_ongoing_requests: 8")
     h.converge()
     port = _port(greeter_tree)
     stop = threading.Event()
-    with SteadyLoad(f"http://127.0.0.1:{port}/", {}, rate=25) as load:
+    with SteadyLoad(h.url(port), {}, rate=25) as load:
         wait_for(lambda: load.sent >= 25, timeout=10, what="load to start")
         steps = [
             ("num_replicas: 2", "num_replicas: 4", "serve_config.yaml"),

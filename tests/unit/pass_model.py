@@ -24,6 +24,7 @@ from reconciler.errors import BranchMissing, EngineUnavailable, SourceError, Sou
 from reconciler.model import (
     Capacity,
     DeploymentSpec,
+    EngineNode,
     HttpOptions,
     IngressConfig,
     ObservedReplica,
@@ -103,6 +104,9 @@ class ModelEngine:
     def capacity(self) -> Capacity:
         self._up()
         return self.capacity_now
+
+    def nodes(self) -> tuple[EngineNode, ...]:
+        return ()
 
     def start_replica(self, s: DeploymentSpec, index: int) -> None:
         self._up()

@@ -24,6 +24,11 @@ Environment (the engine sets it; `settings.Settings.from_env` reads it):
   SERVE_SECRET_ENV_FILE                           a JSON file of secret env values, loaded
                                                   into the environment at start (kept out of
                                                   the container's Env, which inspect shows)
+  SERVE_CONTROL_TOKEN_FILE                        a file holding the control token: then every
+                                                  /-/ endpoint but /-/ready needs it in
+                                                  X-Serve-Token (401 otherwise), and handle calls
+                                                  send it (a swarm publishes the control port on
+                                                  every node's network)
 
 HTTP/1.1 on 0.0.0.0:SERVE_HTTP_PORT (asyncio, keep-alive): GET /-/ready, GET /-/healthz (runs
 the user's check_health()), GET /-/state, POST /-/reconfigure, POST

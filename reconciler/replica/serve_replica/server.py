@@ -9,6 +9,7 @@ the application's route prefix as ASGI `root_path` (the ingress names it in
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import os
@@ -29,6 +30,7 @@ from .request import error_body
 log = logging.getLogger("ray.serve")
 JSON = [(b"content-type", b"application/json")]
 ROUTE_PREFIX_HEADER = b"x-serve-route-prefix"
+TOKEN_HEADER = b"x-serve-token"  # the control token (when the engine set one)
 _MODEL_ID = MODEL_ID_HEADER.encode()
 
 
@@ -93,10 +95,13 @@ class Dispatcher:
 
     async def _control(self, request: HttpRequest, conn: HttpConnection) -> None:
         replica, path, method = self.replica, request.path, request.method
+        if method in ("GET", "HEAD") and path == "/-/ready":  # the ingress's check: no token
+            ok = replica.initialized and not replica.draining
+            return self._json(conn, request, 200 if ok else 503, {"ready": ok})
+        if not self._authorized(request):
+            message = "this control endpoint needs the reconciler's token (X-Serve-Token)"
+            return self._json(conn, request, 401, {"error": message, "type": "Unauthorized"})
         if method in ("GET", "HEAD"):
-            if path == "/-/ready":
-                ok = replica.initialized and not replica.draining
-                return self._json(conn, request, 200 if ok else 503, {"ready": ok})
             if path == "/-/healthz":
                 return await self._healthz(request, conn)
             if path == "/-/state":
@@ -108,6 +113,15 @@ class Dispatcher:
                 return await self._call(request, conn)
         message = f"no control endpoint {method} {path}"
         self._json(conn, request, 404, {"error": message, "type": "NotFound"})
+
+    def _authorized(self, request: HttpRequest) -> bool:
+        """No token set (a single host: the port is on loopback), or the request carries it.
+        On a swarm the control port is published on every node's network."""
+        expected = self.replica.settings.control_token
+        if not expected:
+            return True
+        given = request.header(TOKEN_HEADER) or b""
+        return hmac.compare_digest(given, expected.encode("latin-1"))
 
     async def _healthz(self, request: HttpRequest, conn: HttpConnection) -> None:
         replica = self.replica

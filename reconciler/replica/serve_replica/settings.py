@@ -1,4 +1,5 @@
-"""The replica's settings, read once from the environment the engine passes (see package doc)."""
+"""The replica's settings, read once from the environment the engine passes (see package doc),
+and the control token from the file it names."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class Settings:
     router_url: str
     port: int
     state_dir: str
+    control_token: str = ""  # "" : the control endpoints answer anyone who reaches them
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -42,4 +44,17 @@ class Settings:
             router_url=env.get("SERVE_ROUTER_URL", "http://127.0.0.1:8001").rstrip("/"),
             port=int(env.get("SERVE_HTTP_PORT", "8000")),
             state_dir=env.get("SERVE_STATE_DIR", "/tmp/serve-state"),
+            control_token=read_token(env.get("SERVE_CONTROL_TOKEN_FILE", "")),
         )
+
+
+def read_token(path: str) -> str:
+    """The token a file holds (one line), or "" when no file is named. A named file that cannot
+    be read is an error: a replica that should check the token must never run without it."""
+    if not path:
+        return ""
+    with open(path, encoding="utf-8") as f:
+        token = f.read().strip()
+    if not token:
+        raise ValueError(f"the control token file {path} is empty")
+    return token

@@ -64,10 +64,11 @@ class Reply:
 class Router:
     """Where handle calls go: the router's address and a pool of idle connections."""
 
-    def __init__(self, router_url: str) -> None:
+    def __init__(self, router_url: str, token: str = "") -> None:
         parsed = urllib.parse.urlsplit(router_url)
         self.host = parsed.hostname or "127.0.0.1"
         self.port = parsed.port or 80
+        self._token = token  # the callee checks it: handle calls are control endpoints
         self._idle: list[_Conn] = []
 
     async def _connect(self) -> tuple[_Conn, bool]:
@@ -106,6 +107,8 @@ class Router:
     ) -> Reply:
         lines = [f"POST {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
         lines += [f"{k}: {v}" for k, v in headers.items()]
+        if self._token:
+            lines.append(f"X-Serve-Token: {self._token}")
         lines.append(f"Content-Length: {len(body)}")
         conn.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
         try:

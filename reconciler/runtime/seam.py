@@ -1,0 +1,39 @@
+"""The one wrapper every Docker SDK call of the runtime goes through (both engines): an
+unreachable engine becomes `EngineUnavailable`, a refused operation `EngineError` (`Missing` for
+a 404, `Conflict` for a 409, `ImageMissing` for an unknown image), each saying what was tried."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import docker.errors
+import requests.exceptions
+
+from reconciler.errors import EngineError, EngineUnavailable, ImageMissing
+
+
+class Missing(EngineError):
+    """The container, service or network is gone (404); callers that remove things ignore it."""
+
+
+class Conflict(EngineError):
+    """409: a name is taken, or the object is not in a state for this operation."""
+
+
+@contextlib.contextmanager
+def seam(action: str) -> Iterator[None]:
+    try:
+        yield
+    except docker.errors.ImageNotFound as e:
+        raise ImageMissing(f"{action}: image not found ({e.explanation or e})") from e
+    except docker.errors.NotFound as e:
+        raise Missing(f"{action}: {e.explanation or e}") from e
+    except docker.errors.APIError as e:
+        kind = Conflict if e.status_code == 409 else EngineError
+        raise kind(f"{action}: {e.explanation or e}") from e
+    except (requests.exceptions.RequestException, docker.errors.DockerException, OSError) as e:
+        raise EngineUnavailable(
+            f"{action}: the Docker engine is not reachable ({e}); is dockerd running, and does "
+            "DOCKER_HOST name it? (`docker info` must work for this user)"
+        ) from e
