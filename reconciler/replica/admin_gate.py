@@ -6,16 +6,22 @@ this gate, beside it in the ingress task, listens on a TCP port: a client sends 
 first line, then one command; the gate relays that command to the socket and HAProxy's answer
 back, and closes. A wrong token gets the connection closed with nothing relayed.
 
-`python3 admin_gate.py PORT TOKEN_FILE SOCKET`. Standard library only (it runs in the ingress
-image, next to HAProxy); the engine ships it as a Swarm config.
+`python3 admin_gate.py PORT TOKEN_FILE SOCKET -- haproxy ARGS...`: the gate is the task's first
+process and starts HAProxy as its child, passing it SIGTERM and SIGINT, and ends with it (with
+the gate as HAProxy's child instead, HAProxy's master waited for it at a stop, until Swarm killed
+the task 10 s later). Standard library only (it runs in the ingress image, beside HAProxy); the
+engine ships it as a Swarm config.
 """
 
 from __future__ import annotations
 
 import hmac
+import signal
 import socket
 import socketserver
+import subprocess
 import sys
+import threading
 
 MAX_LINE = 64 * 1024
 TIMEOUT_S = 10.0
@@ -47,16 +53,22 @@ class Server(socketserver.ThreadingTCPServer):
     address_family = socket.AF_INET
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> int:
+    split = argv.index("--")
     port, token_file, socket_path = int(argv[1]), argv[2], argv[3]
+    command = argv[split + 1 :]
     with open(token_file, "rb") as f:
         Gate.token = f.read().strip()
     if not Gate.token:
         raise SystemExit(f"admin gate: the token file {token_file} is empty")
     Gate.socket_path = socket_path
-    with Server(("0.0.0.0", port), Gate) as server:
-        server.serve_forever()
+    child = subprocess.Popen(command)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2):
+        signal.signal(signum, lambda sig, frame: child.send_signal(sig))
+    server = Server(("0.0.0.0", port), Gate)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return child.wait()
 
 
 if __name__ == "__main__":
-    main(sys.argv)
+    sys.exit(main(sys.argv))

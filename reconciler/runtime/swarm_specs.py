@@ -202,10 +202,10 @@ class IngressInputs:
 
 
 def ingress_command() -> list[str]:
-    """The admin gate in the background, HAProxy in master-worker mode in front (pid 1: SIGTERM
-    stops it at once, and the task with it)."""
-    gate = f"python3 {GATE_FILE} {GATE_PORT} {TOKEN_FILE} {ADMIN_SOCKET}"
-    return ["sh", "-c", f"{gate} & exec haproxy -W -db -f {containers.INGRESS_CFG}"]
+    """The admin gate first, HAProxy (master-worker) its child: the gate passes SIGTERM on and
+    ends with it, so a stop takes a moment, not the grace period."""
+    gate = ["python3", GATE_FILE, str(GATE_PORT), TOKEN_FILE, ADMIN_SOCKET]
+    return [*gate, "--", *containers.INGRESS_COMMAND]
 
 
 def ingress_service(x: IngressInputs) -> dict[str, Any]:

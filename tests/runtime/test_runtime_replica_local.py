@@ -179,3 +179,35 @@ def test_sigterm_drains_in_flight_request_then_calls_del(local_replica: Start) -
     assert code == 0
     assert time.monotonic() - sent >= 1.0  # it waited for the request
     assert "[app] __del__ called" in out
+
+
+def test_control_token_guards_every_control_endpoint_but_ready(
+    local_replica: Start, tmp_path: Path
+) -> None:
+    """A swarm publishes the control port on every node's network: with a token file, the
+    replica answers its control endpoints only to the token (handle calls too); /-/ready, the
+    ingress's check, stays open, and so do the user's own paths."""
+    from reconciler.runtime import control
+
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cret-token\n")
+    r = local_replica(
+        "Stand", SERVE_CONTROL_TOKEN_FILE=str(token_file), SERVE_USER_CONFIG='{"price": 3}'
+    )
+    wait_until(lambda: http(r.url + "/-/ready")[0] == 200, 20, "replica ready")
+    for path, body in (
+        ("/-/state", None),
+        ("/-/healthz", None),
+        ("/-/reconfigure", b'{"user_config": {"price": 9}, "user_config_hash": "x"}'),
+        ("/-/call/default/Stand/check_price", b'{"args": [2]}'),
+    ):
+        assert http(r.url + path, body)[0] == 401, path
+        wrong = http(r.url + path, body, {"X-Serve-Token": "s3cret-tokeN"})[0]
+        assert wrong == 401, path
+    assert (control.state(r.url, token="s3cret-token") or {})["initialized"]
+    assert control.health_error(r.url, 5, "s3cret-token") is None
+    assert control.health_error(r.url, 5) is not None  # the reconciler without it: refused
+    good = {"X-Serve-Token": "s3cret-token", "Content-Type": "application/json"}
+    status, raw, _ = http(r.url + "/-/call/default/Stand/check_price", b'{"args": [2]}', good)
+    assert (status, json.loads(raw)) == (200, {"result": 6})
+    assert control.reconfigure(r.url, {"price": 5}, "h5", 10, "s3cret-token") == "h5"

@@ -177,3 +177,22 @@ def test_applications_in_config_order_with_route_prefix() -> None:
         ("zeta", "/zeta", ApplicationStatus.DEPLOYING),
         ("alpha", None, ApplicationStatus.DEPLOYING),
     ]
+
+
+def test_replicas_the_engine_has_no_node_for_are_pending_with_its_reason() -> None:
+    """On a swarm: a replica whose node was lost, or that no node has room for, waits; its
+    deployment counts it PENDING (not STARTING) and says why, in Swarm's words."""
+    s = spec(n=3)
+    lost = "its node n3 (10.0.0.3) is down: heartbeat failure; Swarm moves it to another node"
+    observed = [
+        rep(s, 0),
+        replace(rep(s, 1, STARTING), waiting=lost),
+        replace(rep(s, 2, STARTING), waiting="no suitable node (insufficient resources)"),
+    ]
+    info = status_of(s, observed)
+    assert info.status is UPDATING and info.pending_replicas == 2
+    assert info.replica_states == (("RUNNING", 1),)
+    assert info.message == (
+        "Starting: 1 of 3 replicas healthy; 2 replicas wait for a node "
+        f"({lost}; no suitable node (insufficient resources))"
+    )
