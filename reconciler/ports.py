@@ -69,6 +69,12 @@ class Engine(Protocol):
         """The engine's nodes as the last observe() saw them (a single host: none)."""
         ...
 
+    def settling(self) -> str | None:
+        """What of the engine's own is still coming up after this pass's apply, or None: a
+        swarm's ingress starting on a node serves nothing yet (so it holds back no drain), but
+        the pass is not settled until it serves."""
+        ...
+
     def capacity(self) -> Capacity:
         """What the engine can hold (its cores times the overcommit factor, its memory, the
         GPUs and custom resources it was told about, the replica cap). Cheap: cached."""

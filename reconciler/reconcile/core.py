@@ -195,7 +195,7 @@ class Reconciler:
         if self._metrics:
             self._metrics.set_replicas(_replica_counts(observed))
             self._metrics.set_pending({k: p.count for k, p in plan.pending.items()})
-        return _engine_outcome(plan, observed, errors)
+        return _engine_outcome(plan, observed, errors, self._engine.settling())
 
     def _record(self, outcome: PassOutcome, decision: retry.Decision) -> None:
         for failure in outcome.fresh_failures:
@@ -217,14 +217,20 @@ class Reconciler:
 
 
 def _engine_outcome(
-    plan: Plan, observed: Sequence[ObservedReplica], errors: Sequence[ActionError]
+    plan: Plan,
+    observed: Sequence[ObservedReplica],
+    errors: Sequence[ActionError],
+    settling: str | None = None,
 ) -> EngineOutcome:
+    """`settling`: what the engine says is still coming up (a swarm's ingress on a node)."""
     ingress = next((e.message for e in errors if e.action is None), None)
     return EngineOutcome(
         reached=True,
         ingress_error=ingress,
-        settled=plan.settled and not errors,
-        busy=bool(plan.actions) or any(r.state in _MOVING for r in observed),
+        settled=plan.settled and not errors and settling is None,
+        busy=bool(plan.actions)
+        or settling is not None
+        or any(r.state in _MOVING for r in observed),
         pending=sum(p.count for p in plan.pending.values()),
         placing=sum(1 for r in observed if r.state is ReplicaState.STARTING and r.waiting),
     )

@@ -228,6 +228,9 @@ class DockerEngine:
     def nodes(self) -> tuple[EngineNode, ...]:
         return ()  # one host: its room is `capacity()`
 
+    def settling(self) -> str | None:
+        return None  # apply_ingress returns once the ingress serves
+
     def _check_ingress_alive(self, entries: list[dict[str, Any]]) -> None:
         """A missing or stopped ingress makes the next apply_ingress() redo its work."""
         ingress = [e for e in entries if (e.get("Labels") or {}).get(labels.ROLE) == "ingress"]

@@ -134,6 +134,7 @@ class SwarmEngine:
         self._nodes: tuple[float, list[Json]] | None = None
         self._services: dict[str, Json] = {}  # replica id (task) -> its service, last seen
         self._node_view: tuple[EngineNode, ...] = ()
+        self.node_events = 0  # node events seen on the manager's stream (tests read it)
 
     @property
     def network_name(self) -> str:
@@ -192,22 +193,25 @@ class SwarmEngine:
                 raise EngineError("the engine was dropped")
             return alive._api().events(filters=filters, decode=True)
 
-        prefix = f"serve-{naming.clean(self._instance)}-"
-
         def ours(event: dict[str, Any]) -> bool:
-            if event.get("Type") == "node":
-                alive = engine()
-                if alive is not None:
-                    alive._nodes = None  # read the nodes again on the next pass
-                return True
-            name = str(((event.get("Actor") or {}).get("Attributes") or {}).get("name", ""))
-            return name.startswith(prefix)
+            alive = engine()
+            return alive is not None and alive._on_event(event)
 
         self._watcher = ExitWatcher(
             events, [], callback, filters={"type": ["service", "node"]}, accept=ours
         )
         weakref.finalize(self, self._watcher.close).atexit = False
         self._watcher.start()
+
+    def _on_event(self, event: dict[str, Any]) -> bool:
+        """Whether an event of the manager's stream asks for a pass: any node event (a node
+        lost or back: its nodes are read afresh), and the service events of this instance."""
+        if event.get("Type") == "node":
+            self.node_events += 1
+            self._nodes = None
+            return True
+        name = str(((event.get("Actor") or {}).get("Attributes") or {}).get("name", ""))
+        return name.startswith(f"serve-{naming.clean(self._instance)}-")
 
     def _pass_soon(self) -> None:
         callback = self._callback
@@ -255,6 +259,10 @@ class SwarmEngine:
 
     def nodes(self) -> tuple[EngineNode, ...]:
         return self._node_view
+
+    def settling(self) -> str | None:
+        starting = self.ingress.starting
+        return f"the ingress is starting ({'; '.join(starting)})" if starting else None
 
     def capacity(self) -> Capacity:
         """The sum over the nodes that are ready and active: their cores times the overcommit,

@@ -151,6 +151,7 @@ class SwarmIngress:
         self._leaving: dict[str, int] = {}  # task id -> drained servers still serving
         self._key: str | None = None
         self.updates = 0  # service creates and updates (a route change; tests count them)
+        self.starting: list[str] = []  # after apply: where it runs the current key, not yet
 
     # --- what the last reading saw ---------------------------------------------------------
 
@@ -204,22 +205,28 @@ class SwarmIngress:
 
     def apply(self, http: HttpOptions | None, ingress: IngressConfig | None, image: str) -> None:
         """Make every node's ingress serve `ingress` (None: remove the ingress). Raises
-        EngineError while one on a ready node does not yet (starting, on an earlier
-        configuration, or its runtime API failed): the pass then drains nothing."""
+        EngineError while one on a ready node serves something else (an earlier configuration
+        being replaced, or its runtime API failed): the pass then drains nothing. One still
+        starting serves nothing yet: it is only said in `starting` (the pass is not settled)."""
         with self._lock:
+            self.starting = []
             if http is None or ingress is None:
                 self._remove()
                 return
             key = ingress_key(ingress, http.port, image)
             if self._needs_update(key):
                 self._deploy(http, ingress, image, key)
+                self.starting = ["new tasks are coming up"]
             self._key = key
             tasks = list(self._tasks)
-        behind = [_behind(t) for t in tasks if t.key != key or t.admin is None]
+        self.starting += [_starting(t) for t in tasks if t.key == key and t.admin is None]
+        behind = [f"{t.node} runs an earlier configuration" for t in tasks if t.key != key]
         problems = self._sync_all([t for t in tasks if t.key == key and t.admin], ingress)
+        self.starting += [p for p in problems if p.endswith(": starting")]
+        problems = [p for p in problems if not p.endswith(": starting")]
         if behind or problems:
             raise EngineError(
-                "the ingress does not serve the current configuration on every node yet: "
+                "not every node serves the current configuration yet: "
                 + "; ".join(behind + problems)
             )
 
@@ -311,10 +318,8 @@ class SwarmIngress:
             self._remove()
 
 
-def _behind(task: _Task) -> str:
-    if task.admin is None:
-        return f"{task.node}: starting" + (f" ({task.trouble})" if task.trouble else "")
-    return f"{task.node}: on an earlier configuration, being replaced"
+def _starting(task: _Task) -> str:
+    return f"{task.node}: starting" + (f" ({task.trouble})" if task.trouble else "")
 
 
 def _follow_maxconn(admin: HaproxyAdmin, servers: Sequence[IngressServer]) -> None:

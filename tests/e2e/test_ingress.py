@@ -39,6 +39,8 @@ def test_fruit_answers_through_the_ingress_and_price_change_restarts_nothing(
     assert _ask(h, port, ["PEAR", 2]).json() == 8
     assert _ask(h, port, ["ORANGE", 1]).json() == 2
     assert _ask(h, port, ["TOMATO", 2]).json() == -1
+    nodes = h.reconciler.snapshot.nodes  # a swarm's: its replicas are on more than one node
+    assert not nodes or sum(1 for n in nodes if n.replicas) > 1, nodes
     before = {r.container_id for r in h.replicas()}
     h.edit("serve_config.yaml", "price: 3", "price: 5")
     h.converge()

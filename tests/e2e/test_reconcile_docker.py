@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from reconciler.model import ApplicationStatus, DeploymentStatus, ReplicaState
-from tests.e2e.conftest import ENGINES, ENGINES_SLOW_ON_SWARM
+from tests.e2e.conftest import ENGINES_SLOW_ON_SWARM
 from tests.support import wait_for
 
 pytestmark = pytest.mark.docker
@@ -20,7 +20,7 @@ def _ids(replicas: list[Any]) -> set[str]:
     return {r.container_id for r in replicas}
 
 
-@pytest.mark.parametrize("harness_for", ENGINES, indirect=True)
+@pytest.mark.parametrize("harness_for", ENGINES_SLOW_ON_SWARM, indirect=True)
 def test_fruit_example_comes_up_running(fruit_tree: Path, harness_for: Any) -> None:
     h = harness_for(fruit_tree)
     h.converge()
@@ -55,7 +55,7 @@ def test_scale_up_and_down_keeps_the_original_containers(
     assert len(h.replicas("Greeter")) == 2  # the two extra ones are gone, not just stopped
 
 
-@pytest.mark.parametrize("harness_for", ENGINES, indirect=True)
+@pytest.mark.parametrize("harness_for", ENGINES_SLOW_ON_SWARM, indirect=True)
 def test_user_config_change_reconfigures_in_place(greeter_tree: Path, harness_for: Any) -> None:
     h = harness_for(greeter_tree)
     h.converge()
@@ -126,7 +126,7 @@ def test_constructor_error_is_unhealthy_with_the_users_text_and_backs_off(
     assert len(created) - seen_before <= 1, "replicas are recreated in a hot loop"
 
 
-@pytest.mark.parametrize("harness_for", ENGINES, indirect=True)
+@pytest.mark.parametrize("harness_for", ENGINES_SLOW_ON_SWARM, indirect=True)
 def test_restarted_reconciler_adopts_running_replicas(greeter_tree: Path, harness_for: Any) -> None:
     h = harness_for(greeter_tree)
     h.converge()

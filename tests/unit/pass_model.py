@@ -108,6 +108,9 @@ class ModelEngine:
     def nodes(self) -> tuple[EngineNode, ...]:
         return ()
 
+    def settling(self) -> str | None:
+        return None
+
     def start_replica(self, s: DeploymentSpec, index: int) -> None:
         self._up()
         self.starts += 1
