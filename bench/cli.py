@@ -18,7 +18,7 @@ from typing import Any
 
 import docker
 
-from bench import converge, dashboard, idle, ingress, lifecycle, memory, push, status_api
+from bench import converge, dashboard, idle, ingress, lifecycle, memory, push, status_api, swarm
 from bench.core import Cleanup, sigterm_as_interrupt
 from bench.table import render
 
@@ -36,6 +36,8 @@ class Sizes:
     memory: int
     wrk_repeats: int
     wrk_s: float  # seconds per wrk run (idle /status, ingress, direct)
+    swarm: int = 30  # replicas over the 3-node swarm lab
+    swarm_repeats: int = 3
 
 
 FULL = Sizes(
@@ -44,11 +46,11 @@ FULL = Sizes(
 )  # fmt: skip
 QUICK = Sizes(
     converge=[10, 30], converge_repeats=2, scale_repeats=2, rolling_repeats=1, push_repeats=3,
-    idle=[10, 30], memory=30, wrk_repeats=1, wrk_s=3.0,
+    idle=[10, 30], memory=30, wrk_repeats=1, wrk_s=3.0, swarm_repeats=1,
 )  # fmt: skip
 SMALLEST = Sizes(
     converge=[2], converge_repeats=1, scale_repeats=1, rolling_repeats=1, push_repeats=1,
-    idle=[2], memory=2, wrk_repeats=1, wrk_s=1.0,
+    idle=[2], memory=2, wrk_repeats=1, wrk_s=1.0, swarm=3, swarm_repeats=1,
 )  # fmt: skip
 
 Section = Callable[[Cleanup, Sizes], dict[str, Any]]
@@ -62,7 +64,11 @@ SECTIONS: dict[str, Section] = {
     "status-api": lambda c, s: status_api.run(c, s.wrk_repeats, idle_s=s.wrk_s),
     "dashboard": lambda c, s: dashboard.run(c, s.wrk_repeats, idle_s=s.wrk_s),
     "ingress": lambda c, s: ingress.run(c, max(2, s.wrk_repeats), duration_s=s.wrk_s),
+    "swarm": lambda c, s: swarm.run(c, s.swarm, s.swarm_repeats),
 }
+
+
+OPT_IN = {"swarm"}  # needs root and builds a 3-node lab: run it by name (--only swarm)
 
 
 def machine() -> dict[str, Any]:
@@ -99,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.ERROR)  # the reconciler's own warnings would drown the table
     sizes = SMALLEST if args.smallest else QUICK if args.quick else FULL
     mode = "smallest" if args.smallest else "quick" if args.quick else "full"
-    names = args.only or list(SECTIONS)
+    names = args.only or [s for s in SECTIONS if s not in OPT_IN]
     report: dict[str, Any] = {
         "mode": mode,
         "command": "bench/run " + " ".join(sys.argv[1:] if argv is None else argv),

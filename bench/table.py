@@ -124,6 +124,23 @@ def _ingress(d: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
            f"x{d['p99_ratio_ingress_vs_direct']:.2f} p99")  # fmt: skip
 
 
+def _swarm(d: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    n = d["replicas"]
+    yield (
+        f"swarm converge N={n} over {d['nodes']} nodes: reconciler / service create",
+        f"{d['reconciler_s']:.2f}s / {d['service_create_s']:.2f}s",
+        f"ratio {d['ratio']:.2f}; replicas on {d['spread']} nodes",
+    )
+    yield (f"swarm converge N={n}, first (image built, pushed, pulled)",
+           _f(d["reconciler_first_s"], "s"), "")  # fmt: skip
+    yield (
+        f"swarm worker lost, N={n}: node down / status says so / all RUNNING",
+        f"{d['loss_down_s']:.2f}s / +{d['loss_status_after_down_s']:.2f}s / "
+        f"{d['loss_recovered_s']:.2f}s",
+        f"service create's tasks all answering again: {d['baseline_recovered_s']:.2f}s",
+    )
+
+
 ROWS = {
     "converge": _converge,
     "scale": _scale,
@@ -134,6 +151,7 @@ ROWS = {
     "status-api": _status,
     "dashboard": _dashboard,
     "ingress": _ingress,
+    "swarm": _swarm,
 }
 
 

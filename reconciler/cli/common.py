@@ -72,6 +72,13 @@ def add_engine_flags(parser: argparse.ArgumentParser, *, owner_only: bool = Fals
             default_image=DEFAULT_IMAGE, allowed_images="", publish_host="127.0.0.1",
             registry=None,
         )  # fmt: skip
+        group.add_argument(
+            "--cache-dir",
+            default=env_default("CACHE_DIR"),
+            metavar="DIR",
+            help="the cache directory `up` used (a swarm's control token is kept there) "
+            "[RECONCILER_CACHE_DIR, default: ~/.cache/serve-reconciler]",
+        )
         return
     group.add_argument(
         "--default-image",
@@ -278,7 +285,13 @@ def engine_settings(args: argparse.Namespace) -> EngineSettings:
     """The Docker flags as EngineSettings; ValueError with a message for a bad value."""
     patterns = tuple(p.strip() for p in args.allowed_images.split(",") if p.strip())
     limits = host_limits(args) if hasattr(args, "cpu_overcommit") else HostLimits()
-    images = image_settings(args) if hasattr(args, "pip_index_url") else ImageSettings()
+    if hasattr(args, "pip_index_url"):
+        images = image_settings(args)
+    else:
+        from pathlib import Path
+
+        cache = getattr(args, "cache_dir", None)
+        images = ImageSettings(cache_dir=Path(cache) if cache else None)
     return EngineSettings(
         instance=args.instance,
         default_image=args.default_image,
