@@ -18,7 +18,17 @@ from typing import Any
 
 import docker
 
-from bench import converge, dashboard, idle, ingress, lifecycle, memory, push, status_api
+from bench import (
+    admission,
+    converge,
+    dashboard,
+    idle,
+    ingress,
+    lifecycle,
+    memory,
+    push,
+    status_api,
+)
 from bench.core import Cleanup, sigterm_as_interrupt
 from bench.table import render
 
@@ -62,6 +72,7 @@ SECTIONS: dict[str, Section] = {
     "status-api": lambda c, s: status_api.run(c, s.wrk_repeats, idle_s=s.wrk_s),
     "dashboard": lambda c, s: dashboard.run(c, s.wrk_repeats, idle_s=s.wrk_s),
     "ingress": lambda c, s: ingress.run(c, max(2, s.wrk_repeats), duration_s=s.wrk_s),
+    "admission": lambda c, s: admission.run(c, max(2, s.wrk_repeats), duration_s=s.wrk_s),
 }
 
 

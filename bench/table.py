@@ -124,6 +124,22 @@ def _ingress(d: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
            f"x{d['p99_ratio_ingress_vs_direct']:.2f} p99")  # fmt: skip
 
 
+def _admission(d: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    f = d["flood"]
+    yield (f"a {f['asked']:,}-replica commit: containers / cap",
+           f"{f['containers']} / {f['replica_cap']}",
+           f"{f['pending']:,} pending, {f['logical_cpus']:g} logical CPUs")  # fmt: skip
+    yield ("pass with them pending / idle pass",
+           f"x{f['wall_ratio']:.2f} wall, x{f['cpu_ratio']:.2f} CPU",
+           f"{f['flooded_pass_wall_ms']:.1f} / {f['idle_pass_wall_ms']:.1f} ms, "
+           f"{f['docker_api_calls']:.0f} Docker API calls")  # fmt: skip
+    q = d["quota"]
+    yield (f"num_cpus {q['num_cpus']:g} via ingress: CPU weight / hard quota",
+           f"{q['weight_rps']:.0f} / {q['quota_rps']:.0f} req/s",
+           f"x{q['rps_ratio_weight_vs_quota']:.1f}; p50 {q['weight_p50_ms']:.1f} / "
+           f"{q['quota_p50_ms']:.1f} ms")  # fmt: skip
+
+
 ROWS = {
     "converge": _converge,
     "scale": _scale,
@@ -134,6 +150,7 @@ ROWS = {
     "status-api": _status,
     "dashboard": _dashboard,
     "ingress": _ingress,
+    "admission": _admission,
 }
 
 
