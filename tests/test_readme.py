@@ -221,10 +221,11 @@ def test_demo_on_a_machine_where_no_engine_runs(clone: Path, tmp_path: Path) -> 
 
             wait_for(running, timeout=300, interval=1, what="the demo RUNNING on the new engine")
             assert "no Docker engine answers: starting dockerd" in _plain(log)
-            answer = machine.run(
-                "curl", "-s", "-d", '["MANGO", 2]', f"http://127.0.0.1:{ingress}/", timeout=30
-            )
-            assert answer.stdout.strip() == "6", answer
+            def mango() -> str:
+                asked = ("curl", "-s", "-d", '["MANGO", 2]', f"http://127.0.0.1:{ingress}/")
+                return str(machine.run(*asked, timeout=30).stdout.strip() == "6")
+
+            wait_for(lambda: mango() == "True", timeout=30, what="the fruit answer")
             os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the demo's terminal
             assert proc.wait(timeout=90) == 0, _plain(log)[-3000:]
         finally:
