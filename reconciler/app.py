@@ -70,15 +70,18 @@ def make_fetcher(settings: EngineSettings, cache_dir: Path | None = None) -> Cod
 
 
 def make_loader(
-    settings: EngineSettings, fetch: spec.Fetch | None = None
+    settings: EngineSettings,
+    fetch: spec.Fetch | None = None,
+    engine: DockerEngine | None = None,
 ) -> Callable[[Path, str], ServeConfig]:
     """The config loader of `run` and `up`: from_env values from this process's environment,
-    code that reading cannot decide built in a sandbox on the same engine, remote working_dir
-    zips fetched with `fetch`."""
+    code that reading cannot decide built in a sandbox on the same engine (in the application's
+    packages image, which `engine` builds), remote working_dir zips fetched with `fetch`."""
     sandbox = SandboxGraphBuilder(
         instance=settings.instance,
         default_image=settings.default_image,
         image_allowlist=settings.allowed_images,
+        packages_image=engine.images.packages_image if engine is not None else None,
     )
 
     def load(tree: Path, config_path: str) -> ServeConfig:
@@ -250,7 +253,7 @@ def build_daemon(settings: DaemonSettings, *, background: bool = True) -> Daemon
             source=source,
             store=store,
             config_path=settings.config_path,
-            load=make_loader(settings.engine, make_fetcher(settings.engine, cache)),
+            load=make_loader(settings.engine, make_fetcher(settings.engine, cache), engine),
             prepare=keeper.preparer(),
             background=background,
             on_ready=ready,
@@ -354,7 +357,7 @@ def build_up(root: Path, config_path: str, engine_settings: EngineSettings) -> U
         keeper.applied("worktree")  # up applies what it prepared at once
         return prepared
 
-    load = make_loader(engine_settings, make_fetcher(engine_settings))
+    load = make_loader(engine_settings, make_fetcher(engine_settings), engine)
     target = WorkTreeTarget(root=root, config_path=config_path, load=load, prepare=prepare)
     reconciler = Reconciler(
         target=target, engine=engine, redact=spec.redacted_document, interval_s=UP_INTERVAL_S

@@ -19,6 +19,7 @@ from reconciler.model import (
     HistoryEntry,
     HttpOptions,
     ObservedReplica,
+    PackageSet,
     ServeConfig,
 )
 from reconciler.records import CommitInfo, Pin, TimelineEntry
@@ -188,9 +189,11 @@ class GraphBuilder(Protocol):
         args: str,
         image: str | None,
         env: tuple[tuple[str, str], ...] = (),
+        packages: PackageSet | None = None,
     ) -> GraphDescription:
         """The graph `import_path` builds with `args` (canonical JSON) from `code`, in `image`
-        (None: the reconciler's default image), with the application's plain env vars `env`.
+        (None: the reconciler's default image) with the application's `packages` installed,
+        with the application's plain env vars `env`.
         Raises CodeBuildError when the code fails or hits a limit, EngineUnavailable /
         EngineError when no sandbox can be run."""
         ...

@@ -35,6 +35,7 @@ class Builder:
         args: str,
         image: str | None,
         env: tuple[tuple[str, str], ...] = (),
+        packages: object = None,
     ) -> GraphDescription:
         self.asked.append(
             {
