@@ -86,6 +86,16 @@ def _ingress(d: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
            f"p50 {d['direct_p50_ms']:.2f}ms p99 {d['direct_p99_ms']:.2f}ms")  # fmt: skip
     yield ("ingress / direct", f"x{d['rps_ratio_ingress_vs_direct']:.2f} req/s",
            f"x{d['p99_ratio_ingress_vs_direct']:.2f} p99")  # fmt: skip
+    if "close_ingress_rps" in d:
+        yield ("new connection per request: ingress / direct",
+               f"{d['close_ingress_rps']:.0f} / {d['close_direct_rps']:.0f} req/s",
+               f"x{d['close_rps_ratio_ingress_vs_direct']:.2f} req/s, "
+               f"x{d['close_p99_ratio_ingress_vs_direct']:.2f} p99")  # fmt: skip
+    if "eight_ingress_rps" in d:
+        yield ("8 replicas: via ingress / sum of 8 direct (8 wrk -c8)",
+               f"{d['eight_ingress_rps']:.0f} / {d['eight_direct_sum_rps']:.0f} req/s",
+               f"x{d['eight_rps_ratio']:.2f}, errors {d['eight_errors']}, "
+               f"reloads {d.get('reloads', '?')}")  # fmt: skip
 
 
 ROWS = {

@@ -58,6 +58,7 @@ from reconciler.runtime.exits import ExitWatcher
 from reconciler.runtime.haproxy_admin import AdminError, HaproxyAdmin
 from reconciler.runtime.health import HealthMonitor
 from reconciler.runtime.ingress_reload import await_version, config_tar
+from reconciler.runtime.load_sampler import LoadSampler, LoadSink
 from reconciler.runtime.observe import Observer, published_port
 from reconciler.settings import HostLimits
 
@@ -127,6 +128,7 @@ class DockerEngine:
         self.ingress_runtime_changes = 0  # changes of servers made through the runtime API
         self._health_monitor = HealthMonitor(control.health_error)
         self._exit_watcher: ExitWatcher | None = None
+        self._load_sampler: LoadSampler | None = None
         # An engine object dropped (tests make many) stops its checks with it.
         weakref.finalize(self, self._health_monitor.close).atexit = False
         self._observer = Observer(
@@ -167,10 +169,29 @@ class DockerEngine:
             self._api().ping()
 
     def close(self) -> None:
-        """Stop the background work: health checks and following the engine's events."""
+        """Stop the background work: health checks, following the engine's events, sampling
+        the ingress's load."""
         if self._exit_watcher is not None:
             self._exit_watcher.close()
+        if self._load_sampler is not None:
+            self._load_sampler.close()
         self._health_monitor.close()
+
+    def on_load(self, sink: LoadSink, tick_s: float) -> None:
+        """Hand `sink(time, {backend: requests in flight})` the ingress's load every `tick_s`
+        (from a thread of its own, through the ingress's runtime API; nothing while there is
+        no ingress)."""
+        if self._load_sampler is not None:
+            self._load_sampler.close()
+        engine = weakref.ref(self)  # the sampler's thread must not keep the engine alive
+
+        def admin() -> HaproxyAdmin | None:
+            alive = engine()
+            return alive._ingress_admin if alive is not None else None
+
+        self._load_sampler = LoadSampler(admin, sink, tick_s)
+        weakref.finalize(self, self._load_sampler.close).atexit = False
+        self._load_sampler.start()
 
     def on_replica_failure(self, callback: Callable[[], None]) -> None:
         """Call `callback()` when a replica (or the ingress) exits, from the engine's events, or
