@@ -45,9 +45,13 @@ def run(cleanup: Cleanup, repeats: int, duration_s: float = 5.0) -> dict[str, An
 
 
 def _pair(
-    via_url: str, direct_url: str, repeats: int, duration_s: float, headers: tuple[str, ...],
+    via_url: str,
+    direct_url: str,
+    repeats: int,
+    duration_s: float,
+    headers: tuple[str, ...],
     prefix: str = "",
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     via, direct = [], []
     for _ in range(repeats):
         via.append(wrk.run(via_url, duration_s, headers=headers))
@@ -58,12 +62,12 @@ def _pair(
         out[f"{prefix}{name}_p50_ms"] = median([r.p50_ms for r in runs])
         out[f"{prefix}{name}_p99_ms"] = median([r.p99_ms for r in runs])
         out[f"{prefix}{name}_errors"] = sum(r.errors for r in runs)
-    out[f"{prefix}rps_ratio_ingress_vs_direct"] = out[f"{prefix}ingress_rps"] / out[
-        f"{prefix}direct_rps"
-    ]
-    out[f"{prefix}p99_ratio_ingress_vs_direct"] = out[f"{prefix}ingress_p99_ms"] / out[
-        f"{prefix}direct_p99_ms"
-    ]
+    out[f"{prefix}rps_ratio_ingress_vs_direct"] = (
+        out[f"{prefix}ingress_rps"] / out[f"{prefix}direct_rps"]
+    )
+    out[f"{prefix}p99_ratio_ingress_vs_direct"] = (
+        out[f"{prefix}ingress_p99_ms"] / out[f"{prefix}direct_p99_ms"]
+    )
     return out
 
 

@@ -73,9 +73,11 @@ def run_many(urls: Sequence[str], duration_s: float, connections: int = 8) -> li
     """One wrk (-t1) per URL, all at once; their results in the same order."""
     procs = [
         subprocess.Popen(
-            command(url, duration_s, connections, threads=1), stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            command(url, duration_s, connections, threads=1),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for url in urls
     ]
     return [finish(proc, timeout=duration_s + 60) for proc in procs]

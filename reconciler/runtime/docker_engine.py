@@ -123,6 +123,7 @@ class DockerEngine:
         self._ingress_applied: tuple[HttpOptions, IngressConfig] | None = None
         self._ingress_leaving = 0  # drained servers the ingress still serves requests on
         self._ingress_admin: HaproxyAdmin | None = None
+        self._said_no_admin = False
         self._stopped: set[str] = set()  # drained replicas told to stop (SIGTERM)
         self.ingress_reloads = 0  # HAProxy reloads asked for (not counting a first start)
         self.ingress_runtime_changes = 0  # changes of servers made through the runtime API
@@ -262,6 +263,15 @@ class DockerEngine:
             self._ingress_admin = None
             return
         self._ingress_admin = self._admin_of(running[0].get("Ports") or [])
+        if self._ingress_admin is None and not self._said_no_admin:
+            self._said_no_admin = True
+            log.warning(
+                "the ingress %s publishes no runtime API (made by an older reconciler): every "
+                "replica change reloads it and autoscaling has no load to go by; remove it "
+                "(`docker rm -f %s`) to have it made again",
+                self.ingress_name,
+                self.ingress_name,
+            )
 
     def _admin_of(self, ports: list[dict[str, Any]]) -> HaproxyAdmin | None:
         port = published_port(self._local_host, ports, containers.ADMIN_PORT)
