@@ -177,6 +177,7 @@ def _figures(stages: list[dict[str, Any]], timeline: list[dict[str, float]]) -> 
         if not window:
             continue
         at_start, peak = window[0]["serving"], max(p["target"] for p in window)
+        decided = next((p["t"] for p in window if p["target"] > window[0]["target"]), None)
         first = next((p["t"] for p in window if p["serving"] > at_start), None)
         reached = next((p["t"] for p in window if p["serving"] >= peak), None)
         rises.append(
@@ -185,6 +186,7 @@ def _figures(stages: list[dict[str, Any]], timeline: list[dict[str, float]]) -> 
                 "to_rate": stage["rate"],
                 "serving_before": at_start,
                 "target": peak,
+                "decided_after_s": None if decided is None else round(decided - start, 2),
                 "first_new_serving_s": None if first is None else round(first - start, 2),
                 "target_serving_s": None if reached is None else round(reached - start, 2),
             }

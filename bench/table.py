@@ -117,9 +117,11 @@ def _autoscale(d: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
         )
     for rise in d["rises"]:
         first, reached = rise["first_new_serving_s"], rise["target_serving_s"]
+        decided = rise.get("decided_after_s")
         yield (
             f"load {rise['from_rate']} -> {rise['to_rate']} req/s: first new replica serving",
             "none needed" if first is None else f"{first:.2f}s",
+            f"decided after {'-' if decided is None else f'{decided:.2f}s'}; "
             f"{rise['serving_before']} -> {rise['target']} replicas in "
             + ("-" if reached is None else f"{reached:.2f}s")
             + " (upscale_delay_s 1, look-back 3 s)",
