@@ -10,8 +10,9 @@ import collections
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler import spec
@@ -31,7 +32,7 @@ from reconciler.runtime.remote_code import CodeFetcher, default_cache_dir
 from reconciler.runtime.sandbox import SandboxGraphBuilder
 from reconciler.runtime.wheels import PipSettings
 from reconciler.scheduler import PassScheduler
-from reconciler.settings import DaemonSettings, EngineSettings
+from reconciler.settings import AUTOSCALE_TICK_S, DaemonSettings, EngineSettings
 from reconciler.source import GitSource, scrub
 from reconciler.state import StateStore
 
@@ -215,6 +216,8 @@ class Daemon:
         log.info("watching %s branch %s, every %gs", scrub(s.repo), s.branch, s.poll_interval_s)
         # A replica that dies or turns unhealthy is replaced now, not at the next poll.
         self.engine.on_replica_failure(self.scheduler.trigger)
+        # The autoscaler samples the ingress on its own tick; a decision runs a pass at once.
+        autoscale_with(self.engine, self.reconciler, self.scheduler.trigger)
         self.scheduler.start()
         try:
             stop.wait()
@@ -301,6 +304,12 @@ def _reporting(
     return run_pass
 
 
+def autoscale_with(engine: DockerEngine, reconciler: Reconciler, wake: Callable[[], None]) -> None:
+    """Feed the reconciler's autoscaler the ingress's load; `wake()` when a target moves."""
+    reconciler.autoscaler.on_change(wake)
+    engine.on_load(reconciler.autoscaler.record, AUTOSCALE_TICK_S)
+
+
 class _Relay:
     """A callback that can be pointed at its receiver after it was handed out."""
 
@@ -320,6 +329,10 @@ class Up:
 
     engine: DockerEngine
     reconciler: Reconciler
+    wake: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        autoscale_with(self.engine, self.reconciler, self.wake.set)
 
     def until_verdict(self, on_pass: Callable[[Snapshot], None], timeout_s: float) -> Verdict:
         return converge(
@@ -336,8 +349,15 @@ class Up:
             verdict = verdict_of(self.reconciler)
             if verdict in (Verdict.INVALID, Verdict.UNHOLDABLE) and not self._seen_running():
                 return verdict
-            stop.wait(delay if delay is not None else UP_INTERVAL_S)
+            self._pause(stop, delay if delay is not None else UP_INTERVAL_S)
         return None
+
+    def _pause(self, stop: threading.Event, seconds: float) -> None:
+        """Until the next pass: `seconds`, less when stopped or the autoscaler moved a target."""
+        deadline = time.monotonic() + seconds
+        while not (stop.is_set() or self.wake.is_set()) and time.monotonic() < deadline:
+            stop.wait(min(0.1, max(0.0, deadline - time.monotonic())))
+        self.wake.clear()
 
     def _seen_running(self) -> bool:
         return self.reconciler.snapshot.commits.applied is not None

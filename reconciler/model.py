@@ -50,6 +50,10 @@ class DeploymentStatus(enum.StrEnum):
     UPDATING = "UPDATING"
     HEALTHY = "HEALTHY"
     UNHEALTHY = "UNHEALTHY"
+    # Serve 2.9+: the autoscaler moved the target and the replicas follow (the app stays
+    # RUNNING). A config change that scales stays UPDATING (the app DEPLOYING), as in 2.0-2.8.
+    UPSCALING = "UPSCALING"
+    DOWNSCALING = "DOWNSCALING"
 
 
 class ReplicaState(enum.StrEnum):
@@ -80,17 +84,47 @@ class Resources:
 
 @dataclass(frozen=True)
 class AutoscalingConfig:
-    """Serve's autoscaling bounds. The reconciler runs `initial_replicas` (else `min_replicas`)."""
+    """Serve's autoscaling settings with Serve's defaults (Ray 2.40-2.60; `autoscale.py` applies
+    them). `extra` carries the fields with no effect here (policy), as canonical JSON."""
 
     min_replicas: int = 1
     max_replicas: int = 1
     initial_replicas: int | None = None
-    target_ongoing_requests: float = 2.0
+    target_ongoing_requests: float = 2.0  # per replica (Ray < 2.32: 1.0, and its older name)
+    metrics_interval_s: float = 10.0
+    look_back_period_s: float = 30.0
+    smoothing_factor: float = 1.0
+    upscale_smoothing_factor: float | None = None  # Ray 2.9's names, deprecated in 2.10
+    downscale_smoothing_factor: float | None = None
+    upscaling_factor: float | None = None  # Ray 2.10+
+    downscaling_factor: float | None = None
+    upscale_delay_s: float = 30.0
+    downscale_delay_s: float = 600.0
+    downscale_to_zero_delay_s: float | None = None  # Ray 2.50+: the 1 -> 0 step's own delay
+    aggregation_function: str = "mean"  # Ray 2.60: mean, max or min over the look-back window
     extra: tuple[tuple[str, str], ...] = ()  # other fields, canonical JSON values
 
     @property
     def start_replicas(self) -> int:
         return self.initial_replicas if self.initial_replicas is not None else self.min_replicas
+
+    @property
+    def upscale_factor(self) -> float:
+        """Serve's precedence: upscaling_factor, else upscale_smoothing_factor, else
+        smoothing_factor."""
+        return self.upscaling_factor or self.upscale_smoothing_factor or self.smoothing_factor
+
+    @property
+    def downscale_factor(self) -> float:
+        return self.downscaling_factor or self.downscale_smoothing_factor or self.smoothing_factor
+
+    def bound(self, replicas: int) -> int:
+        return max(self.min_replicas, min(self.max_replicas, replicas))
+
+
+# `num_replicas: auto` (Ray 2.10+; these values since 2.32): Serve's autoscaling defaults, each
+# overridden by the same field of an explicit autoscaling_config.
+AUTO_NUM_REPLICAS = {"min_replicas": 1, "max_replicas": 100, "target_ongoing_requests": 2.0}
 
 
 @dataclass(frozen=True)
@@ -297,6 +331,10 @@ class ObservedReplica:
     drain_deadline: float | None = None  # for STOPPING replicas: when to force-kill
     error: str | None = None  # for FAILED/UNHEALTHY: the user's own error text
     demand: Demand | None = None  # what it was started asking for (None: an older reconciler)
+    # For STOPPING replicas: requests the ingress still has running or queued on it (0 once
+    # its server is gone); None when the ingress cannot say.
+    in_flight: int | None = None
+    stop_sent: bool = False  # STOPPING: it was told to stop (SIGTERM) and is finishing
 
     @property
     def key(self) -> tuple[str, str]:
@@ -334,10 +372,20 @@ class ReconfigureReplica:
 
 @dataclass(frozen=True)
 class DrainReplica:
-    """Take a replica out of rotation, ask it to stop (SIGTERM) and give it `timeout_s` to drain."""
+    """Take a replica out of rotation (the ingress follows first) and give it `timeout_s` to
+    drain; it is told to stop (StopReplica) once the ingress has nothing left on it."""
 
     replica: ObservedReplica
     timeout_s: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class StopReplica:
+    """Tell a drained replica to stop (SIGTERM): the ingress has nothing left on it, or its
+    drain deadline is near. It finishes what it has and exits."""
+
+    replica: ObservedReplica
     reason: str
 
 
@@ -349,7 +397,7 @@ class RemoveReplica:
     reason: str
 
 
-Action = StartReplica | ReconfigureReplica | DrainReplica | RemoveReplica
+Action = StartReplica | ReconfigureReplica | DrainReplica | StopReplica | RemoveReplica
 
 
 @dataclass(frozen=True)
@@ -396,6 +444,22 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class AutoscalingStatus:
+    """Where an autoscaled deployment stands: its bounds, the target the autoscaler holds, the
+    load it last saw, and its last decision in words."""
+
+    min_replicas: int
+    max_replicas: int
+    target_replicas: int
+    in_flight: float | None = None  # requests in flight over the look-back window (None: no data)
+    target_ongoing_requests: float = 2.0
+    decision: str = ""  # "scaling up 2 -> 5: 9.6 requests in flight, target 2 per replica"
+    decided_at: float = 0.0
+    by_load: bool = False  # the target comes from the load (else from the config's bounds)
+    upscale: bool = True  # the last decision's direction
+
+
+@dataclass(frozen=True)
 class DeploymentStatusInfo:
     name: str
     status: DeploymentStatus
@@ -403,6 +467,7 @@ class DeploymentStatusInfo:
     target_replicas: int = 0
     replica_states: tuple[tuple[str, int], ...] = ()  # (ReplicaState value, count), sorted
     pending_replicas: int = 0  # wanted, but the host has no room for them now
+    autoscaling: AutoscalingStatus | None = None
     # For the dashboard; not part of the status (equality compares the status only).
     replicas: tuple[ReplicaRow, ...] = field(default=(), compare=False)  # in index order
     version: str = field(default="", compare=False)  # the current version
@@ -476,6 +541,41 @@ class HistoryEntry:
     received_at: float
     outcome: str  # "applied", "invalid", "error"
     message: str = ""
+
+
+# --- The ingress -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IngressServer:
+    """One routable replica as a server of its deployment's HAProxy backend. `options` are the
+    server keywords after the address (checks, maxconn), as the config file and HAProxy's
+    `add server` both take them; `replica_id` is the container the server stands for."""
+
+    backend: str
+    name: str
+    address: str  # an IP literal
+    port: int
+    options: tuple[str, ...] = ()
+    replica_id: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.backend, self.name)
+
+
+@dataclass(frozen=True)
+class IngressConfig:
+    """The ingress as rendered: the whole HAProxy configuration (`text`, with
+    INGRESS_VERSION_TOKEN where the version goes), the same without any server (`skeleton`:
+    when it changes HAProxy must reload; when only `servers` change, its runtime API can follow),
+    and the other files the configuration names (file name -> content, beside the config)."""
+
+    text: str
+    skeleton: str
+    servers: tuple[IngressServer, ...] = ()
+    files: tuple[tuple[str, str], ...] = ()
+    backends: tuple[str, ...] = ()  # the backends servers belong in (one per deployment)
 
 
 # --- The ingress handshake -------------------------------------------------------------------

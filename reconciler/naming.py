@@ -75,3 +75,22 @@ def drain_deadline(name: str) -> float | None:
     """The deadline a drained container's name carries, or None for a live one."""
     match = _DRAIN.search(name.lstrip("/"))
     return float(match.group(1)) if match else None
+
+
+_SERVER_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+SERVER_ID_DIGITS = 12
+
+
+def server_name(container_name: str, container_id: str) -> str:
+    """A replica's server name in its HAProxy backend: its container name without a drain
+    marker, in HAProxy's alphabet, then `_` and the first 12 digits of its container id. A
+    drained container keeps its server across its rename, and a replacement of the same name is
+    another server."""
+    base = _SERVER_UNSAFE.sub("_", _DRAIN.sub("", container_name.lstrip("/"))) or "replica"
+    return f"{base}_{container_id[:SERVER_ID_DIGITS]}"
+
+
+def server_replica_id(server: str) -> str | None:
+    """The container id prefix a server name ends with (see `server_name`), or None."""
+    head, sep, digits = server.rpartition("_")
+    return digits if sep and head and len(digits) == SERVER_ID_DIGITS else None

@@ -31,6 +31,7 @@ from reconciler.model import (
     ReplicaState,
     ServeConfig,
     StartReplica,
+    StopReplica,
 )
 from reconciler.view import DeploymentView, group, orphans, views
 
@@ -51,9 +52,19 @@ Key = tuple[str, str]
 STABLE_S = 10.0  # how long a replica must have run before its deployment's failure count resets
 # A deployment gone from the config has no graceful_shutdown_timeout_s any more: Serve's default.
 DEFAULT_DRAIN_TIMEOUT_S = 20.0
+DEFAULT_WAIT_LOOP_S = 2.0
 GENERIC_FAILURE = "the replica container exited without reporting an error"
 
-_ACTION_ORDER = {RemoveReplica: 0, DrainReplica: 1, ReconfigureReplica: 2, StartReplica: 3}
+_ACTION_ORDER = {
+    RemoveReplica: 0,
+    DrainReplica: 1,
+    StopReplica: 2,
+    ReconfigureReplica: 3,
+    StartReplica: 4,
+}
+# A drained replica still busy is told to stop this long (plus its drain loop period) before its
+# deadline, so it can finish and exit before the deadline's forced removal.
+STOP_MARGIN_S = 1.0
 
 
 def rollout_batch(target: int) -> int:
@@ -116,8 +127,11 @@ class _Pass:
         return self.budget.fits_after_release(admission.demand(view.spec), released)
 
 
-def _clean_up(replicas: Sequence[ObservedReplica], drain_s: float, now: float, p: _Pass) -> None:
-    """Failed, never-started, overdue and unhealthy replicas, whatever the desired state."""
+def _clean_up(
+    replicas: Sequence[ObservedReplica], drain_s: float, wait_loop_s: float, now: float, p: _Pass
+) -> None:
+    """Failed, never-started, overdue and unhealthy replicas, whatever the desired state; and
+    drained replicas that may now be told to stop."""
     for r in replicas:
         if r.state is ReplicaState.FAILED:
             p.remove(r, f"failed: {r.error}" if r.error else "failed")
@@ -126,8 +140,22 @@ def _clean_up(replicas: Sequence[ObservedReplica], drain_s: float, now: float, p
         elif r.state is ReplicaState.STOPPING:
             if r.drain_deadline is not None and r.drain_deadline <= now:
                 p.remove(r, "drain timed out")
+            elif not r.stop_sent:
+                _stop_when_idle(r, wait_loop_s, now, p)
         elif r.state is ReplicaState.UNHEALTHY:
             p.drain(r, drain_s, "health check failed")
+
+
+def _stop_when_idle(r: ObservedReplica, wait_loop_s: float, now: float, p: _Pass) -> None:
+    """Removal in order: out of rotation first (the drain), then, once the ingress has nothing
+    running or queued on it, told to stop. Unknown (no ingress to ask) stops it at once: it
+    finishes its own requests before it exits. A replica still busy near its deadline is told
+    anyway, so it can finish before it is killed."""
+    if r.in_flight is None or r.in_flight == 0:
+        why = "no request left on it" if r.in_flight == 0 else "out of rotation"
+        p.actions.append(StopReplica(replica=r, reason=why))
+    elif r.drain_deadline is not None and now >= r.drain_deadline - wait_loop_s - STOP_MARGIN_S:
+        p.actions.append(StopReplica(replica=r, reason=f"drain deadline near, {r.in_flight} left"))
 
 
 def _drain_order(spec: DeploymentSpec) -> Callable[[ObservedReplica], tuple[bool, bool, int]]:
@@ -188,7 +216,8 @@ def _free_indexes(replicas: Sequence[ObservedReplica], count: int) -> list[int]:
 
 def _plan_deployment(view: DeploymentView, now: float, p: _Pass) -> None:
     spec = view.spec
-    _clean_up(view.replicas, spec.graceful_shutdown_timeout_s, now, p)
+    timeout, loop = spec.graceful_shutdown_timeout_s, spec.graceful_shutdown_wait_loop_s
+    _clean_up(view.replicas, timeout, loop, now, p)
     if view.old:
         _retire_old(view, p)
     else:
@@ -208,7 +237,7 @@ def _plan_deployment(view: DeploymentView, now: float, p: _Pass) -> None:
 
 def _plan_removed(replicas: Sequence[ObservedReplica], now: float, p: _Pass) -> None:
     """A deployment (or a whole application) no longer in the config: drain everything."""
-    _clean_up(replicas, DEFAULT_DRAIN_TIMEOUT_S, now, p)
+    _clean_up(replicas, DEFAULT_DRAIN_TIMEOUT_S, DEFAULT_WAIT_LOOP_S, now, p)
     for r in replicas:
         if r.state in (ReplicaState.STARTING, ReplicaState.RUNNING):
             p.drain(r, DEFAULT_DRAIN_TIMEOUT_S, "deployment removed from the config")
@@ -343,6 +372,9 @@ class DeploymentChange:
     from_replicas: int
     to_replicas: int
     reasons: tuple[str, ...] = ()
+    # How the replica count is decided, on each side, when either autoscales: "autoscaling 1-4"
+    # or "3 replicas" (the counts above are then only where each would start).
+    scaling: tuple[str, str] | None = None
 
 
 def _env_reasons(old: tuple[tuple[str, str], ...], new: tuple[tuple[str, str], ...]) -> list[str]:
@@ -430,14 +462,69 @@ def _package_reasons(old: PackageSet | None, new: PackageSet | None) -> list[str
     return [f"image rebuild ({key}: {', '.join(changes) or 'changed'})"]
 
 
+_AUTOSCALING_TUNING = (
+    "target_ongoing_requests",
+    "initial_replicas",
+    "metrics_interval_s",
+    "look_back_period_s",
+    "smoothing_factor",
+    "upscale_smoothing_factor",
+    "downscale_smoothing_factor",
+    "upscaling_factor",
+    "downscaling_factor",
+    "upscale_delay_s",
+    "downscale_delay_s",
+    "downscale_to_zero_delay_s",
+    "aggregation_function",
+)
+
+
+def _scaling(spec: DeploymentSpec) -> str:
+    auto = spec.autoscaling_config
+    if auto is None:
+        return f"{spec.num_replicas} replica{'s' if spec.num_replicas != 1 else ''}"
+    return f"autoscaling {auto.min_replicas}-{auto.max_replicas}"
+
+
+def _scale_reasons(old: DeploymentSpec, new: DeploymentSpec) -> list[str]:
+    """How the replica count changes: bounds for an autoscaled deployment (its count is the
+    autoscaler's), a number otherwise."""
+    a, b = old.autoscaling_config, new.autoscaling_config
+    if a is None and b is None:
+        same = old.num_replicas == new.num_replicas
+        return [] if same else [f"num_replicas {old.num_replicas} -> {new.num_replicas}"]
+    if a is None or b is None:
+        return [f"{_scaling(old)} -> {_scaling(new)}"]
+    reasons = []
+    if (a.min_replicas, a.max_replicas) != (b.min_replicas, b.max_replicas):
+        reasons.append(
+            f"autoscaling bounds {a.min_replicas}-{a.max_replicas} -> "
+            f"{b.min_replicas}-{b.max_replicas}"
+        )
+    tuned = [
+        f"{name} {getattr(a, name)} -> {getattr(b, name)}"
+        for name in _AUTOSCALING_TUNING
+        if getattr(a, name) != getattr(b, name)
+    ]
+    if tuned or a.extra != b.extra:
+        reasons.append("autoscaling_config changed" + (f": {', '.join(tuned)}" if tuned else ""))
+    return reasons
+
+
+def _scales(old: DeploymentSpec, new: DeploymentSpec) -> bool:
+    a, b = old.autoscaling_config, new.autoscaling_config
+    if a is None and b is None:
+        return old.num_replicas != new.num_replicas
+    if a is None or b is None:
+        return True
+    return (a.min_replicas, a.max_replicas) != (b.min_replicas, b.max_replicas)
+
+
 def _light_reasons(old: DeploymentSpec, new: DeploymentSpec) -> list[str]:
     reasons = []
     if old.user_config_hash != new.user_config_hash:
         reasons.append("user_config changed")
-    if old.num_replicas != new.num_replicas:
-        reasons.append(f"num_replicas {old.num_replicas} -> {new.num_replicas}")
-    if old.autoscaling_config != new.autoscaling_config:
-        reasons.append("autoscaling_config changed")
+    reasons += _scale_reasons(old, new)
     for name in _BAKED_FIELDS:
         if getattr(old, name) != getattr(new, name):
             reasons.append(f"{name} changed (applies to new replicas)")
@@ -451,7 +538,7 @@ def _kind(old: DeploymentSpec, new: DeploymentSpec) -> str:
         return RESTART
     if old.user_config_hash != new.user_config_hash:
         return RECONFIGURE
-    return SCALE if old.num_replicas != new.num_replicas else UNCHANGED
+    return SCALE if _scales(old, new) else UNCHANGED
 
 
 def classify(old: DeploymentSpec | None, new: DeploymentSpec | None) -> DeploymentChange:
@@ -461,12 +548,21 @@ def classify(old: DeploymentSpec | None, new: DeploymentSpec | None) -> Deployme
             raise ValueError("classify() needs at least one deployment")
         return DeploymentChange(old.app, old.name, REMOVE, old.num_replicas, 0, ("removed",))
     if old is None:
-        return DeploymentChange(new.app, new.name, CREATE, 0, new.num_replicas, ("new",))
+        auto = new.autoscaling_config
+        scaling = ("", _scaling(new)) if auto is not None else None
+        return DeploymentChange(new.app, new.name, CREATE, 0, new.num_replicas, ("new",), scaling)
     kind = _kind(old, new)
     reasons = _restart_reasons(old, new) if kind == RESTART else []
     reasons += _light_reasons(old, new)
+    either = old.autoscaling_config is not None or new.autoscaling_config is not None
     return DeploymentChange(
-        new.app, new.name, kind, old.num_replicas, new.num_replicas, tuple(reasons)
+        new.app,
+        new.name,
+        kind,
+        old.num_replicas,
+        new.num_replicas,
+        tuple(reasons),
+        (_scaling(old), _scaling(new)) if either else None,
     )
 
 

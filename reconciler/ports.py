@@ -18,6 +18,7 @@ from reconciler.model import (
     DeploymentSpec,
     HistoryEntry,
     HttpOptions,
+    IngressConfig,
     ObservedReplica,
     PackageSet,
     ServeConfig,
@@ -54,12 +55,22 @@ class Engine(Protocol):
 
     def reconfigure(self, replica: ObservedReplica, spec: DeploymentSpec) -> None: ...
 
-    def drain(self, replica: ObservedReplica, timeout_s: float) -> None: ...
+    def drain(self, replica: ObservedReplica, timeout_s: float) -> None:
+        """Mark a replica the ingress no longer routes to as STOPPING, with a deadline of
+        `timeout_s` from now (it keeps serving what it has)."""
+        ...
+
+    def stop(self, replica: ObservedReplica) -> None:
+        """Tell a drained replica to stop (SIGTERM): it finishes its requests and exits."""
+        ...
 
     def remove(self, replica: ObservedReplica) -> None: ...
 
-    def apply_ingress(self, http: HttpOptions | None, haproxy_cfg: str | None) -> None:
-        """Make the ingress container serve this HAProxy config (None removes the ingress)."""
+    def apply_ingress(self, http: HttpOptions | None, ingress: IngressConfig | None) -> None:
+        """Make the ingress serve this rendered config (None removes the ingress): through
+        HAProxy's runtime API when only servers change, else by a reload. Returns once the
+        change is in force (new servers routable, removed ones out of rotation); raises
+        EngineError when that cannot be confirmed."""
         ...
 
     def remove_all(self) -> None:

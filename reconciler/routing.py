@@ -3,8 +3,17 @@ Pure: no I/O, standard library only.
 
 Two frontends: the HTTP ingress on INGRESS_PORT routes each application's `route_prefix`
 (longest prefix first) to its ingress deployment; the router on ROUTER_PORT carries handle calls
-between deployments (`/-/call/<app>/<deployment>/...`). One backend per deployment. The text is
-deterministic, so an unchanged state renders an identical file and the engine can skip a reload.
+between deployments (`/-/call/<app>/<deployment>/...`). One backend per deployment, one server
+per routable replica. The text is deterministic, so an unchanged state renders an identical file
+and the engine can skip a reload; `render_ingress` also gives the text without its servers (the
+skeleton) and the servers as values, so an engine can follow a change of servers alone through
+HAProxy's runtime API instead of a reload.
+
+Connections to the replicas are kept alive and reused (`http-reuse`), balanced by least
+connections; a request whose connection could not be made is retried on another replica
+(`retry-on conn-failure`, `redispatch`), never one that reached a replica. A server leaves
+rotation through the runtime API (`set server ... state drain`): no new request reaches it on
+any connection, reused or not, so nothing needs a connection per request.
 
 Nothing the user wrote reaches the file raw: paths are percent-encoded to a safe alphabet, names
 become hashes in section names, and every other string is a quoted, escaped HAProxy word.
@@ -19,15 +28,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from reconciler import naming
 from reconciler.model import (
     INGRESS_VERSION_PATH,
     INGRESS_VERSION_TOKEN,
     ApplicationSpec,
     DeploymentSpec,
+    IngressConfig,
+    IngressServer,
     ObservedReplica,
     ServeConfig,
     short_hash,
 )
+from reconciler.settings import DEFAULT_REQUEST_TIMEOUT_S
 
 INGRESS_PORT = 8000
 ROUTER_PORT = 8001
@@ -38,8 +51,15 @@ ROUTES_PATH = "/-/routes"  # Serve's proxy endpoint: {route_prefix: application}
 CALL_PREFIX = "/-/call"
 MODEL_ID_HEADER = "serve_multiplexed_model_id"  # Serve's header naming a multiplexed model
 ROUTE_PREFIX_HEADER = "x-serve-route-prefix"  # the replica serves its ASGI app under it
-STATS_SOCKET = "/tmp/haproxy.sock"  # HAProxy's runtime API (in /tmp: the ingress runs as nobody)
-DEFAULT_SERVER_TIMEOUT_S = 60.0
+ADMIN_PORT = 8404  # HAProxy's runtime API over TCP, published on the engine's --publish-host
+STATS_SOCKET = "/tmp/haproxy.sock"  # the same as a unix socket (in /tmp: the ingress is nobody)
+INGRESS_DIR = "/etc/haproxy"  # where the config and the files it names are written
+WAIT_LUA = "serve_wait.lua"
+# Keep-alive to the replicas: reuse any idle connection, also for a client's first request.
+# Measured (bench/RESULTS.md): `safe` opens a connection per request for clients that open one
+# per request, and `always` is safe here because a replica never closes an idle connection.
+HTTP_REUSE = "always"
+DEFAULT_SERVER_TIMEOUT_S = DEFAULT_REQUEST_TIMEOUT_S
 NO_ROUTE_BACKEND = "no_route"
 NO_DEPLOYMENT_BACKEND = "no_deployment"
 
@@ -75,18 +95,18 @@ def backend_name(app: str, deployment: str) -> str:
 
 
 def server_name(replica: ObservedReplica) -> str:
-    """The container name in HAProxy's alphabet, so logs and the runtime API name the replica."""
-    return _SAFE_NAME.sub("_", replica.name) or f"replica-{replica.index}"
+    """The container's name and id in HAProxy's alphabet (`naming.server_name`), so logs and the
+    runtime API name the replica, and its server keeps its name when a drain renames it."""
+    return naming.server_name(replica.name, replica.container_id)
 
 
-def _address(replica: ObservedReplica) -> str | None:
+def _ip(replica: ObservedReplica) -> str | None:
     if replica.network_ip is None:
         return None
     try:
-        ip = ipaddress.ip_address(replica.network_ip)
+        return str(ipaddress.ip_address(replica.network_ip))
     except ValueError:
         return None  # never write an unchecked string where HAProxy expects an address
-    return f"{ip}:{REPLICA_PORT}"
 
 
 def _seconds(value: float) -> str:
@@ -118,15 +138,26 @@ def _routes(config: ServeConfig) -> list[_Route]:
     return sorted(routes, key=lambda r: (-len(r.prefix), r.prefix, r.app.name))
 
 
-def _global(config: ServeConfig) -> list[str]:
+def ingress_threads(cores: float | None) -> int | None:
+    """HAProxy's threads for a host of `cores` (None: HAProxy's default, one per CPU). One per
+    four cores: the replicas need the CPU more (a Python replica serves a few thousand requests
+    a second, one HAProxy thread tens of thousands), and on 2 cores one thread spent 22-25 us a
+    request against 29-32 us for two (bench/RESULTS.md)."""
+    return None if cores is None else max(1, min(16, int(cores // 4)))
+
+
+def _global(config: ServeConfig, lua: bool, threads: int | None) -> list[str]:
     timeout = config.http.request_timeout_s or DEFAULT_SERVER_TIMEOUT_S
     return [
         "global",
         "    master-worker",
+        *([f"    nbthread {threads}"] if threads else []),
         "    log stdout format raw local0 notice",
         # No global maxconn: HAProxy derives it from the file-descriptor limit it finds, and a
         # fixed value fails to start where that limit is lower.
         f"    stats socket {STATS_SOCKET} mode 600 level admin expose-fd listeners",
+        f"    stats socket ipv4@0.0.0.0:{ADMIN_PORT} level admin",
+        *([f"    lua-load {INGRESS_DIR}/{WAIT_LUA}"] if lua else []),
         "",
         "defaults",
         "    mode http",
@@ -134,15 +165,18 @@ def _global(config: ServeConfig) -> list[str]:
         "    option httplog",
         "    option dontlognull",
         "    option forwardfor",
-        # One request per server connection: a replica out of rotation gets no new request on a
-        # kept-alive connection, and a refused connection is safe to retry elsewhere.
-        "    option http-server-close",
+        f"    http-reuse {HTTP_REUSE}",
+        # Only a connection that could not be made is retried (elsewhere: redispatch): a
+        # request that reached a replica may have started there.
         "    retries 3",
         "    retry-on conn-failure",
         "    option redispatch 1",
         "    timeout connect 3s",
         "    timeout client 60s",
         "    timeout http-request 15s",
+        # Idle client connections close after 5 s; idle server connections are purged after
+        # pool-purge-delay (5 s). A replica never closes an idle connection itself, so HAProxy
+        # never sends a request on a connection the replica is closing.
         "    timeout http-keep-alive 5s",
         f"    timeout queue {_seconds(timeout)}",
         f"    timeout server {_seconds(timeout)}",
@@ -190,19 +224,29 @@ def _error_backend(name: str, status: int, body_format: str) -> list[str]:
     ]
 
 
-def _servers(spec: DeploymentSpec, replicas: Sequence[ObservedReplica]) -> list[str]:
-    lines, used = [], set()
+def server_options(spec: DeploymentSpec) -> tuple[str, ...]:
+    """The keywords of a replica's server line (the same for HAProxy's `add server`)."""
+    return ("check", "inter", "2s", "fall", "2", "rise", "1", "maxconn",
+            str(spec.max_ongoing_requests))  # fmt: skip
+
+
+def servers(spec: DeploymentSpec, replicas: Sequence[ObservedReplica]) -> list[IngressServer]:
+    """The servers of one deployment's backend, in index order; a replica without a usable
+    address is left out."""
+    backend, options = backend_name(*spec.key), server_options(spec)
+    out, used = [], set()
     for replica in sorted(replicas, key=lambda r: (r.index, r.name, r.container_id)):
-        address = _address(replica)
-        name = server_name(replica)
-        if address is None or name in used:
+        ip, name = _ip(replica), server_name(replica)
+        if ip is None or name in used:
             continue
         used.add(name)
-        lines.append(
-            f"    server {name} {address} check inter 2s fall 2 rise 1 "
-            f"maxconn {spec.max_ongoing_requests}"
-        )
-    return lines
+        out.append(IngressServer(backend, name, ip, REPLICA_PORT, options, replica.container_id))
+    return out
+
+
+def server_line(server: IngressServer) -> str:
+    ip = f"[{server.address}]" if ":" in server.address else server.address
+    return f"    server {server.name} {ip}:{server.port} {' '.join(server.options)}".rstrip()
 
 
 def _balance(spec: DeploymentSpec) -> list[str]:
@@ -224,8 +268,37 @@ def _prefix_header(prefix: str | None) -> list[str]:
     return [f"    http-request set-header {ROUTE_PREFIX_HEADER} {value}"]
 
 
+def _may_scale_to_zero(spec: DeploymentSpec) -> bool:
+    auto = spec.autoscaling_config
+    return auto is not None and auto.min_replicas == 0
+
+
+def _wait_for_replica(spec: DeploymentSpec, config: ServeConfig) -> list[str]:
+    """A deployment that autoscales from zero: a request that finds no server waits here (the
+    Lua action of WAIT_LUA, while the autoscaler, which counts it in the backend's sessions,
+    starts a replica) up to the request timeout, then gets a 503 that says so."""
+    if not _may_scale_to_zero(spec):
+        return []
+    timeout = config.http.request_timeout_s or DEFAULT_SERVER_TIMEOUT_S
+    waited = json.dumps(
+        {
+            "error": f"no replica of deployment '{spec.name}' in application '{spec.app}' "
+            f"became available within {timeout:g}s (it was scaled to zero and is starting)"
+        }
+    )
+    return [
+        f"    http-request lua.serve_wait_for_server {max(1, round(timeout * 1000))} "
+        "if { nbsrv lt 1 }",
+        f"    http-request return status 503 content-type application/json string {hq(waited)} "
+        "if { var(txn.serve_wait) -m str timeout }",
+    ]
+
+
 def _deployment_backend(
-    spec: DeploymentSpec, replicas: Sequence[ObservedReplica], prefix: str | None = None
+    spec: DeploymentSpec,
+    config: ServeConfig,
+    members: Sequence[IngressServer],
+    prefix: str | None = None,
 ) -> list[str]:
     unavailable = json.dumps(
         {"error": f"no healthy replica of deployment '{spec.name}' in application '{spec.app}'"}
@@ -236,28 +309,64 @@ def _deployment_backend(
         f"    # {label}",
         *_balance(spec),
         *_prefix_header(prefix),
+        *_wait_for_replica(spec, config),
         f"    option httpchk GET {READY_PATH}",
         # HAProxy's own 503 (no server up), with our body. Not `http-request return ... if
         # { nbsrv lt 1 }`: right after a reload `nbsrv` reads 0 for a moment although every
         # server is up, which failed about 1 request in 300 during rolling updates.
         f"    http-error status 503 content-type application/json string {hq(unavailable)}",
-        *_servers(spec, replicas),
+        *(server_line(s) for s in members),
     ]
+
+
+def render_ingress(
+    config: ServeConfig,
+    replicas: Sequence[ObservedReplica],
+    routable: frozenset[str],
+    *,
+    threads: int | None = None,
+) -> IngressConfig:
+    """The ingress for this config and these routable replicas: the whole configuration, the
+    same without servers, the servers, and the Lua file when a deployment may wait at zero.
+    `threads`: HAProxy's (see `ingress_threads`)."""
+    specs = sorted(config.deployments(), key=lambda s: s.key)
+    by_key: dict[tuple[str, str], list[ObservedReplica]] = {}
+    for replica in replicas:
+        if replica.container_id in routable:
+            by_key.setdefault(replica.key, []).append(replica)
+    members = {spec.key: servers(spec, by_key.get(spec.key, [])) for spec in specs}
+    lua = any(_may_scale_to_zero(spec) for spec in specs)
+
+    def text(with_servers: bool) -> str:
+        return _render(config, specs, members if with_servers else {}, lua, threads)
+
+    return IngressConfig(
+        text=text(True),
+        skeleton=text(False),
+        servers=tuple(s for spec in specs for s in members[spec.key]),
+        files=((WAIT_LUA, WAIT_FOR_SERVER_LUA),) if lua else (),
+        backends=tuple(backend_name(*spec.key) for spec in specs),
+    )
 
 
 def render_haproxy(
     config: ServeConfig, replicas: Sequence[ObservedReplica], routable: frozenset[str]
 ) -> str:
     """The complete HAProxy configuration for this config and these routable replicas."""
-    specs = sorted(config.deployments(), key=lambda s: s.key)
-    by_key: dict[tuple[str, str], list[ObservedReplica]] = {}
-    for replica in replicas:
-        if replica.container_id in routable:
-            by_key.setdefault(replica.key, []).append(replica)
+    return render_ingress(config, replicas, routable).text
+
+
+def _render(
+    config: ServeConfig,
+    specs: Sequence[DeploymentSpec],
+    members: dict[tuple[str, str], list[IngressServer]],
+    lua: bool,
+    threads: int | None,
+) -> str:
     routes = _routes(config)
     prefixes = {(r.app.name, r.app.ingress): r.prefix for r in routes}
     sections = [
-        _global(config),
+        _global(config, lua, threads),
         _ingress_frontend(routes),
         _router_frontend(specs),
         _error_backend(
@@ -271,8 +380,27 @@ def render_haproxy(
             '{"error": "no deployment at this path", "path": "%[path,json(utf8s)]"}',
         ),
         *(
-            _deployment_backend(spec, by_key.get(spec.key, []), prefixes.get(spec.key))
+            _deployment_backend(spec, config, members.get(spec.key, []), prefixes.get(spec.key))
             for spec in specs
         ),
     ]
     return "\n\n".join("\n".join(section) for section in sections) + "\n"
+
+
+# The Lua action of `_wait_for_replica`: hold the request while its backend has no usable
+# server, checking every 20 ms, up to the timeout given in milliseconds; then say so in a
+# variable the next rule answers 503 on. A request held here counts in the backend's sessions.
+WAIT_FOR_SERVER_LUA = """\
+-- written by serve-reconciler: requests wait here while their backend scales from zero
+core.register_action("serve_wait_for_server", {"http-req"}, function(txn, timeout_ms)
+  local left = tonumber(timeout_ms) or 0
+  while txn.f:nbsrv() < 1 do
+    if left <= 0 then
+      txn:set_var("txn.serve_wait", "timeout")
+      return
+    end
+    core.msleep(20)
+    left = left - 20
+  end
+end, 1)
+"""

@@ -3,8 +3,11 @@
 1. remove what is dead (failed, never started, past its drain deadline);
 2. start new replicas and reconfigure running ones (in parallel; container starts and removals at
    most `container_slots` at a time: see `default_container_slots`);
-3. point the ingress at the routable set, so a replica leaves the routing set before it stops;
-4. drain what the plan takes away (SIGTERM; the replica finishes in-flight requests and exits).
+3. point the ingress at the routable set (through HAProxy's runtime API when only servers
+   change, a reload otherwise), confirmed, so a replica leaves rotation before it is drained;
+4. drain what the plan takes away (marked STOPPING, with its deadline; never while the
+   ingress could not follow);
+5. tell drained replicas the ingress has nothing left on to stop (SIGTERM: they finish and exit).
 
 Each action's failure is collected, never raised: one bad replica does not stop the others.
 """
@@ -23,12 +26,14 @@ from reconciler.errors import EngineUnavailable, ReconcilerError
 from reconciler.model import (
     Action,
     DrainReplica,
+    IngressConfig,
     ObservedReplica,
     Plan,
     ReconfigureReplica,
     RemoveReplica,
     ServeConfig,
     StartReplica,
+    StopReplica,
 )
 from reconciler.ports import Engine
 
@@ -36,7 +41,7 @@ log = logging.getLogger(__name__)
 
 A = TypeVar("A", bound=Action)
 
-IngressRenderer = Callable[[ServeConfig, Sequence[ObservedReplica], frozenset[str]], str]
+IngressRenderer = Callable[[ServeConfig, Sequence[ObservedReplica], frozenset[str]], IngressConfig]
 
 
 def default_container_slots() -> int:
@@ -93,6 +98,7 @@ def apply_plan(
             # The drained replicas may still be routed to: stopping them now would fail requests.
             # They are drained on a later pass, once the ingress follows again.
             errors.append(ingress)
+        run(StopReplica, lambda a: engine.stop(a.replica))
     for error in errors:
         log.warning("%s failed: %s", _describe(error.action), error.message)
     return errors

@@ -19,6 +19,7 @@ from reconciler.runtime.secret_env import SECRET_ENV_FILE, split_env
 REPLICA_PORT = 8000
 DEPS_DIR = "/opt/serve-deps"  # where an image's runtime_env.pip packages are installed
 ROUTER_PORT = 8001
+ADMIN_PORT = 8404  # the ingress's HAProxy runtime API (routing.ADMIN_PORT), on --publish-host
 _RUNTIME_NAMES = frozenset({"PYTHONPATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"})
 USER = "65534:65534"
 REPLICA_COMMAND = ["python3", "-m", "serve_replica"]
@@ -163,5 +164,13 @@ def replica_host_config(
     }
 
 
-def ingress_host_config(network: str, host: str, port: int) -> dict[str, Any]:
-    return {**HARDENING, "network_mode": network, "port_bindings": {REPLICA_PORT: (host, port)}}
+def ingress_host_config(
+    network: str, host: str, port: int, publish_host: str = "127.0.0.1"
+) -> dict[str, Any]:
+    """The ingress publishes the config's host:port, and its runtime API where the replicas'
+    control ports are (not authenticated either: --publish-host must be private)."""
+    return {
+        **HARDENING,
+        "network_mode": network,
+        "port_bindings": {REPLICA_PORT: (host, port), ADMIN_PORT: (publish_host,)},
+    }

@@ -9,10 +9,18 @@ way, so a remote engine works).
 `observe()` makes one list call per pass; the caches in `observe.Observer` keep idle passes free
 of HTTP calls.
 
-Ingress reloads: HAProxy 2.6 runs in master-worker mode (`-W`); SIGUSR2 makes the master re-exec
-and start new workers while old ones finish their in-flight requests. On Linux the new worker
-binds the listeners with SO_REUSEPORT next to the old one, so no connection is refused during a
-reload; measured by tests/runtime/test_ingress.py (requests in flight across reloads: no errors).
+The ingress follows a change of servers alone (replicas started, drained, replaced) through
+HAProxy's runtime API (`runtime/ingress_servers.py`, over the admin port the ingress publishes
+on --publish-host), each change read back before the pass goes on, and the file is rewritten
+without a reload so a later reload agrees. A change of routes, applications or settings reloads:
+HAProxy 2.6 runs in master-worker mode (`-W`); SIGUSR2 makes the master re-exec and start new
+workers while old ones finish their in-flight requests. On Linux the new worker binds the
+listeners with SO_REUSEPORT next to the old one, so no connection is refused during a reload;
+measured by tests/runtime/test_runtime_ingress.py (requests in flight across reloads: no errors).
+
+Drains: a drained replica is renamed with its deadline (STOPPING) once the ingress no longer
+routes to it, and told to stop (SIGTERM) by `stop` on a later pass, when the ingress reports
+nothing left on it (`observe` reads the in-flight counts of STOPPING replicas).
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +52,20 @@ from reconciler.model import (
     CodeTree,
     DeploymentSpec,
     HttpOptions,
+    IngressConfig,
     ObservedReplica,
+    ReplicaState,
     ServeConfig,
 )
-from reconciler.runtime import containers, control, labels, secret_env
+from reconciler.runtime import containers, control, ingress_servers, labels, secret_env
 from reconciler.runtime.bundle import build_bundle
 from reconciler.runtime.exits import ExitWatcher
+from reconciler.runtime.haproxy_admin import AdminError, HaproxyAdmin
 from reconciler.runtime.health import HealthMonitor
 from reconciler.runtime.images import ImageBuilder
 from reconciler.runtime.ingress_reload import await_version, config_tar
-from reconciler.runtime.observe import Observer
+from reconciler.runtime.load_sampler import LoadSampler, LoadSink
+from reconciler.runtime.observe import Observer, published_port
 from reconciler.runtime.prepare import Preparer, prepare_config
 from reconciler.runtime.remote_code import default_cache_dir
 from reconciler.runtime.wheels import PipSettings
@@ -118,9 +131,16 @@ class DockerEngine:
         self._network_lock = threading.Lock()
         self._network_ok = False
         self._bundles: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
-        self._ingress_applied: tuple[HttpOptions, str] | None = None
+        self._ingress_applied: tuple[HttpOptions, IngressConfig] | None = None
+        self._ingress_leaving = 0  # drained servers the ingress still serves requests on
+        self._ingress_admin: HaproxyAdmin | None = None
+        self._said_no_admin = False
+        self._stopped: set[str] = set()  # drained replicas told to stop (SIGTERM)
+        self.ingress_reloads = 0  # HAProxy reloads asked for (not counting a first start)
+        self.ingress_runtime_changes = 0  # changes of servers made through the runtime API
         self._health_monitor = HealthMonitor(control.health_error)
         self._exit_watcher: ExitWatcher | None = None
+        self._load_sampler: LoadSampler | None = None
         # An engine object dropped (tests make many) stops its checks with it.
         weakref.finalize(self, self._health_monitor.close).atexit = False
         self.images = ImageBuilder(
@@ -150,6 +170,12 @@ class DockerEngine:
     def router_url(self) -> str:
         return f"http://{self.ingress_name}:{containers.ROUTER_PORT}"
 
+    @property
+    def ingress_admin(self) -> HaproxyAdmin | None:
+        """The running ingress's runtime API where this host reaches it (None: no ingress,
+        or one made by an older reconciler, without a published admin port)."""
+        return self._ingress_admin
+
     def _api(self) -> Any:
         with self._lock:
             if self._client is None:
@@ -162,10 +188,29 @@ class DockerEngine:
             self._api().ping()
 
     def close(self) -> None:
-        """Stop the background work: health checks and following the engine's events."""
+        """Stop the background work: health checks, following the engine's events, sampling
+        the ingress's load."""
         if self._exit_watcher is not None:
             self._exit_watcher.close()
+        if self._load_sampler is not None:
+            self._load_sampler.close()
         self._health_monitor.close()
+
+    def on_load(self, sink: LoadSink, tick_s: float) -> None:
+        """Hand `sink(time, {backend: requests in flight})` the ingress's load every `tick_s`
+        (from a thread of its own, through the ingress's runtime API; nothing while there is
+        no ingress)."""
+        if self._load_sampler is not None:
+            self._load_sampler.close()
+        engine = weakref.ref(self)  # the sampler's thread must not keep the engine alive
+
+        def admin() -> HaproxyAdmin | None:
+            alive = engine()
+            return alive._ingress_admin if alive is not None else None
+
+        self._load_sampler = LoadSampler(admin, sink, tick_s)
+        weakref.finalize(self, self._load_sampler.close).atexit = False
+        self._load_sampler.start()
 
     def on_replica_failure(self, callback: Callable[[], None]) -> None:
         """Call `callback()` when a replica (or the ingress) exits, from the engine's events, or
@@ -223,14 +268,68 @@ class DockerEngine:
             entries = self._api().containers(all=True, filters={"label": [owner]})
         replicas = [e for e in entries if (e.get("Labels") or {}).get(labels.ROLE) == "replica"]
         self._check_ingress_alive(entries)
-        return self._observer.observe(replicas)
+        self._stopped &= {e["Id"] for e in replicas}
+        return self._with_in_flight(self._observer.observe(replicas))
 
     def _check_ingress_alive(self, entries: list[dict[str, Any]]) -> None:
         """A missing or stopped ingress makes the next apply_ingress() redo its work."""
         ingress = [e for e in entries if (e.get("Labels") or {}).get(labels.ROLE) == "ingress"]
-        if not any(e.get("State") == "running" for e in ingress):
+        running = [e for e in ingress if e.get("State") == "running"]
+        if not running:
             with self._ingress_lock:
                 self._ingress_applied = None
+            self._ingress_admin = None
+            return
+        self._ingress_admin = self._admin_of(running[0].get("Ports") or [])
+        if self._ingress_admin is None and not self._said_no_admin:
+            self._said_no_admin = True
+            log.warning(
+                "the ingress %s publishes no runtime API (made by an older reconciler): every "
+                "replica change reloads it and autoscaling has no load to go by; remove it "
+                "(`docker rm -f %s`) to have it made again",
+                self.ingress_name,
+                self.ingress_name,
+            )
+
+    def _admin_of(self, ports: list[dict[str, Any]]) -> HaproxyAdmin | None:
+        port = published_port(self._local_host, ports, containers.ADMIN_PORT)
+        if port is None:
+            return None
+        known = self._ingress_admin
+        if known is not None and known.address == (self._local_host, port):
+            return known
+        return HaproxyAdmin((self._local_host, port))
+
+    @property
+    def _local_host(self) -> str:
+        return control.local_address(self._publish_host)
+
+    def _with_in_flight(self, replicas: list[ObservedReplica]) -> list[ObservedReplica]:
+        """STOPPING replicas still running, with what the ingress has left on them (one
+        `show stat` when there are any) and whether they were told to stop."""
+        if not any(_draining(r) for r in replicas):
+            return replicas
+        admin, counts = self._ingress_admin, None
+        if admin is not None:
+            try:
+                counts = ingress_servers.in_flight_by_server(admin)
+            except AdminError as exc:
+                log.debug("cannot read the ingress's in-flight counts: %s", exc)
+        by_replica = (
+            {naming.server_replica_id(name): n for name, n in counts.items()}
+            if counts is not None
+            else None
+        )
+        return [
+            replace(
+                r,
+                in_flight=None if by_replica is None else by_replica.get(r.container_id[:12], 0),
+                stop_sent=r.container_id in self._stopped,
+            )
+            if _draining(r)
+            else r
+            for r in replicas
+        ]
 
     def _log_tail(self, container_id: str) -> str:
         try:
@@ -390,8 +489,11 @@ class DockerEngine:
     def drain(self, replica: ObservedReplica, timeout_s: float) -> None:
         if naming.drain_deadline(replica.name) is None:
             self._rename_for_drain(replica, time.time() + timeout_s)
+
+    def stop(self, replica: ObservedReplica) -> None:
         with contextlib.suppress(Missing, Conflict), _seam(f"stop {replica.name}"):
             self._api().kill(replica.container_id, signal="SIGTERM")
+        self._stopped.add(replica.container_id)
 
     def _rename_for_drain(self, replica: ObservedReplica, deadline: float) -> None:
         api = self._api()
@@ -446,33 +548,94 @@ class DockerEngine:
             with self._network_lock:
                 self._network_ok = False
 
-    def apply_ingress(self, http: HttpOptions | None, haproxy_cfg: str | None) -> None:
+    def apply_ingress(self, http: HttpOptions | None, ingress: IngressConfig | None) -> None:
         with self._ingress_lock:
-            if http is None or haproxy_cfg is None:
+            if http is None or ingress is None:
                 self._remove_ingress()
                 self._ingress_applied = None
+                self._ingress_admin = None
                 return
-            if self._ingress_applied == (http, haproxy_cfg):
+            applied = self._ingress_applied
+            if applied == (http, ingress) and not self._ingress_leaving:
                 return
             self._ensure_network()
             container_id, running = self._ingress_container(http)
-            version = hashlib.sha256(haproxy_cfg.encode("utf-8")).hexdigest()[:16]
-            text = haproxy_cfg.replace(INGRESS_VERSION_TOKEN, version)
-            with _seam("write the ingress config"):
-                self._api().put_archive(container_id, containers.INGRESS_CFG_DIR, config_tar(text))
-            try:
-                with _seam("reload the ingress"):
-                    if running:
-                        self._api().kill(container_id, signal="SIGUSR2")
-                    else:
-                        self._api().start(container_id)
-            except EngineError as exc:
-                self._forget_network(exc)
-                raise
-            if INGRESS_VERSION_TOKEN in haproxy_cfg:
-                resend = (lambda: self._resend_reload(container_id)) if running else None
-                await_version(http, version, resend, self.ingress_name)
-            self._ingress_applied = (http, haproxy_cfg)
+            followed = (
+                running
+                and applied is not None
+                and applied[0] == http
+                and self._follow_servers(container_id, applied[1], ingress)
+            )
+            if followed:
+                self._ingress_applied = (http, ingress)
+                return
+            self._reload_ingress(container_id, running, http, ingress)
+            self._ingress_leaving = 0  # a reloaded HAProxy starts with the routable servers only
+            self._ingress_applied = (http, ingress)
+
+    def _follow_servers(self, container_id: str, old: IngressConfig, new: IngressConfig) -> bool:
+        """Move the running HAProxy's servers through its runtime API; False when that cannot
+        be done (settings changed, no admin port, the API failed): the caller reloads."""
+        admin = self._ingress_admin
+        if admin is None or not ingress_servers.runtime_can_follow(old, new):
+            return False
+        try:
+            result = ingress_servers.sync(admin, new.servers, new.backends)
+        except AdminError as exc:
+            log.warning("the ingress's runtime API failed (%s); reloading it instead", exc)
+            return False
+        self._ingress_leaving = result.leaving
+        self.ingress_runtime_changes += int(result.changed)
+        if new.text != old.text:
+            self._write_ingress(container_id, new)  # so that a later reload agrees
+        return True
+
+    def _write_ingress(self, container_id: str, ingress: IngressConfig) -> str:
+        """Write the config (its version stamped in) and its files; return the version."""
+        version = hashlib.sha256(ingress.text.encode("utf-8")).hexdigest()[:16]
+        text = ingress.text.replace(INGRESS_VERSION_TOKEN, version)
+        with _seam("write the ingress config"):
+            self._api().put_archive(
+                container_id, containers.INGRESS_CFG_DIR, config_tar(text, ingress.files)
+            )
+        return version
+
+    def _reload_ingress(
+        self, container_id: str, running: bool, http: HttpOptions, ingress: IngressConfig
+    ) -> None:
+        version = self._write_ingress(container_id, ingress)
+        try:
+            with _seam("reload the ingress"):
+                if running:
+                    self._api().kill(container_id, signal="SIGUSR2")
+                    self.ingress_reloads += 1
+                else:
+                    self._api().start(container_id)
+        except EngineError as exc:
+            self._forget_network(exc)
+            raise
+        if not running:
+            self._learn_admin(container_id)
+        if INGRESS_VERSION_TOKEN in ingress.text:
+            resend = (lambda: self._resend_reload(container_id)) if running else None
+            await_version(http, version, resend, self.ingress_name)
+
+    def _learn_admin(self, container_id: str) -> None:
+        """The admin port Docker gave a freshly started ingress (observe() keeps it current)."""
+        info = self._inspect(container_id) or {}
+        bindings = ((info.get("NetworkSettings") or {}).get("Ports") or {}).get(
+            f"{containers.ADMIN_PORT}/tcp"
+        ) or []
+        ports = [
+            {
+                "PrivatePort": containers.ADMIN_PORT,
+                "PublicPort": b["HostPort"],
+                "IP": b.get("HostIp"),
+            }
+            for b in bindings
+            if b.get("HostPort")
+        ]
+        self._ingress_admin = self._admin_of(ports)
 
     def _resend_reload(self, container_id: str) -> None:
         with contextlib.suppress(EngineError), _seam("reload the ingress"):
@@ -493,7 +656,9 @@ class DockerEngine:
         api = self._api()
         with _seam(f"create {self.ingress_name}"):
             host_config = api.create_host_config(
-                **containers.ingress_host_config(self.network_name, http.host, http.port)
+                **containers.ingress_host_config(
+                    self.network_name, http.host, http.port, self._publish_host
+                )
             )
             created = api.create_container(
                 self._default_image,
@@ -501,7 +666,7 @@ class DockerEngine:
                 name=self.ingress_name,
                 user=containers.USER,
                 labels=containers.base_labels(self._instance, "ingress"),
-                ports=[containers.REPLICA_PORT],
+                ports=[containers.REPLICA_PORT, containers.ADMIN_PORT],
                 host_config=host_config,
                 stop_timeout=10,
             )
@@ -531,6 +696,11 @@ class DockerEngine:
         with self._lock, self._ingress_lock:
             self._network_ok = False
             self._ingress_applied = None
+            self._ingress_admin = None
+
+
+def _draining(replica: ObservedReplica) -> bool:
+    return replica.state is ReplicaState.STOPPING and bool(replica.drain_deadline)
 
 
 def created_order(resource: dict[str, Any]) -> tuple[str, str, str]:

@@ -14,7 +14,7 @@ import io
 import logging
 import tarfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from reconciler.errors import EngineError
 from reconciler.model import INGRESS_VERSION_PATH, HttpOptions
@@ -53,12 +53,14 @@ def await_version(
     log.warning("the ingress did not confirm config %s within %.0fs", version, RELOAD_WAIT_S)
 
 
-def config_tar(cfg: str) -> bytes:
-    """A tar holding `serve.cfg`, for put_archive into the ingress's config directory."""
-    data = cfg.encode("utf-8")
+def config_tar(cfg: str, files: Sequence[tuple[str, str]] = ()) -> bytes:
+    """A tar holding `serve.cfg` and the files it names, for put_archive into the ingress's
+    config directory."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        info = tarfile.TarInfo("serve.cfg")
-        info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
-        tar.addfile(info, io.BytesIO(data))
+        for name, text in (*files, ("serve.cfg", cfg)):  # the config last: it names the others
+            data = text.encode("utf-8")
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+            tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()

@@ -173,10 +173,16 @@ class Observer:
 
 
 def published_url(host: str, ports: list[dict[str, Any]]) -> str | None:
-    """The replica's control port as `host` reaches it, from a container list entry's `Ports`.
+    """The replica's control port as `host` reaches it, from a container list entry's `Ports`."""
+    port = published_port(host, ports, REPLICA_PORT)
+    return control.base_url(host, port) if port is not None else None
+
+
+def published_port(host: str, ports: list[dict[str, Any]], private: int) -> int | None:
+    """The host port `private` is published on, from a container list entry's `Ports`.
     Published on a wildcard, Docker may give IPv4 and IPv6 different host ports (moby#42442):
     the entry of `host`'s address family is taken."""
-    published = [p for p in ports if p.get("PrivatePort") == REPLICA_PORT and p.get("PublicPort")]
+    published = [p for p in ports if p.get("PrivatePort") == private and p.get("PublicPort")]
     v6 = ":" in host
     ours = [p for p in published if (":" in str(p.get("IP") or "")) == v6] or published
-    return control.base_url(host, int(ours[0]["PublicPort"])) if ours else None
+    return int(ours[0]["PublicPort"]) if ours else None

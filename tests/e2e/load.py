@@ -1,5 +1,6 @@
 """A steady HTTP load for zero-drop tests: a few client threads at a fixed total rate, each
-request on a new connection, every outcome counted."""
+request on a new connection (or, with `keep_alive`, each thread on one kept-alive connection,
+opened again only when the server closes it), every outcome counted."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ class SteadyLoad:
     rate: float = 25.0
     threads: int = 2
     timeout: float = 10.0
+    keep_alive: bool = False
     outcomes: Counter[str] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
     answers: Counter[str] = field(default_factory=Counter)
@@ -45,16 +47,20 @@ class SteadyLoad:
     def _run(self, n: int) -> None:
         period = self.threads / self.rate
         next_at = time.monotonic() + n * period / self.threads
+        session = requests.Session() if self.keep_alive else None
         while not self._stop.is_set():
-            self._one()
+            self._one(session)
             next_at += period
             self._stop.wait(max(0.0, next_at - time.monotonic()))
 
-    def _one(self) -> None:
+    def _one(self, session: requests.Session | None) -> None:
         try:
-            response = requests.post(
-                self.url, json=self.body, timeout=self.timeout, headers={"Connection": "close"}
-            )
+            if session is None:
+                response = requests.post(
+                    self.url, json=self.body, timeout=self.timeout, headers={"Connection": "close"}
+                )
+            else:
+                response = session.post(self.url, json=self.body, timeout=self.timeout)
             outcome = str(response.status_code)
             text = response.text.strip()
         except requests.RequestException as exc:

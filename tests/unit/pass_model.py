@@ -5,8 +5,10 @@ replicas do between passes, and a git branch of config trees on disk. The loader
 calls: tests look at the end state (the snapshot, the containers) as the real suite does.
 
 The engine: a started replica is STARTING until the next observation, then RUNNING; a drained
-one is STOPPING until the one after, then gone. `down = True` makes every call raise
-EngineUnavailable, as an engine that is not running does.
+one is STOPPING (nothing left on it: the ingress no longer routes to it) until it is told to
+stop, then gone at the next observation. The ingress counts reloads as HAProxy needs them: when
+the rendered config changes beyond its servers (`IngressConfig.skeleton`). `down = True` makes
+every call raise EngineUnavailable, as an engine that is not running does.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from reconciler.model import (
     Capacity,
     DeploymentSpec,
     HttpOptions,
+    IngressConfig,
     ObservedReplica,
     ReplicaState,
     Snapshot,
@@ -80,7 +83,8 @@ class ModelEngine:
     down: bool = False
     containers: dict[str, ObservedReplica] = field(default_factory=dict)
     starts: int = 0
-    ingress: tuple[HttpOptions, str] | None = None
+    ingress: tuple[HttpOptions, IngressConfig] | None = None
+    reloads: int = 0  # reloads of a running ingress (a change beyond its servers)
 
     def _up(self) -> None:
         if self.down:
@@ -92,8 +96,8 @@ class ModelEngine:
         for cid, r in list(self.containers.items()):  # the world moves on between passes
             if r.state is ReplicaState.STARTING:
                 self.containers[cid] = replace(r, state=ReplicaState.RUNNING)
-            elif r.state is ReplicaState.STOPPING:
-                del self.containers[cid]
+            elif r.state is ReplicaState.STOPPING and r.stop_sent:
+                del self.containers[cid]  # it finished and exited
         return seen
 
     def capacity(self) -> Capacity:
@@ -128,15 +132,26 @@ class ModelEngine:
         self._up()
         if replica.container_id in self.containers:
             current = self.containers[replica.container_id]
-            self.containers[replica.container_id] = replace(current, state=ReplicaState.STOPPING)
+            self.containers[replica.container_id] = replace(
+                current, state=ReplicaState.STOPPING, drain_deadline=1e12, in_flight=0
+            )
+
+    def stop(self, replica: ObservedReplica) -> None:
+        self._up()
+        current = self.containers.get(replica.container_id)
+        if current is not None:
+            self.containers[replica.container_id] = replace(current, stop_sent=True)
 
     def remove(self, replica: ObservedReplica) -> None:
         self._up()
         self.containers.pop(replica.container_id, None)
 
-    def apply_ingress(self, http: HttpOptions | None, haproxy_cfg: str | None) -> None:
+    def apply_ingress(self, http: HttpOptions | None, ingress: IngressConfig | None) -> None:
         self._up()
-        self.ingress = None if http is None or haproxy_cfg is None else (http, haproxy_cfg)
+        before = self.ingress
+        self.ingress = None if http is None or ingress is None else (http, ingress)
+        if before is not None and self.ingress is not None:
+            self.reloads += before[1].skeleton != self.ingress[1].skeleton
 
     def remove_all(self) -> None:
         self._up()

@@ -23,6 +23,7 @@ from reconciler.model import (
     ReplicaState,
     ServeConfig,
     StartReplica,
+    StopReplica,
 )
 from reconciler.plan import STABLE_S, next_failures, plan, rollout_batch
 
@@ -410,8 +411,24 @@ def test_converged_state_gives_an_empty_settled_plan_twice() -> None:
 
 def test_not_settled_while_a_replica_is_draining() -> None:
     s = spec(n=1)
-    p = plan(config(s), [rep(s, 0), rep(s, 1, STOPPING, drain_deadline=99.0)], {}, 0.0)
+    draining = rep(s, 1, STOPPING, drain_deadline=99.0, stop_sent=True)
+    p = plan(config(s), [rep(s, 0), draining], {}, 0.0)
     assert p.actions == () and not p.settled
+
+
+def test_a_drained_replica_is_told_to_stop_once_the_ingress_has_nothing_on_it() -> None:
+    s = spec(n=1, graceful_shutdown_wait_loop_s=2.0)
+
+    def stops(in_flight: int | None, now: float, sent: bool = False) -> list[str]:
+        r = rep(s, 1, STOPPING, drain_deadline=20.0, in_flight=in_flight, stop_sent=sent)
+        return [a.reason for a in of(plan(config(s), [rep(s, 0), r], {}, now), StopReplica)]
+
+    assert stops(3, 0.0) == []  # busy, far from the deadline: wait
+    assert stops(0, 0.0) == ["no request left on it"]
+    assert stops(None, 0.0) == ["out of rotation"]  # the ingress cannot say: as before
+    assert stops(3, 16.0) == []
+    assert stops(3, 17.0) == ["drain deadline near, 3 left"]  # wait loop 2 s + 1 s margin
+    assert stops(0, 0.0, sent=True) == []  # once told, it is left to finish
 
 
 def test_actions_come_in_a_fixed_order() -> None:
@@ -423,7 +440,7 @@ def test_actions_come_in_a_fixed_order() -> None:
 
 def test_not_settled_while_a_removed_deployment_still_drains() -> None:
     kept, gone = spec("Kept", n=1), spec("Gone", n=1)
-    observed = [rep(kept, 0), rep(gone, 0, STOPPING, drain_deadline=99.0)]
+    observed = [rep(kept, 0), rep(gone, 0, STOPPING, drain_deadline=99.0, in_flight=2)]
     p = plan(config(kept), observed, {}, 0.0)
     assert p.actions == () and not p.settled
 

@@ -131,9 +131,8 @@ def test_backends_hold_only_routable_replicas_with_an_address() -> None:
     text = render_haproxy(cfg, replicas, routable)
     backend = lines_of(text, f"backend {backend_name('fruit', 'Ingress')}")
     servers = [line for line in backend if line.startswith("server ")]
-    assert servers == [
-        "server fruit-Ingress-0 10.0.0.5:8000 check inter 2s fall 2 rise 1 maxconn 7"
-    ]
+    name = f"fruit-Ingress-0_{replicas[0].container_id[:12]}"  # name and id: see naming.py
+    assert servers == [f"server {name} 10.0.0.5:8000 check inter 2s fall 2 rise 1 maxconn 7"]
     assert "option httpchk GET /-/ready" in backend
     assert "bind :1" not in text
 
