@@ -18,7 +18,19 @@ from typing import Any
 
 import docker
 
-from bench import converge, dashboard, idle, ingress, lifecycle, memory, push, status_api, swarm
+from bench import (
+    admission,
+    autoscale,
+    converge,
+    dashboard,
+    idle,
+    ingress,
+    lifecycle,
+    memory,
+    push,
+    status_api,
+    swarm,
+)
 from bench.core import Cleanup, sigterm_as_interrupt
 from bench.table import render
 
@@ -53,18 +65,22 @@ SMALLEST = Sizes(
     idle=[2], memory=2, wrk_repeats=1, wrk_s=1.0, swarm=3, swarm_repeats=1,
 )  # fmt: skip
 
-Section = Callable[[Cleanup, Sizes], dict[str, Any]]
+Section = Callable[[Cleanup, Sizes, Path], dict[str, Any]]  # (cleanup, sizes, the JSON's path)
 SECTIONS: dict[str, Section] = {
-    "converge": lambda c, s: converge.run(c, s.converge, s.converge_repeats),
-    "scale": lambda c, s: lifecycle.scale(c, s.scale_repeats),
-    "rolling": lambda c, s: lifecycle.rolling(c, s.rolling_repeats),
-    "push": lambda c, s: push.run(c, s.push_repeats),
-    "idle-pass": lambda c, s: idle.run(c, s.idle),
-    "memory": lambda c, s: memory.run(c, s.memory),
-    "status-api": lambda c, s: status_api.run(c, s.wrk_repeats, idle_s=s.wrk_s),
-    "dashboard": lambda c, s: dashboard.run(c, s.wrk_repeats, idle_s=s.wrk_s),
-    "ingress": lambda c, s: ingress.run(c, max(2, s.wrk_repeats), duration_s=s.wrk_s),
-    "swarm": lambda c, s: swarm.run(c, s.swarm, s.swarm_repeats),
+    "converge": lambda c, s, o: converge.run(c, s.converge, s.converge_repeats),
+    "scale": lambda c, s, o: lifecycle.scale(c, s.scale_repeats),
+    "rolling": lambda c, s, o: lifecycle.rolling(c, s.rolling_repeats),
+    "push": lambda c, s, o: push.run(c, s.push_repeats),
+    "idle-pass": lambda c, s, o: idle.run(c, s.idle),
+    "memory": lambda c, s, o: memory.run(c, s.memory),
+    "status-api": lambda c, s, o: status_api.run(c, s.wrk_repeats, idle_s=s.wrk_s),
+    "dashboard": lambda c, s, o: dashboard.run(c, s.wrk_repeats, idle_s=s.wrk_s),
+    "ingress": lambda c, s, o: ingress.run(c, max(2, s.wrk_repeats), duration_s=s.wrk_s),
+    "admission": lambda c, s, o: admission.run(c, max(2, s.wrk_repeats), duration_s=s.wrk_s),
+    "autoscale": lambda c, s, o: autoscale.run(
+        c, o.with_name(f"{o.stem}-autoscale.png"), quick=s.wrk_repeats < 3
+    ),
+    "swarm": lambda c, s, o: swarm.run(c, s.swarm, s.swarm_repeats),
 }
 
 
@@ -122,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in names:
                 print(f"[bench] {name} ...", file=sys.stderr, flush=True)
                 t0 = time.monotonic()
-                report["sections"][name] = SECTIONS[name](cleanup, sizes)
+                report["sections"][name] = SECTIONS[name](cleanup, sizes, out)
                 report["section_seconds"][name] = round(time.monotonic() - t0, 1)
     finally:
         cleanup.sweep()

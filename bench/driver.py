@@ -22,11 +22,20 @@ class Driver:
         self.owner = cleanup.owner(section)
         client, self.api_calls = counted_client()
         self.engine = DockerEngine(instance=self.owner, default_image=IMAGE, docker_client=client)
-        target = WorkTreeTarget(root=root, config_path="serve_config.yaml", load=spec.load_config)
-        self.reconciler = Reconciler(
+        self.reconciler = self._reconciler()
+        self.passes = 0
+
+    def _reconciler(self) -> Reconciler:
+        target = WorkTreeTarget(
+            root=self.root, config_path="serve_config.yaml", load=spec.load_config
+        )
+        return Reconciler(
             target=target, engine=self.engine, redact=spec.redacted_document, interval_s=1.0
         )
-        self.passes = 0
+
+    def rebuild(self) -> None:
+        """A new reconciler over `self.engine` (after a section swapped the engine)."""
+        self.reconciler = self._reconciler()
 
     @property
     def counter(self) -> ApiCounter:
@@ -53,6 +62,20 @@ class Driver:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"not converged after {timeout:.0f}s: {self.describe()}")
             pause.wait(delay if delay is not None else 1.0)
+
+    def converge_or_settle(self, timeout: float = 300.0) -> float:
+        """Passes until nothing is in flight: settled, or only replicas waiting for room."""
+        t0 = time.monotonic()
+        pause = threading.Event()
+        while True:
+            delay = self.reconciler.run_pass()
+            outcome = self.reconciler.last_outcome
+            engine = outcome.engine if outcome is not None else None
+            if engine and engine.reached and not engine.busy and (engine.settled or engine.pending):
+                return time.monotonic() - t0
+            if time.monotonic() > t0 + timeout:
+                raise TimeoutError(f"still busy after {timeout:.0f}s: {self.describe()}")
+            pause.wait(min(delay if delay is not None else 1.0, 0.5))
 
     def describe(self) -> str:
         snap = self.reconciler.snapshot

@@ -1,5 +1,11 @@
-"""Section `ingress`: one replica behind the HAProxy ingress against the same replica called on
-its own published port; the same wrk (8 connections), alternating, in one run."""
+"""Section `ingress`: replicas behind the HAProxy ingress against the same replicas called on
+their own published ports, the same wrk, alternating, in one run:
+
+- one replica, wrk -c8 on kept-alive connections, and again with a new connection per request
+  (`Connection: close`: what HAProxy's `http-reuse` decides for the replica side);
+- eight replicas: eight wrk (-t1 -c8) at once through the ingress, against one wrk on each
+  replica's own port at once (the sum of 8 direct): the ingress must scale, not cap.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +19,11 @@ from bench.driver import Driver
 from bench.workload import Workload
 from tests.support import free_port
 
+CLOSE = ("Connection: close",)
+
 
 def run(cleanup: Cleanup, repeats: int, duration_s: float = 5.0) -> dict[str, Any]:
-    via, direct = [], []
+    out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-ingress-") as tmp:
         port = free_port()
         d = Driver(cleanup, Workload(replicas=1, port=port).write(Path(tmp)), "ingr")
@@ -23,18 +31,59 @@ def run(cleanup: Cleanup, repeats: int, duration_s: float = 5.0) -> dict[str, An
             d.converge()
             (replica,) = d.engine.observe()
             assert replica.control_url is not None
-            for _ in range(repeats):
-                via.append(wrk.run(f"http://127.0.0.1:{port}/", duration_s))
-                direct.append(wrk.run(replica.control_url + "/", duration_s))
+            via_url, direct_url = f"http://127.0.0.1:{port}/", replica.control_url + "/"
+            out.update(_pair(via_url, direct_url, repeats, duration_s, ()))
+            out.update(_pair(via_url, direct_url, repeats, duration_s, CLOSE, "close_"))
+            d.edit("serve_config.yaml", "num_replicas: 1", "num_replicas: 8")
+            d.converge()
+            out.update(_eight(d, via_url, repeats, duration_s))
+            out["reloads"] = getattr(d.engine, "ingress_reloads", None)  # None: an older engine
         finally:
             cleanup.remove_owner(d.owner)
-    out: dict[str, Any] = {}
-    for name, runs in (("ingress", via), ("direct", direct)):
-        out[f"{name}_rps"] = median([r.rps for r in runs])
-        out[f"{name}_p50_ms"] = median([r.p50_ms for r in runs])
-        out[f"{name}_p99_ms"] = median([r.p99_ms for r in runs])
-        out[f"{name}_errors"] = sum(r.errors for r in runs)
-    out["rps_ratio_ingress_vs_direct"] = out["ingress_rps"] / out["direct_rps"]
-    out["p99_ratio_ingress_vs_direct"] = out["ingress_p99_ms"] / out["direct_p99_ms"]
     out["runs"] = repeats
     return out
+
+
+def _pair(
+    via_url: str,
+    direct_url: str,
+    repeats: int,
+    duration_s: float,
+    headers: tuple[str, ...],
+    prefix: str = "",
+) -> dict[str, Any]:
+    via, direct = [], []
+    for _ in range(repeats):
+        via.append(wrk.run(via_url, duration_s, headers=headers))
+        direct.append(wrk.run(direct_url, duration_s, headers=headers))
+    out: dict[str, Any] = {}
+    for name, runs in (("ingress", via), ("direct", direct)):
+        out[f"{prefix}{name}_rps"] = median([r.rps for r in runs])
+        out[f"{prefix}{name}_p50_ms"] = median([r.p50_ms for r in runs])
+        out[f"{prefix}{name}_p99_ms"] = median([r.p99_ms for r in runs])
+        out[f"{prefix}{name}_errors"] = sum(r.errors for r in runs)
+    out[f"{prefix}rps_ratio_ingress_vs_direct"] = (
+        out[f"{prefix}ingress_rps"] / out[f"{prefix}direct_rps"]
+    )
+    out[f"{prefix}p99_ratio_ingress_vs_direct"] = (
+        out[f"{prefix}ingress_p99_ms"] / out[f"{prefix}direct_p99_ms"]
+    )
+    return out
+
+
+def _eight(d: Driver, via_url: str, repeats: int, duration_s: float) -> dict[str, Any]:
+    urls = [r.control_url + "/" for r in d.engine.observe() if r.control_url]
+    assert len(urls) == 8, urls
+    via, direct, errors = [], [], 0
+    for _ in range(repeats):
+        through = wrk.run_many([via_url] * 8, duration_s)
+        alone = wrk.run_many(urls, duration_s)
+        via.append(sum(r.rps for r in through))
+        direct.append(sum(r.rps for r in alone))
+        errors += sum(r.errors for r in (*through, *alone))
+    return {
+        "eight_ingress_rps": median(via),
+        "eight_direct_sum_rps": median(direct),
+        "eight_rps_ratio": median(via) / median(direct),
+        "eight_errors": errors,
+    }

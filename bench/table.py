@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 
@@ -122,6 +123,71 @@ def _ingress(d: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
            f"p50 {d['direct_p50_ms']:.2f}ms p99 {d['direct_p99_ms']:.2f}ms")  # fmt: skip
     yield ("ingress / direct", f"x{d['rps_ratio_ingress_vs_direct']:.2f} req/s",
            f"x{d['p99_ratio_ingress_vs_direct']:.2f} p99")  # fmt: skip
+    if "close_ingress_rps" in d:
+        yield (
+            "new connection per request: ingress / direct",
+            f"{d['close_ingress_rps']:.0f} / {d['close_direct_rps']:.0f} req/s",
+            f"x{d['close_rps_ratio_ingress_vs_direct']:.2f} req/s, "
+            f"x{d['close_p99_ratio_ingress_vs_direct']:.2f} p99",
+        )
+    if "eight_ingress_rps" in d:
+        yield (
+            "8 replicas: via ingress / sum of 8 direct (8 wrk -c8)",
+            f"{d['eight_ingress_rps']:.0f} / {d['eight_direct_sum_rps']:.0f} req/s",
+            f"x{d['eight_rps_ratio']:.2f}, errors {d['eight_errors']}, "
+            f"reloads {d.get('reloads', '?')}",
+        )
+
+
+def _autoscale(d: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    yield (
+        "ramp 0 -> 60 req/s -> 0: requests failed",
+        f"{d['failed']} of {d['requests']}",
+        f"peak {d['peak_replicas']} replicas; plot: {Path(d.get('png', '-')).name}",
+    )
+    if "from_zero_first_wait_ms" in d:
+        yield (
+            "from zero: the first request's wait",
+            f"{d['from_zero_first_wait_ms'] / 1000:.2f}s",
+            "held in the ingress while one replica started",
+        )
+    for rise in d["rises"]:
+        first, reached = rise["first_new_serving_s"], rise["target_serving_s"]
+        decided = rise.get("decided_after_s")
+        yield (
+            f"load {rise['from_rate']} -> {rise['to_rate']} req/s: first new replica serving",
+            "none needed" if first is None else f"{first:.2f}s",
+            f"decided after {'-' if decided is None else f'{decided:.2f}s'}; "
+            f"{rise['serving_before']} -> {rise['target']} replicas in "
+            + ("-" if reached is None else f"{reached:.2f}s")
+            + " (upscale_delay_s 1, look-back 3 s)",
+        )
+    if "close_ingress_rps" in d:
+        yield ("new connection per request: ingress / direct",
+               f"{d['close_ingress_rps']:.0f} / {d['close_direct_rps']:.0f} req/s",
+               f"x{d['close_rps_ratio_ingress_vs_direct']:.2f} req/s, "
+               f"x{d['close_p99_ratio_ingress_vs_direct']:.2f} p99")  # fmt: skip
+    if "eight_ingress_rps" in d:
+        yield ("8 replicas: via ingress / sum of 8 direct (8 wrk -c8)",
+               f"{d['eight_ingress_rps']:.0f} / {d['eight_direct_sum_rps']:.0f} req/s",
+               f"x{d['eight_rps_ratio']:.2f}, errors {d['eight_errors']}, "
+               f"reloads {d.get('reloads', '?')}")  # fmt: skip
+
+
+def _admission(d: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    f = d["flood"]
+    yield (f"a {f['asked']:,}-replica commit: containers / cap",
+           f"{f['containers']} / {f['replica_cap']}",
+           f"{f['pending']:,} pending, {f['logical_cpus']:g} logical CPUs")  # fmt: skip
+    yield ("pass with them pending / idle pass",
+           f"x{f['wall_ratio']:.2f} wall, x{f['cpu_ratio']:.2f} CPU",
+           f"{f['flooded_pass_wall_ms']:.1f} / {f['idle_pass_wall_ms']:.1f} ms, "
+           f"{f['docker_api_calls']:.0f} Docker API calls")  # fmt: skip
+    q = d["quota"]
+    yield (f"num_cpus {q['num_cpus']:g} via ingress: CPU weight / hard quota",
+           f"{q['weight_rps']:.0f} / {q['quota_rps']:.0f} req/s",
+           f"x{q['rps_ratio_weight_vs_quota']:.1f}; p50 {q['weight_p50_ms']:.1f} / "
+           f"{q['quota_p50_ms']:.1f} ms")  # fmt: skip
 
 
 def _swarm(d: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
@@ -151,6 +217,8 @@ ROWS = {
     "status-api": _status,
     "dashboard": _dashboard,
     "ingress": _ingress,
+    "admission": _admission,
+    "autoscale": _autoscale,
     "swarm": _swarm,
 }
 

@@ -63,17 +63,20 @@ class Budget:
         self.memory -= d.memory * n
         self.gpus -= d.gpus * n
         for name, amount in d.custom:
-            self.custom[name] = self.custom.get(name, 0.0) - amount * n
+            if name in self.custom:
+                self.custom[name] -= amount * n
         self.replicas -= n
 
     def fitting(self, d: Demand, wanted: int) -> int:
-        """How many of `wanted` replicas asking `d` each fit now (0 to wanted)."""
+        """How many of `wanted` replicas asking `d` each fit now (0 to wanted). A custom
+        resource the host was not told about reserves nothing (Docker has none to count)."""
         limits = [self.replicas, wanted]
         for free, need in ((self.cpus, d.cpus), (self.memory, d.memory), (self.gpus, d.gpus)):
             if need > 0:
                 limits.append(math.floor((free + _EPSILON) / need))
         for name, need in d.custom:
-            limits.append(math.floor((self.custom.get(name, 0.0) + _EPSILON) / need))
+            if name in self.custom:
+                limits.append(math.floor((self.custom[name] + _EPSILON) / need))
         return max(0, min(limits))
 
     def take(self, d: Demand, wanted: int) -> int:
@@ -104,7 +107,9 @@ class Budget:
         c = self.capacity
         over = d.cpus > c.cpus + _EPSILON or d.memory > c.memory or d.gpus > c.gpus + _EPSILON
         have = dict(c.custom)
-        return over or any(need > have.get(name, 0.0) + _EPSILON for name, need in d.custom)
+        return over or any(
+            name in have and need > have[name] + _EPSILON for name, need in d.custom
+        )
 
 
 def describe(d: Demand) -> str:

@@ -10,8 +10,9 @@ import collections
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler import naming, spec
@@ -33,7 +34,7 @@ from reconciler.runtime.sandbox import SandboxGraphBuilder
 from reconciler.runtime.swarm_engine import SwarmEngine, detect_kind
 from reconciler.runtime.wheels import PipSettings
 from reconciler.scheduler import PassScheduler
-from reconciler.settings import DaemonSettings, EngineSettings
+from reconciler.settings import AUTOSCALE_TICK_S, DaemonSettings, EngineSettings
 from reconciler.source import GitSource, scrub
 from reconciler.state import StateStore
 
@@ -94,15 +95,18 @@ def make_fetcher(settings: EngineSettings, cache_dir: Path | None = None) -> Cod
 
 
 def make_loader(
-    settings: EngineSettings, fetch: spec.Fetch | None = None
+    settings: EngineSettings,
+    fetch: spec.Fetch | None = None,
+    engine: Engine | None = None,
 ) -> Callable[[Path, str], ServeConfig]:
     """The config loader of `run` and `up`: from_env values from this process's environment,
-    code that reading cannot decide built in a sandbox on the same engine, remote working_dir
-    zips fetched with `fetch`."""
+    code that reading cannot decide built in a sandbox on the same engine (in the application's
+    packages image, which `engine` builds), remote working_dir zips fetched with `fetch`."""
     sandbox = SandboxGraphBuilder(
         instance=settings.instance,
         default_image=settings.default_image,
         image_allowlist=settings.allowed_images,
+        packages_image=engine.packages_image if engine is not None else None,
     )
 
     def load(tree: Path, config_path: str) -> ServeConfig:
@@ -236,6 +240,8 @@ class Daemon:
         log.info("watching %s branch %s, every %gs", scrub(s.repo), s.branch, s.poll_interval_s)
         # A replica that dies or turns unhealthy is replaced now, not at the next poll.
         self.engine.on_replica_failure(self.scheduler.trigger)
+        # The autoscaler samples the ingress on its own tick; a decision runs a pass at once.
+        autoscale_with(self.engine, self.reconciler, self.scheduler.trigger)
         self.scheduler.start()
         try:
             stop.wait()
@@ -274,7 +280,7 @@ def build_daemon(settings: DaemonSettings, *, background: bool = True) -> Daemon
             source=source,
             store=store,
             config_path=settings.config_path,
-            load=make_loader(settings.engine, make_fetcher(settings.engine, cache)),
+            load=make_loader(settings.engine, make_fetcher(settings.engine, cache), engine),
             prepare=keeper.preparer(),
             background=background,
             on_ready=ready,
@@ -322,6 +328,12 @@ def _reporting(
     return run_pass
 
 
+def autoscale_with(engine: Engine, reconciler: Reconciler, wake: Callable[[], None]) -> None:
+    """Feed the reconciler's autoscaler the ingress's load; `wake()` when a target moves."""
+    reconciler.autoscaler.on_change(wake)
+    engine.on_load(reconciler.autoscaler.record, AUTOSCALE_TICK_S)
+
+
 class _Relay:
     """A callback that can be pointed at its receiver after it was handed out."""
 
@@ -341,6 +353,10 @@ class Up:
 
     engine: Engine
     reconciler: Reconciler
+    wake: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        autoscale_with(self.engine, self.reconciler, self.wake.set)
 
     def until_verdict(self, on_pass: Callable[[Snapshot], None], timeout_s: float) -> Verdict:
         return converge(
@@ -357,8 +373,15 @@ class Up:
             verdict = verdict_of(self.reconciler)
             if verdict in (Verdict.INVALID, Verdict.UNHOLDABLE) and not self._seen_running():
                 return verdict
-            stop.wait(delay if delay is not None else UP_INTERVAL_S)
+            self._pause(stop, delay if delay is not None else UP_INTERVAL_S)
         return None
+
+    def _pause(self, stop: threading.Event, seconds: float) -> None:
+        """Until the next pass: `seconds`, less when stopped or the autoscaler moved a target."""
+        deadline = time.monotonic() + seconds
+        while not (stop.is_set() or self.wake.is_set()) and time.monotonic() < deadline:
+            stop.wait(min(0.1, max(0.0, deadline - time.monotonic())))
+        self.wake.clear()
 
     def _seen_running(self) -> bool:
         return self.reconciler.snapshot.commits.applied is not None
@@ -378,7 +401,7 @@ def build_up(root: Path, config_path: str, engine_settings: EngineSettings) -> U
         keeper.applied("worktree")  # up applies what it prepared at once
         return prepared
 
-    load = make_loader(engine_settings, make_fetcher(engine_settings))
+    load = make_loader(engine_settings, make_fetcher(engine_settings), engine)
     target = WorkTreeTarget(root=root, config_path=config_path, load=load, prepare=prepare)
     reconciler = Reconciler(
         target=target, engine=engine, redact=spec.redacted_document, interval_s=UP_INTERVAL_S

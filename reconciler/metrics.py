@@ -7,7 +7,9 @@ serve_reconciler_failures_total{kind}, serve_reconciler_poll_errors_total,
 serve_reconciler_replicas{app,deployment,state}, serve_reconciler_replicas_pending{app,deployment},
 serve_reconciler_applied_commit_info{commit}, serve_reconciler_pinned_commit_info{commit} (no
 series while nothing is pinned), serve_reconciler_behind_pin (1 while the branch head waits
-behind the pin), serve_reconciler_webhooks_total{result}.
+behind the pin), serve_reconciler_webhooks_total{result},
+serve_reconciler_autoscaling_in_flight{app,deployment} (requests in flight the autoscaler sees,
+over its look-back window), serve_reconciler_autoscaling_target_replicas{app,deployment}.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from reconciler.model import AutoscalingStatus
 
 OUTCOMES = ("ok", "invalid", "transient", "error")
 FAILURE_KINDS = ("source", "engine", "config", "internal")
@@ -88,6 +92,20 @@ class Metrics:
             "1 while the branch has moved away from the pinned commit (its head waits), else 0.",
             registry=self.registry,
         )
+        self._in_flight = Gauge(
+            "serve_reconciler_autoscaling_in_flight",
+            "Requests in flight (queued at the ingress + running) an autoscaled deployment has, "
+            "as its autoscaler aggregates them over look_back_period_s.",
+            ["app", "deployment"],
+            registry=self.registry,
+        )
+        self._target = Gauge(
+            "serve_reconciler_autoscaling_target_replicas",
+            "The replica count the autoscaler holds for an autoscaled deployment.",
+            ["app", "deployment"],
+            registry=self.registry,
+        )
+        self._autoscaled: set[tuple[str, str]] = set()
         self._webhooks = Counter(
             "serve_reconciler_webhooks",
             "Webhook requests, by result.",
@@ -150,6 +168,18 @@ class Metrics:
             for (app, deployment), count in counts.items():
                 self._pending.labels(app=app, deployment=deployment).set(count)
             self._pending_keys = set(counts)
+
+    def set_autoscaling(self, rows: Mapping[tuple[str, str], AutoscalingStatus]) -> None:
+        """Replace the autoscaling series: (app, deployment) -> where its autoscaler stands."""
+        with self._lock:
+            for key in self._autoscaled - set(rows):
+                self._in_flight.remove(*key)
+                self._target.remove(*key)
+            for (app, deployment), row in rows.items():
+                self._target.labels(app=app, deployment=deployment).set(row.target_replicas)
+                flight = row.in_flight if row.in_flight is not None else float("nan")
+                self._in_flight.labels(app=app, deployment=deployment).set(flight)
+            self._autoscaled = set(rows)
 
     def render(self) -> tuple[bytes, str]:
         """The exposition body and its content type."""

@@ -50,6 +50,10 @@ class DeploymentStatus(enum.StrEnum):
     UPDATING = "UPDATING"
     HEALTHY = "HEALTHY"
     UNHEALTHY = "UNHEALTHY"
+    # Serve 2.9+: the autoscaler moved the target and the replicas follow (the app stays
+    # RUNNING). A config change that scales stays UPDATING (the app DEPLOYING), as in 2.0-2.8.
+    UPSCALING = "UPSCALING"
+    DOWNSCALING = "DOWNSCALING"
 
 
 class ReplicaState(enum.StrEnum):
@@ -80,17 +84,47 @@ class Resources:
 
 @dataclass(frozen=True)
 class AutoscalingConfig:
-    """Serve's autoscaling bounds. The reconciler runs `initial_replicas` (else `min_replicas`)."""
+    """Serve's autoscaling settings with Serve's defaults (Ray 2.40-2.60; `autoscale.py` applies
+    them). `extra` carries the fields with no effect here (policy), as canonical JSON."""
 
     min_replicas: int = 1
     max_replicas: int = 1
     initial_replicas: int | None = None
-    target_ongoing_requests: float = 2.0
+    target_ongoing_requests: float = 2.0  # per replica (Ray < 2.32: 1.0, and its older name)
+    metrics_interval_s: float = 10.0
+    look_back_period_s: float = 30.0
+    smoothing_factor: float = 1.0
+    upscale_smoothing_factor: float | None = None  # Ray 2.9's names, deprecated in 2.10
+    downscale_smoothing_factor: float | None = None
+    upscaling_factor: float | None = None  # Ray 2.10+
+    downscaling_factor: float | None = None
+    upscale_delay_s: float = 30.0
+    downscale_delay_s: float = 600.0
+    downscale_to_zero_delay_s: float | None = None  # Ray 2.50+: the 1 -> 0 step's own delay
+    aggregation_function: str = "mean"  # Ray 2.60: mean, max or min over the look-back window
     extra: tuple[tuple[str, str], ...] = ()  # other fields, canonical JSON values
 
     @property
     def start_replicas(self) -> int:
         return self.initial_replicas if self.initial_replicas is not None else self.min_replicas
+
+    @property
+    def upscale_factor(self) -> float:
+        """Serve's precedence: upscaling_factor, else upscale_smoothing_factor, else
+        smoothing_factor."""
+        return self.upscaling_factor or self.upscale_smoothing_factor or self.smoothing_factor
+
+    @property
+    def downscale_factor(self) -> float:
+        return self.downscaling_factor or self.downscale_smoothing_factor or self.smoothing_factor
+
+    def bound(self, replicas: int) -> int:
+        return max(self.min_replicas, min(self.max_replicas, replicas))
+
+
+# `num_replicas: auto` (Ray 2.10+; these values since 2.32): Serve's autoscaling defaults, each
+# overridden by the same field of an explicit autoscaling_config.
+AUTO_NUM_REPLICAS = {"min_replicas": 1, "max_replicas": 100, "target_ongoing_requests": 2.0}
 
 
 @dataclass(frozen=True)
@@ -413,6 +447,22 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class AutoscalingStatus:
+    """Where an autoscaled deployment stands: its bounds, the target the autoscaler holds, the
+    load it last saw, and its last decision in words."""
+
+    min_replicas: int
+    max_replicas: int
+    target_replicas: int
+    in_flight: float | None = None  # requests in flight over the look-back window (None: no data)
+    target_ongoing_requests: float = 2.0
+    decision: str = ""  # "scaling up 2 -> 5: 9.6 requests in flight, target 2 per replica"
+    decided_at: float = 0.0
+    by_load: bool = False  # the target comes from the load (else from the config's bounds)
+    upscale: bool = True  # the last decision's direction
+
+
+@dataclass(frozen=True)
 class DeploymentStatusInfo:
     name: str
     status: DeploymentStatus
@@ -420,6 +470,7 @@ class DeploymentStatusInfo:
     target_replicas: int = 0
     replica_states: tuple[tuple[str, int], ...] = ()  # (ReplicaState value, count), sorted
     pending_replicas: int = 0  # wanted, but the host has no room for them now
+    autoscaling: AutoscalingStatus | None = None
     # For the dashboard; not part of the status (equality compares the status only).
     replicas: tuple[ReplicaRow, ...] = field(default=(), compare=False)  # in index order
     version: str = field(default="", compare=False)  # the current version

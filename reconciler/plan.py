@@ -372,6 +372,9 @@ class DeploymentChange:
     from_replicas: int
     to_replicas: int
     reasons: tuple[str, ...] = ()
+    # How the replica count is decided, on each side, when either autoscales: "autoscaling 1-4"
+    # or "3 replicas" (the counts above are then only where each would start).
+    scaling: tuple[str, str] | None = None
 
 
 def _env_reasons(old: tuple[tuple[str, str], ...], new: tuple[tuple[str, str], ...]) -> list[str]:
@@ -459,14 +462,69 @@ def _package_reasons(old: PackageSet | None, new: PackageSet | None) -> list[str
     return [f"image rebuild ({key}: {', '.join(changes) or 'changed'})"]
 
 
+_AUTOSCALING_TUNING = (
+    "target_ongoing_requests",
+    "initial_replicas",
+    "metrics_interval_s",
+    "look_back_period_s",
+    "smoothing_factor",
+    "upscale_smoothing_factor",
+    "downscale_smoothing_factor",
+    "upscaling_factor",
+    "downscaling_factor",
+    "upscale_delay_s",
+    "downscale_delay_s",
+    "downscale_to_zero_delay_s",
+    "aggregation_function",
+)
+
+
+def _scaling(spec: DeploymentSpec) -> str:
+    auto = spec.autoscaling_config
+    if auto is None:
+        return f"{spec.num_replicas} replica{'s' if spec.num_replicas != 1 else ''}"
+    return f"autoscaling {auto.min_replicas}-{auto.max_replicas}"
+
+
+def _scale_reasons(old: DeploymentSpec, new: DeploymentSpec) -> list[str]:
+    """How the replica count changes: bounds for an autoscaled deployment (its count is the
+    autoscaler's), a number otherwise."""
+    a, b = old.autoscaling_config, new.autoscaling_config
+    if a is None and b is None:
+        same = old.num_replicas == new.num_replicas
+        return [] if same else [f"num_replicas {old.num_replicas} -> {new.num_replicas}"]
+    if a is None or b is None:
+        return [f"{_scaling(old)} -> {_scaling(new)}"]
+    reasons = []
+    if (a.min_replicas, a.max_replicas) != (b.min_replicas, b.max_replicas):
+        reasons.append(
+            f"autoscaling bounds {a.min_replicas}-{a.max_replicas} -> "
+            f"{b.min_replicas}-{b.max_replicas}"
+        )
+    tuned = [
+        f"{name} {getattr(a, name)} -> {getattr(b, name)}"
+        for name in _AUTOSCALING_TUNING
+        if getattr(a, name) != getattr(b, name)
+    ]
+    if tuned or a.extra != b.extra:
+        reasons.append("autoscaling_config changed" + (f": {', '.join(tuned)}" if tuned else ""))
+    return reasons
+
+
+def _scales(old: DeploymentSpec, new: DeploymentSpec) -> bool:
+    a, b = old.autoscaling_config, new.autoscaling_config
+    if a is None and b is None:
+        return old.num_replicas != new.num_replicas
+    if a is None or b is None:
+        return True
+    return (a.min_replicas, a.max_replicas) != (b.min_replicas, b.max_replicas)
+
+
 def _light_reasons(old: DeploymentSpec, new: DeploymentSpec) -> list[str]:
     reasons = []
     if old.user_config_hash != new.user_config_hash:
         reasons.append("user_config changed")
-    if old.num_replicas != new.num_replicas:
-        reasons.append(f"num_replicas {old.num_replicas} -> {new.num_replicas}")
-    if old.autoscaling_config != new.autoscaling_config:
-        reasons.append("autoscaling_config changed")
+    reasons += _scale_reasons(old, new)
     for name in _BAKED_FIELDS:
         if getattr(old, name) != getattr(new, name):
             reasons.append(f"{name} changed (applies to new replicas)")
@@ -480,7 +538,7 @@ def _kind(old: DeploymentSpec, new: DeploymentSpec) -> str:
         return RESTART
     if old.user_config_hash != new.user_config_hash:
         return RECONFIGURE
-    return SCALE if old.num_replicas != new.num_replicas else UNCHANGED
+    return SCALE if _scales(old, new) else UNCHANGED
 
 
 def classify(old: DeploymentSpec | None, new: DeploymentSpec | None) -> DeploymentChange:
@@ -490,12 +548,21 @@ def classify(old: DeploymentSpec | None, new: DeploymentSpec | None) -> Deployme
             raise ValueError("classify() needs at least one deployment")
         return DeploymentChange(old.app, old.name, REMOVE, old.num_replicas, 0, ("removed",))
     if old is None:
-        return DeploymentChange(new.app, new.name, CREATE, 0, new.num_replicas, ("new",))
+        auto = new.autoscaling_config
+        scaling = ("", _scaling(new)) if auto is not None else None
+        return DeploymentChange(new.app, new.name, CREATE, 0, new.num_replicas, ("new",), scaling)
     kind = _kind(old, new)
     reasons = _restart_reasons(old, new) if kind == RESTART else []
     reasons += _light_reasons(old, new)
+    either = old.autoscaling_config is not None or new.autoscaling_config is not None
     return DeploymentChange(
-        new.app, new.name, kind, old.num_replicas, new.num_replicas, tuple(reasons)
+        new.app,
+        new.name,
+        kind,
+        old.num_replicas,
+        new.num_replicas,
+        tuple(reasons),
+        (_scaling(old), _scaling(new)) if either else None,
     )
 
 

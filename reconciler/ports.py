@@ -21,6 +21,7 @@ from reconciler.model import (
     HttpOptions,
     IngressConfig,
     ObservedReplica,
+    PackageSet,
     ServeConfig,
 )
 from reconciler.records import CommitInfo, Pin, TimelineEntry
@@ -42,6 +43,18 @@ class Engine(Protocol):
     def on_replica_failure(self, callback: Callable[[], None]) -> None:
         """Call `callback()` (from another thread) when something the next pass should see at
         once happens: a replica exits or turns unhealthy, a node is lost."""
+        ...
+
+    def on_load(self, sink: Callable[[float, dict[str, float]], None], tick_s: float) -> None:
+        """Hand `sink(time, {backend: requests in flight})` the ingress's load every `tick_s`,
+        from a thread of its own (nothing while there is no ingress): the autoscaler's input."""
+        ...
+
+    def packages_image(
+        self, base_image: str, packages: PackageSet, progress: Callable[[str], None]
+    ) -> str:
+        """The image `base_image` plus `packages`, built when missing: what the sandbox imports
+        an application's code in, as Serve builds it in the application's runtime_env."""
         ...
 
     def prepare(self, config: ServeConfig, progress: Callable[[str], None]) -> ServeConfig:
@@ -185,6 +198,7 @@ class Store(Protocol):
 
     def timeline(self, limit: int = 50) -> list[TimelineEntry]: ...
 
+
 # --- Building an application graph by running the user's code (in a sandbox) ----------------
 
 
@@ -229,9 +243,11 @@ class GraphBuilder(Protocol):
         args: str,
         image: str | None,
         env: tuple[tuple[str, str], ...] = (),
+        packages: PackageSet | None = None,
     ) -> GraphDescription:
         """The graph `import_path` builds with `args` (canonical JSON) from `code`, in `image`
-        (None: the reconciler's default image), with the application's plain env vars `env`.
+        (None: the reconciler's default image) with the application's `packages` installed,
+        with the application's plain env vars `env`.
         Raises CodeBuildError when the code fails or hits a limit, EngineUnavailable /
         EngineError when no sandbox can be run."""
         ...

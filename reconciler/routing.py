@@ -40,6 +40,7 @@ from reconciler.model import (
     ServeConfig,
     short_hash,
 )
+from reconciler.settings import DEFAULT_REQUEST_TIMEOUT_S
 
 INGRESS_PORT = 8000
 ROUTER_PORT = 8001
@@ -58,7 +59,7 @@ WAIT_LUA = "serve_wait.lua"
 # Measured (bench/RESULTS.md): `safe` opens a connection per request for clients that open one
 # per request, and `always` is safe here because a replica never closes an idle connection.
 HTTP_REUSE = "always"
-DEFAULT_SERVER_TIMEOUT_S = 60.0
+DEFAULT_SERVER_TIMEOUT_S = DEFAULT_REQUEST_TIMEOUT_S
 NO_ROUTE_BACKEND = "no_route"
 NO_DEPLOYMENT_BACKEND = "no_deployment"
 
@@ -137,11 +138,20 @@ def _routes(config: ServeConfig) -> list[_Route]:
     return sorted(routes, key=lambda r: (-len(r.prefix), r.prefix, r.app.name))
 
 
-def _global(config: ServeConfig, lua: bool) -> list[str]:
+def ingress_threads(cores: float | None) -> int | None:
+    """HAProxy's threads for a host of `cores` (None: HAProxy's default, one per CPU). One per
+    four cores: the replicas need the CPU more (a Python replica serves a few thousand requests
+    a second, one HAProxy thread tens of thousands), and on 2 cores one thread spent 22-25 us a
+    request against 29-32 us for two (bench/RESULTS.md)."""
+    return None if cores is None else max(1, min(16, int(cores // 4)))
+
+
+def _global(config: ServeConfig, lua: bool, threads: int | None) -> list[str]:
     timeout = config.http.request_timeout_s or DEFAULT_SERVER_TIMEOUT_S
     return [
         "global",
         "    master-worker",
+        *([f"    nbthread {threads}"] if threads else []),
         "    log stdout format raw local0 notice",
         # No global maxconn: HAProxy derives it from the file-descriptor limit it finds, and a
         # fixed value fails to start where that limit is lower.
@@ -310,10 +320,15 @@ def _deployment_backend(
 
 
 def render_ingress(
-    config: ServeConfig, replicas: Sequence[ObservedReplica], routable: frozenset[str]
+    config: ServeConfig,
+    replicas: Sequence[ObservedReplica],
+    routable: frozenset[str],
+    *,
+    threads: int | None = None,
 ) -> IngressConfig:
     """The ingress for this config and these routable replicas: the whole configuration, the
-    same without servers, the servers, and the Lua file when a deployment may wait at zero."""
+    same without servers, the servers, and the Lua file when a deployment may wait at zero.
+    `threads`: HAProxy's (see `ingress_threads`)."""
     specs = sorted(config.deployments(), key=lambda s: s.key)
     by_key: dict[tuple[str, str], list[ObservedReplica]] = {}
     for replica in replicas:
@@ -323,7 +338,7 @@ def render_ingress(
     lua = any(_may_scale_to_zero(spec) for spec in specs)
 
     def text(with_servers: bool) -> str:
-        return _render(config, specs, members if with_servers else {}, lua)
+        return _render(config, specs, members if with_servers else {}, lua, threads)
 
     return IngressConfig(
         text=text(True),
@@ -346,11 +361,12 @@ def _render(
     specs: Sequence[DeploymentSpec],
     members: dict[tuple[str, str], list[IngressServer]],
     lua: bool,
+    threads: int | None,
 ) -> str:
     routes = _routes(config)
     prefixes = {(r.app.name, r.app.ingress): r.prefix for r in routes}
     sections = [
-        _global(config, lua),
+        _global(config, lua, threads),
         _ingress_frontend(routes),
         _router_frontend(specs),
         _error_backend(

@@ -26,6 +26,12 @@ DEFAULT_MEMORY_OVERCOMMIT = 1.0
 DEFAULT_MAX_CODE_BYTES = 100 << 20  # a remote working_dir zip, downloaded and unpacked
 DEFAULT_CODE_TIMEOUT_S = 60.0
 DEFAULT_KEEP_IMAGES = 3  # the image GC keeps what the last 3 applied commits ran
+# The ingress's load is sampled this often for the autoscaler (one `show stat` of its backends),
+# whatever the poll interval; each deployment keeps one sample per metrics_interval_s.
+AUTOSCALE_TICK_S = 0.5
+# A request's time limit at the ingress when http_options.request_timeout_s is null: waiting for
+# a replica (queued, or while a deployment scales from zero) and waiting for its answer.
+DEFAULT_REQUEST_TIMEOUT_S = 60.0
 REPLICAS_PER_CORE = 100  # the instance-wide replica cap, unless --max-replicas says otherwise
 MIN_REPLICA_CAP = 100
 

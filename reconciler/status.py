@@ -13,7 +13,11 @@ The rules that are ours rather than Serve's:
   naming it and what its preparation is doing;
 - while a commit is pinned, the applications report their live state with a message saying so,
   and, when the branch has moved on, that its head waits behind the pin (a refused head does not
-  make them DEPLOY_FAILED: what runs is what the user asked for).
+  make them DEPLOY_FAILED: what runs is what the user asked for);
+- an autoscaled deployment whose replicas follow a decision of the autoscaler (and nothing
+  else is in progress) says UPSCALING or DOWNSCALING with the decision, and its application
+  stays RUNNING (Serve 2.9+'s ranking: autoscaling ranks with HEALTHY); a config change that
+  scales says UPDATING and its application DEPLOYING, as Serve ranks config-caused scaling.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from reconciler import admission
 from reconciler.model import (
     ApplicationStatus,
     ApplicationStatusInfo,
+    AutoscalingStatus,
     Capacity,
     CommitStatus,
     DeploymentSpec,
@@ -173,10 +178,18 @@ def _health_message(sick: Sequence[ObservedReplica]) -> str:
     return HEALTH_CHECK_FAILED
 
 
+# Autoscaling in progress ranks with HEALTHY (the application stays RUNNING).
+SETTLED = (DeploymentStatus.HEALTHY, DeploymentStatus.UPSCALING, DeploymentStatus.DOWNSCALING)
+
+
 def deployment_status(
-    view: DeploymentView, now: float, pending: Pending | None = None
+    view: DeploymentView,
+    now: float,
+    pending: Pending | None = None,
+    scaling: AutoscalingStatus | None = None,
 ) -> DeploymentStatusInfo:
-    """The status of one deployment from its view (and the replicas that wait for room)."""
+    """The status of one deployment from its view (and the replicas that wait for room, and
+    where its autoscaler stands)."""
     # A replica the engine has no node for counts as PENDING, as one the host has no room for.
     placing = {r.container_id for r in view.waiting}
     counted = (r for r in view.replicas if r.container_id not in placing)
@@ -191,6 +204,7 @@ def deployment_status(
             view.target,
             states,
             waiting,
+            scaling,
             replicas=_rows(view),
             version=view.spec.version,
             image=view.spec.image,
@@ -204,6 +218,9 @@ def deployment_status(
         return info(DeploymentStatus.UNHEALTHY, _failed_message(record, now))
     if view.sick:
         return info(DeploymentStatus.UNHEALTHY, _health_message(view.sick))
+    if scaling is not None and _autoscaling_only(view, scaling):
+        up = DeploymentStatus.UPSCALING if scaling.upscale else DeploymentStatus.DOWNSCALING
+        return info(up, _scaling_message(view, scaling, pending))
     return info(DeploymentStatus.UPDATING, _updating_message(view, pending))
 
 
@@ -224,17 +241,43 @@ def _rows(view: DeploymentView) -> tuple[ReplicaRow, ...]:
     )
 
 
+def _autoscaling_only(view: DeploymentView, scaling: AutoscalingStatus) -> bool:
+    """The only work in progress is following the autoscaler: no rollout, no reconfigure, no
+    replica failing or replaced."""
+    return (
+        scaling.by_load
+        and not view.old
+        and view.failure is None
+        and len(view.in_sync) == len(view.running)
+        and not view.count(ReplicaState.FAILED, ReplicaState.STALE, ReplicaState.UNHEALTHY)
+    )
+
+
+def _scaling_message(
+    view: DeploymentView, scaling: AutoscalingStatus, pending: Pending | None
+) -> str:
+    decision = scaling.decision[:1].upper() + scaling.decision[1:]
+    parts = [_sentence(decision)]
+    progress = "; ".join(_progress_parts(view))
+    if progress:
+        parts.append(_sentence(progress[0].upper() + progress[1:]))
+    if pending is not None:
+        parts.append(pending_message(pending, view.target))
+    return " ".join(parts)
+
+
 def deployment_statuses(
     config: ServeConfig,
     observed: Sequence[ObservedReplica],
     failures: Mapping[Key, FailureRecord],
     now: float,
     pending: Mapping[Key, Pending] | None = None,
+    scaling: Mapping[Key, AutoscalingStatus] | None = None,
 ) -> dict[Key, DeploymentStatusInfo]:
     """Every deployment of the config, in config order, keyed by (app, deployment)."""
-    waiting = pending or {}
+    waiting, autoscaled = pending or {}, scaling or {}
     return {
-        key: deployment_status(view, now, waiting.get(key))
+        key: deployment_status(view, now, waiting.get(key), autoscaled.get(key))
         for key, view in views(config, observed, failures).items()
     }
 
@@ -252,9 +295,10 @@ def application_status(
     deployments: Sequence[DeploymentStatusInfo],
     previous: ApplicationStatus | None,
 ) -> tuple[ApplicationStatus, str]:
-    """Serve 2.7+: all HEALTHY is RUNNING; an UNHEALTHY deployment fails the deploy if the app
-    never got to RUNNING, else makes it UNHEALTHY; anything else is DEPLOYING."""
-    if all(d.status is DeploymentStatus.HEALTHY for d in deployments):
+    """Serve 2.7+: all HEALTHY (or autoscaling: Serve 2.9's rank) is RUNNING; an UNHEALTHY
+    deployment fails the deploy if the app never got to RUNNING, else makes it UNHEALTHY;
+    anything else is DEPLOYING."""
+    if all(d.status in SETTLED for d in deployments):
         return ApplicationStatus.RUNNING, ""
     unhealthy = [d for d in deployments if d.status is DeploymentStatus.UNHEALTHY]
     if not unhealthy:

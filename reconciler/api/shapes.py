@@ -14,6 +14,7 @@ from typing import Any
 from reconciler.model import (
     ApplicationStatus,
     ApplicationStatusInfo,
+    AutoscalingStatus,
     Capacity,
     DeploymentStatusInfo,
     HistoryEntry,
@@ -52,11 +53,26 @@ def deployment_entry(deployment: DeploymentStatusInfo) -> JSONObject:
     replicas.update(deployment.replica_states)
     if deployment.pending_replicas:
         replicas["PENDING"] = deployment.pending_replicas
-    return {
+    entry: JSONObject = {
         "name": deployment.name,
         "status": str(deployment.status),
         "message": deployment.message,
         "replicas": replicas,
+    }
+    if deployment.autoscaling is not None:
+        entry["autoscaling"] = autoscaling_body(deployment.autoscaling)
+    return entry
+
+
+def autoscaling_body(a: AutoscalingStatus) -> JSONObject:
+    return {
+        "min_replicas": a.min_replicas,
+        "max_replicas": a.max_replicas,
+        "target_replicas": a.target_replicas,
+        "in_flight": None if a.in_flight is None else round(a.in_flight, 3),
+        "target_ongoing_requests": a.target_ongoing_requests,
+        "last_decision": a.decision,
+        "last_decision_at": a.decided_at,
     }
 
 

@@ -108,6 +108,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _what(change: DeploymentChange) -> str:
     verb: str = VERBS.get(change.kind, change.kind)
+    if change.scaling is not None:  # autoscaled on either side: bounds, not a replica count
+        before, after = change.scaling
+        if change.kind == "create":
+            return f"create ({after})"
+        if change.kind == "scale":
+            return f"{verb}: {before} -> {after}" if before != after else verb
+        return verb
     if change.kind == "scale" or (
         change.kind == "restart" and change.from_replicas != change.to_replicas
     ):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 from reconciler.errors import EngineError, EngineUnavailable, ReconcilerError
-from reconciler.model import CodeTree
+from reconciler.model import CodeTree, PackageSet
 from reconciler.ports import GraphBuilder, GraphDescription
 
 # Sandbox containers of the one-shot commands carry this owner label unless
@@ -33,6 +33,7 @@ class LazySandbox:
         args: str,
         image: str | None,
         env: tuple[tuple[str, str], ...] = (),
+        packages: PackageSet | None = None,
     ) -> GraphDescription:
         if self._failed is not None:
             raise self._failed
@@ -49,5 +50,5 @@ class LazySandbox:
                 raise
             self._builder = builder
         return self._builder.describe(
-            code=code, import_path=import_path, args=args, image=image, env=env
+            code=code, import_path=import_path, args=args, image=image, env=env, packages=packages
         )

@@ -10,6 +10,7 @@ whatever happened. Passes never overlap (the scheduler guarantees it, and a lock
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -17,13 +18,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from reconciler import autoscale, routing, status
 from reconciler import events as replica_events
 from reconciler import plan as planner
-from reconciler import routing, status
 from reconciler.errors import EngineUnavailable, Retry
 from reconciler.model import (
     ApplicationStatus,
     ApplicationStatusInfo,
+    AutoscalingStatus,
     Capacity,
     EngineNode,
     FailureRecord,
@@ -38,6 +40,7 @@ from reconciler.outcome import IDLE_ENGINE, EngineOutcome, Failure, PassOutcome,
 from reconciler.ports import Engine
 from reconciler.reconcile import retry
 from reconciler.reconcile.actions import ActionError, apply_plan
+from reconciler.reconcile.autoscaler import Autoscaler
 from reconciler.reconcile.target import TargetProvider
 from reconciler.records import ReplicaEvent
 from reconciler.status import Redactor
@@ -56,6 +59,7 @@ class MetricsSink(Protocol):
     def set_replicas(self, counts: Mapping[tuple[str, str, str], int]) -> None: ...
     def set_pending(self, counts: Mapping[tuple[str, str], int]) -> None: ...
     def set_pin(self, commit: str | None, behind: bool) -> None: ...
+    def set_autoscaling(self, rows: Mapping[tuple[str, str], AutoscalingStatus]) -> None: ...
 
 
 @dataclass
@@ -85,6 +89,7 @@ class Reconciler:
         metrics: MetricsSink | None = None,
         clock: Callable[[], float] = time.time,
         container_slots: int | None = None,
+        autoscaler: Autoscaler | None = None,
     ) -> None:
         self._target = target
         self._engine = engine
@@ -93,6 +98,9 @@ class Reconciler:
         self._metrics = metrics
         self._clock = clock
         self._container_slots = container_slots
+        # The autoscaled deployments' targets: soft state fed by the engine's load sampler
+        # (wired by the composition root) and read by every pass.
+        self.autoscaler = autoscaler or Autoscaler()
         self._memory = _Memory()
         self._lock = threading.Lock()
         self._snapshot = Snapshot()
@@ -175,6 +183,8 @@ class Reconciler:
         self, config: ServeConfig, observed: list[ObservedReplica], now: float, received: float
     ) -> EngineOutcome:
         m = self._memory
+        config = autoscale.with_targets(config, self.autoscaler.targets(config, observed))
+        scaling = self.autoscaler.status()
         failures = planner.next_failures(config, observed, m.failures, now)
         plan = planner.plan(config, observed, failures, now, m.capacity)
         errors = apply_plan(
@@ -182,19 +192,25 @@ class Reconciler:
             plan,
             config=config,
             observed=observed,
-            render_ingress=routing.render_ingress,
+            render_ingress=functools.partial(
+                routing.render_ingress,
+                threads=routing.ingress_threads(m.capacity.cores if m.capacity else None),
+            ),
             container_slots=self._container_slots,
         )
         m.failures = _count_start_errors(config, errors, failures, now)
         m.events.add(replica_events.between(m.seen, observed, now))
         m.events.add(_refused_starts(errors, now))
         m.seen = {r.container_id: r for r in observed}
-        deployments = status.deployment_statuses(config, observed, m.failures, now, plan.pending)
+        deployments = status.deployment_statuses(
+            config, observed, m.failures, now, plan.pending, scaling
+        )
         m.apps = status.application_statuses(config, deployments, m.phase, received)
         m.phase = {app.name: app.status for app in m.apps}
         if self._metrics:
             self._metrics.set_replicas(_replica_counts(observed))
             self._metrics.set_pending({k: p.count for k, p in plan.pending.items()})
+            self._metrics.set_autoscaling(scaling)
         return _engine_outcome(plan, observed, errors, self._engine.settling())
 
     def _record(self, outcome: PassOutcome, decision: retry.Decision) -> None:

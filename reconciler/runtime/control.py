@@ -98,9 +98,7 @@ def reconfigure(
     """Hand a new user_config to the replica; returns the hash it now runs."""
     body = json.dumps({"user_config": user_config, "user_config_hash": config_hash})
     try:
-        status, data = _request(
-            url, "POST", "/-/reconfigure", body.encode("utf-8"), timeout, token
-        )
+        status, data = _request(url, "POST", "/-/reconfigure", body.encode("utf-8"), timeout, token)
     except (OSError, http.client.HTTPException) as e:
         raise EngineError(f"replica at {url} did not answer reconfigure: {e}") from e
     if status != 200 or not isinstance(data, dict):

@@ -54,6 +54,7 @@ from reconciler.model import (
     HttpOptions,
     IngressConfig,
     ObservedReplica,
+    PackageSet,
     ReplicaState,
     ServeConfig,
 )
@@ -62,8 +63,9 @@ from reconciler.runtime.bundle import build_bundle
 from reconciler.runtime.exits import ExitWatcher
 from reconciler.runtime.haproxy_admin import AdminError, HaproxyAdmin
 from reconciler.runtime.health import HealthMonitor
-from reconciler.runtime.images import ImageBuilder
+from reconciler.runtime.images import ImageBuilder, Progress
 from reconciler.runtime.ingress_reload import await_version, config_tar
+from reconciler.runtime.load_sampler import LoadSampler, LoadSink, read_loads
 from reconciler.runtime.observe import Observer, published_port
 from reconciler.runtime.prepare import Preparer, prepare_config
 from reconciler.runtime.remote_code import default_cache_dir
@@ -109,11 +111,13 @@ class DockerEngine:
         self._ingress_applied: tuple[HttpOptions, IngressConfig] | None = None
         self._ingress_leaving = 0  # drained servers the ingress still serves requests on
         self._ingress_admin: HaproxyAdmin | None = None
+        self._said_no_admin = False
         self._stopped: set[str] = set()  # drained replicas told to stop (SIGTERM)
         self.ingress_reloads = 0  # HAProxy reloads asked for (not counting a first start)
         self.ingress_runtime_changes = 0  # changes of servers made through the runtime API
         self._health_monitor = HealthMonitor(control.health_error)
         self._exit_watcher: ExitWatcher | None = None
+        self._load_sampler: LoadSampler | None = None
         # An engine object dropped (tests make many) stops its checks with it.
         weakref.finalize(self, self._health_monitor.close).atexit = False
         self.images = ImageBuilder(
@@ -161,10 +165,34 @@ class DockerEngine:
             self._api().ping()
 
     def close(self) -> None:
-        """Stop the background work: health checks and following the engine's events."""
+        """Stop the background work: health checks, following the engine's events, sampling
+        the ingress's load."""
         if self._exit_watcher is not None:
             self._exit_watcher.close()
+        if self._load_sampler is not None:
+            self._load_sampler.close()
         self._health_monitor.close()
+
+    def on_load(self, sink: LoadSink, tick_s: float) -> None:
+        """Hand `sink(time, {backend: requests in flight})` the ingress's load every `tick_s`
+        (from a thread of its own, through the ingress's runtime API; nothing while there is
+        no ingress)."""
+        if self._load_sampler is not None:
+            self._load_sampler.close()
+        engine = weakref.ref(self)  # the sampler's thread must not keep the engine alive
+
+        def read() -> dict[str, float] | None:
+            alive = engine()
+            admin = alive._ingress_admin if alive is not None else None
+            return read_loads(admin) if admin is not None else None
+
+        self._load_sampler = LoadSampler(read, sink, tick_s)
+        weakref.finalize(self, self._load_sampler.close).atexit = False
+        self._load_sampler.start()
+
+    def packages_image(self, base_image: str, packages: PackageSet, progress: Progress) -> str:
+        """The base plus `packages` (what the sandbox imports the application's code in)."""
+        return self.images.packages_image(base_image, packages, progress)
 
     def on_replica_failure(self, callback: Callable[[], None]) -> None:
         """Call `callback()` when a replica (or the ingress) exits, from the engine's events, or
@@ -241,6 +269,15 @@ class DockerEngine:
             self._ingress_admin = None
             return
         self._ingress_admin = self._admin_of(running[0].get("Ports") or [])
+        if self._ingress_admin is None and not self._said_no_admin:
+            self._said_no_admin = True
+            log.warning(
+                "the ingress %s publishes no runtime API (made by an older reconciler): every "
+                "replica change reloads it and autoscaling has no load to go by; remove it "
+                "(`docker rm -f %s`) to have it made again",
+                self.ingress_name,
+                self.ingress_name,
+            )
 
     def _admin_of(self, ports: list[dict[str, Any]]) -> HaproxyAdmin | None:
         port = published_port(self._local_host, ports, containers.ADMIN_PORT)

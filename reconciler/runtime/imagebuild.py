@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from reconciler import naming
-from reconciler.model import CodeTree, DeploymentSpec, short_hash
+from reconciler.model import CodeTree, DeploymentSpec, PackageSet, short_hash
 from reconciler.runtime import labels
 from reconciler.runtime.bundle import write_bundle
 from reconciler.runtime.containers import DEPS_DIR
@@ -45,26 +45,28 @@ def _tag(repository: str, instance: str, *parts: str) -> str:
     return f"{repository}:{naming.clean(instance)}-{digest}"
 
 
-def deps_tag(instance: str, base_id: str, spec: DeploymentSpec, wheels: Wheels) -> str:
-    assert spec.packages is not None
-    return _tag(DEPS_REPOSITORY, instance, base_id, spec.packages.digest, wheels.digest)
+def deps_tag(instance: str, base_id: str, packages: PackageSet, wheels: Wheels) -> str:
+    return _tag(DEPS_REPOSITORY, instance, base_id, packages.digest, wheels.digest)
 
 
 def app_tag(instance: str, base_id: str, deps: str, code: CodeTree | None, runtime: str) -> str:
     return _tag(APP_REPOSITORY, instance, base_id, deps, code.digest if code else "", runtime)
 
 
-def image_labels(instance: str, role: str, spec: DeploymentSpec, base: str) -> dict[str, str]:
-    """Owner and version of an image; `base` the image it was built FROM (for the GC)."""
-    return {
+def image_labels(
+    instance: str, role: str, spec: DeploymentSpec | None, base: str
+) -> dict[str, str]:
+    """Owner and version of an image; `base` the image it was built FROM (for the GC). Without
+    a spec (a packages image the sandbox asked for), only the owner, the role and the base."""
+    found = {
         labels.MANAGED: "true",
         labels.OWNER: instance,
         labels.ROLE: role,
-        labels.APP: spec.app,
-        labels.DEPLOYMENT: spec.name,
-        labels.VERSION: spec.version,
         labels.BASE_IMAGE: base,
     }
+    if spec is not None:
+        found |= {labels.APP: spec.app, labels.DEPLOYMENT: spec.name, labels.VERSION: spec.version}
+    return found
 
 
 def _label_line(values: dict[str, str]) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import ConfigError, ConfigIssue, EngineError, ImageMissing, ReconcilerError
-from reconciler.model import DeploymentSpec
+from reconciler.model import DeploymentSpec, PackageSet
 from reconciler.runtime import containers, imagebuild, labels
 from reconciler.runtime.bundle import runtime_digest
 from reconciler.runtime.wheels import PROBE, Interpreter, PipSettings, WheelResolver, Wheels
@@ -82,23 +82,41 @@ class ImageBuilder:
     def ensure(self, spec: DeploymentSpec, base_id: str, progress: Progress) -> str:
         """The tag of the image this deployment version runs, built when missing."""
         wheels, deps = None, ""
-        if spec.packages is not None:
-            wheels = self._wheels.resolve(spec.packages, self._interpreter(base_id), progress)
-            deps = imagebuild.deps_tag(self._instance, base_id, spec, wheels)
+        packages = spec.packages
+        if packages is not None:
+            wheels = self._wheels.resolve(packages, self._interpreter(base_id), progress)
+            deps = imagebuild.deps_tag(self._instance, base_id, packages, wheels)
         if self._runtime is None:
             self._runtime = runtime_digest()
         tag = imagebuild.app_tag(self._instance, base_id, deps, spec.code, self._runtime)
+        who = f"{spec.app}/{spec.name}"
 
         def build() -> None:  # the packages image only when the app image is missing too
             parent = base_id
-            if wheels is not None:
+            if packages is not None and wheels is not None:
+                role = imagebuild.image_labels(self._instance, "deps-image", spec, base_id)
                 parent = self._ensure(
-                    deps, lambda: self._build_deps(spec, deps, base_id, wheels, progress)
+                    deps,
+                    lambda: self._build_deps(packages, who, deps, base_id, wheels, role, progress),
                 )
             self._build_app(spec, tag, parent, progress)
 
         self._ensure(tag, build)
         return tag
+
+    def packages_image(self, base_image: str, packages: PackageSet, progress: Progress) -> str:
+        """The image `base_image` plus `packages` (what the sandbox imports an application's
+        code in, as Serve builds it in the application's runtime_env), built when missing."""
+        base_id = self.base_id(base_image)
+        if base_id is None:
+            raise ImageMissing(f"image {base_image} is not on the engine (it is never pulled)")
+        wheels = self._wheels.resolve(packages, self._interpreter(base_id), progress)
+        tag = imagebuild.deps_tag(self._instance, base_id, packages, wheels)
+        role = imagebuild.image_labels(self._instance, "deps-image", None, base_id)
+        return self._ensure(
+            tag,
+            lambda: self._build_deps(packages, "the sandbox", tag, base_id, wheels, role, progress),
+        )
 
     def forget(self, tag: str) -> None:
         """The engine said it has no such image: build it again next time."""
@@ -142,16 +160,20 @@ class ImageBuilder:
     # --- builds ---------------------------------------------------------------------------
 
     def _build_deps(
-        self, spec: DeploymentSpec, tag: str, base_id: str, wheels: Wheels, progress: Progress
+        self,
+        packages: PackageSet,
+        who: str,
+        tag: str,
+        base_id: str,
+        wheels: Wheels,
+        role_labels: dict[str, str],
+        progress: Progress,
     ) -> None:
-        assert spec.packages is not None
-        role_labels = imagebuild.image_labels(self._instance, "deps-image", spec, base_id)
-        dockerfile = imagebuild.deps_dockerfile(base_id, wheels, spec.packages.check, role_labels)
+        dockerfile = imagebuild.deps_dockerfile(base_id, wheels, packages.check, role_labels)
         with tempfile.TemporaryFile(dir=self._cache) as context:
             imagebuild.write_deps_context(context, dockerfile, wheels)
-            failure = self._build(spec, tag, context, progress, "the packages image", base_id)
+            failure = self._build(who, tag, context, progress, "the packages image", base_id)
         if failure:
-            packages = spec.packages
             message = f"the packages cannot be installed in the image:\n{failure}"
             issue = ConfigIssue(
                 packages.file, packages.line, packages.column, packages.path, message
@@ -164,13 +186,14 @@ class ImageBuilder:
         self._cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=self._cache) as context:
             imagebuild.write_app_context(context, dockerfile, spec.code)
-            failure = self._build(spec, tag, context, progress, "the image", parent)
+            who = f"{spec.app}/{spec.name}"
+            failure = self._build(who, tag, context, progress, "the image", parent)
         if failure:
             raise EngineError(f"building the image for {spec.app}/{spec.name} failed: {failure}")
 
     def _build(
         self,
-        spec: DeploymentSpec,
+        who: str,
         tag: str,
         context: Any,
         progress: Progress,
@@ -180,7 +203,6 @@ class ImageBuilder:
         """Run one build; the error text ("" on success). Intermediate stages are removed."""
         context.seek(0)
         self.builds += 1
-        who = f"{spec.app}/{spec.name}"
         progress(f"building {what} for {who}")
         output: list[str] = []
         stages: list[str] = []

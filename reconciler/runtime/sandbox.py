@@ -17,12 +17,13 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import io
+import logging
 import secrets
 import tarfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,13 @@ import docker.types
 import requests.exceptions
 
 from reconciler.errors import CodeBuildError, EngineError, EngineUnavailable
-from reconciler.model import CodeTree
+from reconciler.model import CodeTree, PackageSet
 from reconciler.ports import GraphDescription
 from reconciler.runtime import containers, labels, sandbox_output
 from reconciler.runtime.bundle import RUNTIME_DIR, build_bundle
 from reconciler.runtime.seam import seam
+
+log = logging.getLogger(__name__)
 
 COMMAND = ["python3", "-m", "serve_replica.describe"]
 ROLE = "sandbox"
@@ -58,6 +61,10 @@ class SandboxLimits:
 Key = tuple[str, str, tuple[str, ...], str, str, tuple[tuple[str, str], ...]]
 
 
+PackagesImage = Callable[[str, PackageSet, Callable[[str], None]], str]
+"""(base image, packages, progress) -> an image holding both (runtime.images.ImageBuilder)."""
+
+
 class SandboxGraphBuilder:
     """A `ports.GraphBuilder` on one Docker engine, owned by one reconciler instance."""
 
@@ -70,8 +77,10 @@ class SandboxGraphBuilder:
         limits: SandboxLimits = SandboxLimits(),
         runtime_dir: Path = RUNTIME_DIR,
         docker_client: Any | None = None,
+        packages_image: PackagesImage | None = None,
     ) -> None:
         self._instance = instance
+        self._packages_image = packages_image
         self._default_image = default_image
         self._allowlist = tuple(image_allowlist)
         self.limits = limits
@@ -101,6 +110,7 @@ class SandboxGraphBuilder:
         args: str,
         image: str | None,
         env: tuple[tuple[str, str], ...] = (),
+        packages: PackageSet | None = None,
     ) -> GraphDescription:
         image = image or self._default_image
         if not (self._runtime_dir / "serve_replica" / "describe.py").is_file():
@@ -110,6 +120,14 @@ class SandboxGraphBuilder:
             )
         if self._allowlist and not _allowed(image, self._allowlist):
             raise EngineError(f"image {image} is not allowed by --allowed-images")
+        if packages is not None:
+            if self._packages_image is None:
+                raise EngineError(
+                    "the application's runtime_env packages are installed only by the daemon "
+                    "(a check here would import its code without them)"
+                )
+            # Serve builds the application in its runtime_env: its pip packages are there.
+            image = self._packages_image(image, packages, lambda text: log.info("%s", text))
         key: Key = (image, code.digest, code.dirs, import_path, args, env)
         with self._lock:
             cached = self._cache.get(key)
@@ -203,7 +221,8 @@ class SandboxGraphBuilder:
         environment = {
             "HOME": "/tmp",
             **dict(env),
-            "PYTHONPATH": "/opt/serve",
+            # as a replica's: the runtime, then the packages of a packages image
+            "PYTHONPATH": f"/opt/serve:{containers.DEPS_DIR}",
             "PYTHONUNBUFFERED": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
             "SERVE_IMPORT_PATH": import_path,

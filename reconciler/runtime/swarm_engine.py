@@ -43,13 +43,15 @@ from reconciler.model import (
     HttpOptions,
     IngressConfig,
     ObservedReplica,
+    PackageSet,
     ReplicaState,
     ServeConfig,
 )
 from reconciler.runtime import containers, control, labels, swarm_specs
 from reconciler.runtime.exits import ExitWatcher
 from reconciler.runtime.health import HealthMonitor
-from reconciler.runtime.images import ImageBuilder
+from reconciler.runtime.images import ImageBuilder, Progress
+from reconciler.runtime.load_sampler import LoadSampler, LoadSink
 from reconciler.runtime.prepare import Preparer, prepare_config
 from reconciler.runtime.remote_code import default_cache_dir
 from reconciler.runtime.seam import Conflict, Missing, seam
@@ -116,6 +118,7 @@ class SwarmEngine:
         self._watcher: ExitWatcher | None = None
         self._callback: Callable[[], None] | None = None
         self._soon: threading.Timer | None = None
+        self._load_sampler: LoadSampler | None = None
         self.images = ImageBuilder(
             self._api, seam, instance=instance, cache_dir=cache_dir or default_cache_dir(), pip=pip
         )
@@ -175,7 +178,28 @@ class SwarmEngine:
             self._watcher.close()
         if self._soon is not None:
             self._soon.cancel()
+        if self._load_sampler is not None:
+            self._load_sampler.close()
         self._monitor.close()
+
+    def on_load(self, sink: LoadSink, tick_s: float) -> None:
+        """Hand `sink(time, {backend: requests in flight})` every `tick_s`: the loads of every
+        node's ingress added up (a request counts on the node whose HAProxy took it)."""
+        if self._load_sampler is not None:
+            self._load_sampler.close()
+        ingress = weakref.ref(self.ingress)  # the sampler's thread must not keep it alive
+
+        def read() -> dict[str, float] | None:
+            alive = ingress()
+            return alive.backend_loads() if alive is not None else None
+
+        self._load_sampler = LoadSampler(read, sink, tick_s)
+        weakref.finalize(self, self._load_sampler.close).atexit = False
+        self._load_sampler.start()
+
+    def packages_image(self, base_image: str, packages: PackageSet, progress: Progress) -> str:
+        """The base plus `packages`, on the manager (where the sandbox runs)."""
+        return self.images.packages_image(base_image, packages, progress)
 
     def on_replica_failure(self, callback: Callable[[], None]) -> None:
         """`callback()` when a replica turns unhealthy, on every service or node event of ours

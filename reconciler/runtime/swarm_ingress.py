@@ -34,6 +34,7 @@ from reconciler.errors import EngineError
 from reconciler.model import INGRESS_VERSION_TOKEN, HttpOptions, IngressConfig, IngressServer
 from reconciler.runtime import containers, ingress_servers, labels
 from reconciler.runtime.haproxy_admin import SERVERS, Address, AdminError, HaproxyAdmin
+from reconciler.runtime.load_sampler import read_loads, summed
 from reconciler.runtime.seam import Missing
 from reconciler.runtime.swarm_objects import SwarmObjects
 from reconciler.runtime.swarm_observe import Json, Reading, unix_time
@@ -200,6 +201,16 @@ class SwarmIngress:
             log.debug("cannot read an ingress's in-flight counts: %s", exc)
             return None
         return total
+
+    def backend_loads(self) -> dict[str, float] | None:
+        """Requests in flight per backend (deployment), summed over every node's HAProxy: the
+        autoscaler's input. None while no ingress task can be asked; raises AdminError when one
+        that runs does not answer (that sample is skipped, rather than read low)."""
+        with self._lock:
+            admins = [t.admin for t in self._tasks if t.admin is not None]
+        if not admins:
+            return None
+        return summed(read_loads(GatedAdmin(a, self._token)) for a in admins)
 
     # --- applying ----------------------------------------------------------------------------
 

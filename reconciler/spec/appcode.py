@@ -21,7 +21,7 @@ from reconciler.errors import (
 )
 from reconciler.model import CodeTree, canonical_json
 from reconciler.ports import GraphBuilder
-from reconciler.spec import graphmerge, imagecheck, remote
+from reconciler.spec import graphmerge, imagecheck, packages, remote
 from reconciler.spec.codescan import GRAPH, CodeReader, ScannedApp, split_import_path
 from reconciler.spec.envvars import read_env_vars
 from reconciler.spec.issues import DocPath, Issues
@@ -128,6 +128,9 @@ class AppCode:
         if tree is None:
             return None
         plain_env, _ = read_env_vars(runtime_env.get("env_vars"), None)
+        # The loader reports what is wrong with the packages: read them here without a word.
+        quiet = Issues(self.issues.file, self.issues.positions)
+        wanted = packages.read_packages(runtime_env, (*path, "runtime_env"), quiet, self.root)
         try:
             built = builder.describe(
                 code=tree,
@@ -136,6 +139,7 @@ class AppCode:
                 image=image if isinstance(image, str) else None,
                 # what module-level code may read; secret values stay out of the sandbox's Env
                 env=tuple(sorted((k, e.value) for k, e in plain_env.items() if not e.secret)),
+                packages=wanted,
             )
         except CodeBuildError as exc:
             self._build_failed(exc, path)

@@ -342,8 +342,9 @@ RULES: Mapping[str, tuple[Rule, ...]] = {
             "resources",
             WARNING,
             _set,
-            "custom resources have no effect on Docker: they reserve nothing (the values are "
-            "recorded, so a change restarts the replicas)",
+            "custom resources reserve nothing on Docker unless the reconciler is told the host "
+            "has them (--resources '{\"NAME\": AMOUNT}'); the values are recorded, so a change "
+            "restarts the replicas",
         ),
         Rule(
             "object_store_memory",

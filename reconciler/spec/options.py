@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from reconciler.model import (
+    AUTO_NUM_REPLICAS,
     AutoscalingConfig,
     CodeTree,
     DeploymentSpec,
@@ -20,17 +21,31 @@ from reconciler.model import (
 # (key path inside the options mapping, message, point at the key rather than the value)
 Report = Callable[[tuple[str | int, ...], str, bool], None]
 
-AUTO_DEFAULTS: Mapping[str, Any] = {
-    "min_replicas": 1,
-    "max_replicas": 100,
-    "target_ongoing_requests": 2.0,
-}
+AUTO_DEFAULTS: Mapping[str, Any] = AUTO_NUM_REPLICAS
+# Fields of autoscaling_config the model carries typed: float-valued, null meaning the default.
+_AUTOSCALING_FLOATS = (
+    "metrics_interval_s",
+    "look_back_period_s",
+    "smoothing_factor",
+    "upscale_delay_s",
+    "downscale_delay_s",
+)
+_AUTOSCALING_OPTIONAL = (
+    "upscale_smoothing_factor",
+    "downscale_smoothing_factor",
+    "upscaling_factor",
+    "downscaling_factor",
+    "downscale_to_zero_delay_s",
+)
 _AUTOSCALING_MODELLED = (
     "min_replicas",
     "max_replicas",
     "initial_replicas",
     "target_ongoing_requests",
     "target_num_ongoing_requests_per_replica",
+    "aggregation_function",
+    *_AUTOSCALING_FLOATS,
+    *_AUTOSCALING_OPTIONAL,
 )
 DEFAULTS: Mapping[str, float] = {
     "graceful_shutdown_wait_loop_s": 2.0,
@@ -138,6 +153,8 @@ def autoscaling_model(given: Mapping[str, Any], auto: bool) -> AutoscalingConfig
     extra = tuple(
         sorted((k, canonical_json(v)) for k, v in values.items() if k not in _AUTOSCALING_MODELLED)
     )
+    floats = {k: float(values[k]) for k in _AUTOSCALING_FLOATS if values.get(k) is not None}
+    optional = {k: float(values[k]) for k in _AUTOSCALING_OPTIONAL if values.get(k) is not None}
     return AutoscalingConfig(
         min_replicas=int(values["min_replicas"]),
         max_replicas=int(values["max_replicas"]),
@@ -145,7 +162,10 @@ def autoscaling_model(given: Mapping[str, Any], auto: bool) -> AutoscalingConfig
         if values.get("initial_replicas") is None
         else int(values["initial_replicas"]),
         target_ongoing_requests=float(target),
+        aggregation_function=str(values.get("aggregation_function") or "mean").lower(),
         extra=extra,
+        **floats,
+        **optional,
     )
 
 

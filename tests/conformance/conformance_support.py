@@ -94,5 +94,6 @@ def deploy(root: Path, apps: list[App], files: list[str]) -> tuple[Harness, str,
         instance=instance, default_image=BASE_IMAGE, limits=HostLimits(cpu_overcommit=100.0)
     )
     # Loaded as `reconciler up` loads it: builders and options from code are built in a sandbox.
-    harness = Harness(root, instance, engine=make_engine(settings), load=make_loader(settings))
+    engine = make_engine(settings)
+    harness = Harness(root, instance, engine=engine, load=make_loader(settings, engine=engine))
     return harness, instance, f"http://127.0.0.1:{port}"

@@ -153,8 +153,10 @@ def test_a_drained_replica_finishes_its_requests_before_it_is_told_to_stop(
     admin = h.engine.ingress_admin
     assert admin is not None
     wait_for(
-        lambda: sum(r.scur for r in admin.show_stat() if r.is_backend and r.proxy.startswith("be_"))
-        >= 4,
+        lambda: (
+            sum(r.scur for r in admin.show_stat() if r.is_backend and r.proxy.startswith("be_"))
+            >= 4
+        ),
         timeout=10,
         what="four requests in flight",
     )

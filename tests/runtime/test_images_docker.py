@@ -81,7 +81,8 @@ class Up:
             keeper.applied("worktree")
             return self.loaded
 
-        load = app.make_loader(EngineSettings(default_image=BASE_IMAGE), self.fetch)
+        settings = EngineSettings(instance=self.engine._instance, default_image=BASE_IMAGE)
+        load = app.make_loader(settings, self.fetch, self.engine)
         target = WorkTreeTarget(
             root=self.root, config_path="serve_config.yaml", load=load, prepare=prepare
         )
@@ -173,6 +174,48 @@ def test_pip_packages_deploy_roll_and_an_unresolvable_one_is_refused(
     assert "No matching distribution found for tinypkg==9.9" in error  # pip's own words
     assert [r.container_id for r in up.running()] == [second.container_id]
     assert up.call(second, "value") == "2.0"
+
+
+BUILDER_APP = """\
+import tinypkg
+from ray import serve
+
+
+@serve.deployment
+class Pkg:
+    def value(self):
+        return tinypkg.VALUE
+
+
+def build(args):
+    # options the code computes from a package only its runtime_env has: read in the sandbox
+    replicas = 1 if tinypkg.VALUE == "1.0" else 2
+    return Pkg.options(num_replicas=replicas, max_ongoing_requests=args["x"]).bind()
+"""
+
+
+def test_a_builder_importing_a_pip_package_is_built_in_the_packages_image(
+    tmp_path: Path, instance_name: str, docker_client: Any, index: str
+) -> None:
+    """Serve builds the application in its runtime_env: the sandbox imports the builder's
+    module in the image that has the app's pip packages, so its options can be read."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "pkgapp.py").write_text(BUILDER_APP)
+    config = CONFIG.format(port=free_port(), version="2.0")
+    config = config.replace("import_path: pkgapp:app", "import_path: pkgapp:build\nargs: {x: 7}")
+    (root / "serve_config.yaml").write_text(config)
+    up = Up(root, _engine(instance_name, tmp_path, docker_client, index), CodeFetcher(tmp_path))
+    try:
+        up.converge()
+        replicas = up.running()
+        assert len(replicas) == 2  # num_replicas=2: the builder saw tinypkg 2.0
+        assert {up.call(r, "value") for r in replicas} == {"2.0"}
+        (pkg,) = up.loaded.deployments()  # type: ignore[union-attr]
+        assert pkg.max_ongoing_requests == 7
+    finally:
+        up.engine.remove_all()
+        remove_owned(docker_client, instance_name)
 
 
 def test_an_https_zip_working_dir_deploys(

@@ -76,12 +76,16 @@ def test_replica_lifecycle(engine: DockerEngine, code_tree: CodeTree, docker_cli
     after = {c.id: _started(c) for c in docker_client.containers.list(all=True, filters=ours)}
     assert after == before
 
-    # drain: renamed at once (name free for a replacement), STOPPING, then exits
+    # drain: renamed at once (name free for a replacement), STOPPING, still running; told to
+    # stop, it exits
     second = seen[1]
     engine.drain(second, 10)
     draining = _state(engine.observe(), 1)
     assert draining.state is ReplicaState.STOPPING and "--drain-" in draining.name
-    assert draining.drain_deadline and draining.drain_deadline > 0
+    assert draining.drain_deadline and draining.drain_deadline > 0 and not draining.stop_sent
+    assert draining.in_flight is None  # no ingress here to say what is left on it
+    engine.stop(draining)
+    assert _state(engine.observe(), 1).stop_sent
     observe_until(engine, lambda rs: _state(rs, 1).drain_deadline == 0, 30)
     exited = docker_client.api.inspect_container(second.container_id)["State"]
     assert exited["Status"] == "exited" and exited["ExitCode"] == 0
@@ -240,6 +244,7 @@ def test_sigterm_drains_in_flight_request_and_max_ongoing_serialises(
     inflight.start()
     observe_until(engine, lambda rs: call_json(rs[0].control_url + "/-/state")[1]["ongoing"] == 1)
     engine.drain(replica, 10)
+    engine.stop(replica)  # told to stop with a request in flight: it finishes it first
     inflight.join(30)
     assert slow == [200]
     observe_until(engine, lambda rs: rs[0].drain_deadline == 0, 30)

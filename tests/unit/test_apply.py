@@ -12,12 +12,15 @@ from reconciler.model import (
     DeploymentSpec,
     DrainReplica,
     HttpOptions,
+    IngressConfig,
+    IngressServer,
     ObservedReplica,
     Plan,
     ReconfigureReplica,
     ReplicaState,
     ServeConfig,
     StartReplica,
+    StopReplica,
 )
 from reconciler.reconcile.actions import apply_plan, default_container_slots
 
@@ -47,13 +50,19 @@ class ModelEngine:
             raise AssertionError("drained a replica the ingress still routes to")
         self.replicas[replica.container_id] = replace(replica, state=ReplicaState.STOPPING)
 
+    def stop(self, replica: ObservedReplica) -> None:
+        current = self.replicas[replica.container_id]
+        if current.state is not ReplicaState.STOPPING or replica.container_id in self.routed:
+            raise AssertionError("told a replica to stop before it left rotation")
+        self.replicas[replica.container_id] = replace(current, stop_sent=True)
+
     def remove(self, replica: ObservedReplica) -> None:
         self.replicas.pop(replica.container_id, None)
 
-    def apply_ingress(self, http: HttpOptions | None, haproxy_cfg: str | None) -> None:
+    def apply_ingress(self, http: HttpOptions | None, ingress: IngressConfig | None) -> None:
         if not self.ingress_works:
             raise EngineError("reload the ingress: container is restarting")
-        self.routed = set((haproxy_cfg or "").split(","))
+        self.routed = {s.replica_id for s in ingress.servers} if ingress else set()
 
     def remove_all(self) -> None:
         self.replicas.clear()
@@ -74,8 +83,9 @@ CONFIG = ServeConfig(
 )
 
 
-def _render(config: ServeConfig, observed: object, routable: frozenset[str]) -> str:
-    return ",".join(sorted(routable))
+def _render(config: ServeConfig, observed: object, routable: frozenset[str]) -> IngressConfig:
+    servers = tuple(IngressServer("be", cid, "10.0.0.1", 8000, replica_id=cid) for cid in routable)
+    return IngressConfig(text="", skeleton="", servers=servers)
 
 
 def _old(cid: str, index: int) -> ObservedReplica:
@@ -105,6 +115,19 @@ def test_no_drain_while_the_ingress_cannot_be_updated() -> None:
     assert "ingress could not be updated" in errors[0].message
     assert engine.replicas["b"].state == ReplicaState.RUNNING  # still serving, not drained
     assert "new-2" in engine.replicas  # the start still happened
+
+
+def test_a_drained_replica_is_stopped_even_while_the_ingress_fails() -> None:
+    a = _old("a", 0)
+    b = replace(_old("b", 1), state=ReplicaState.STOPPING, drain_deadline=99.0, in_flight=0)
+    engine = ModelEngine([a, b], ingress_works=False)
+    engine.routed = {"a"}  # b left rotation on an earlier pass
+    plan = Plan(
+        (StopReplica(b, "no request left on it"),), routable=frozenset({"a"}), settled=False
+    )
+    errors = apply_plan(engine, plan, config=CONFIG, observed=[a, b], render_ingress=_render)
+    assert [e.action for e in errors] == [None]  # the ingress's failure, said
+    assert engine.replicas["b"].stop_sent
 
 
 class SlowStartEngine(ModelEngine):

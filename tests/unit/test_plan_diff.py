@@ -109,12 +109,26 @@ def test_baked_in_settings_apply_to_new_replicas_without_a_restart() -> None:
     )
 
 
-def test_autoscaling_and_route_prefix_are_reported_without_changing_the_kind() -> None:
-    old = spec(route_prefix="/a")
-    new = spec(route_prefix="/b", autoscaling_config=AutoscalingConfig(min_replicas=2))
-    change = classify(old, new)
+def test_route_prefix_is_reported_without_changing_the_kind() -> None:
+    change = classify(spec(route_prefix="/a"), spec(route_prefix="/b"))
     assert change.kind == "unchanged"
-    assert change.reasons == ("autoscaling_config changed", "route_prefix /a -> /b")
+    assert change.reasons == ("route_prefix /a -> /b",)
+
+
+def test_autoscaled_deployments_change_bounds_not_replica_counts() -> None:
+    def auto(**kw: object) -> AutoscalingConfig:
+        return AutoscalingConfig(**{"min_replicas": 1, "max_replicas": 4, **kw})  # type: ignore[arg-type]
+
+    old = spec(n=1, autoscaling_config=auto())
+    moved = classify(old, spec(n=2, autoscaling_config=auto(min_replicas=2, max_replicas=8)))
+    assert moved.kind == "scale"
+    assert moved.reasons == ("autoscaling bounds 1-4 -> 2-8",)
+    assert moved.scaling == ("autoscaling 1-4", "autoscaling 2-8")
+    tuned = classify(old, spec(n=1, autoscaling_config=auto(upscale_delay_s=5.0)))
+    assert tuned.kind == "unchanged"
+    assert tuned.reasons == ("autoscaling_config changed: upscale_delay_s 30.0 -> 5.0",)
+    fixed = classify(old, spec(n=3))
+    assert (fixed.kind, fixed.reasons) == ("scale", ("autoscaling 1-4 -> 3 replicas",))
 
 
 def test_diff_configs_covers_both_sides_in_order() -> None:
