@@ -9,6 +9,7 @@ message}]}`; for several, one such entry per application under `applications`. E
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any
 
 from reconciler.model import (
@@ -97,6 +98,7 @@ def extras(snapshot: Snapshot) -> JSONObject:
         "retry": loop.retry,
         "pending_replicas": snapshot.pending_replicas,
         "capacity": capacity_body(snapshot.capacity),
+        "nodes": [asdict(node) for node in snapshot.nodes],
         "last_pass_at": loop.last_pass_at,
         "last_pass_duration_s": loop.last_pass_duration_s,
         "passes": loop.passes,

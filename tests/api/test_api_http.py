@@ -26,6 +26,7 @@ from reconciler.model import (
     ApplicationStatus,
     ApplicationStatusInfo,
     CommitStatus,
+    EngineNode,
     HistoryEntry,
     LoopStatus,
     Snapshot,
@@ -123,6 +124,20 @@ def test_status_multi_has_one_entry_per_application(api: LiveApi) -> None:
     ]
     assert body["engine_error"] == "Docker engine unreachable"
     assert "app_status" not in body
+
+
+def test_status_lists_a_swarms_nodes_and_says_which_is_down(api: LiveApi) -> None:
+    down = EngineNode("lab-node3", "10.199.0.13", "down", False, "heartbeat failure", "worker")
+    up = EngineNode("lab-node1", "10.199.0.11", "ready", True, role="manager", replicas=3)
+    api.state.snapshot = dataclasses.replace(single_snapshot(), nodes=(up, down))
+    nodes = api.client.get("/status").json()["nodes"]  # checked against the OpenAPI document
+    assert [(n["name"], n["ready"], n["replicas"]) for n in nodes] == [
+        ("lab-node1", True, 3),
+        ("lab-node3", False, 0),
+    ]
+    assert nodes[1]["message"] == "heartbeat failure"
+    api.state.snapshot = single_snapshot()  # a single host has no nodes
+    assert api.client.get("/status").json()["nodes"] == []
 
 
 @pytest.mark.parametrize("how", YAML_WAYS)
