@@ -72,7 +72,9 @@ def main(argv: list[str]) -> int:
             root = int(d.engine._api().inspect_container(d.engine.ingress_name)["State"]["Pid"])
             haproxy, proxies = [str(root), *_children(root)], _named("docker-proxy")
             seen: list[dict[str, float]] = []
-            sampler = LoadSampler(lambda: admin, lambda t, loads: seen.append(loads), 0.5)
+            sampler = LoadSampler(
+                lambda: read_loads(admin), lambda t, loads: seen.append(loads), 0.5
+            )
             own, h0, p0, t0 = (
                 time.process_time(),
                 _ticks(haproxy),
