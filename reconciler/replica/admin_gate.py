@@ -4,7 +4,10 @@ HAProxy's runtime API has no authentication, and a port Swarm publishes in host 
 every address of its node. So HAProxy keeps its API on a unix socket inside the container, and
 this gate, beside it in the ingress task, listens on a TCP port: a client sends the token on the
 first line, then one command; the gate relays that command to the socket and HAProxy's answer
-back, and closes. A wrong token gets the connection closed with nothing relayed.
+back, and closes. A wrong token gets `admin gate: refused` and nothing relayed; a command the
+gate could not relay (HAProxy's socket did not take the connection within a second: HAProxy is
+starting, or busy) gets `admin gate: ...` saying why, never an empty answer, which HAProxy gives
+for a command that succeeded.
 
 `python3 admin_gate.py PORT TOKEN_FILE SOCKET -- haproxy ARGS...`: the gate is the task's first
 process and starts HAProxy as its child, passing it SIGTERM and SIGINT, and ends with it (with
@@ -22,9 +25,11 @@ import socketserver
 import subprocess
 import sys
 import threading
+import time
 
 MAX_LINE = 64 * 1024
 TIMEOUT_S = 10.0
+CONNECT_TRIES, CONNECT_PAUSE_S = 10, 0.1  # HAProxy's socket may refuse for a moment
 
 
 class Gate(socketserver.StreamRequestHandler):
@@ -35,16 +40,33 @@ class Gate(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         given = self.rfile.readline(MAX_LINE)
         if not given.endswith(b"\n") or not hmac.compare_digest(given.strip(), self.token):
+            self.wfile.write(b"admin gate: refused\n")
             return
         command = self.rfile.readline(MAX_LINE)
         if not command.endswith(b"\n"):
+            self.wfile.write(b"admin gate: no command\n")
             return
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as admin:
+        try:
+            with self._connect() as admin:
+                admin.sendall(command)
+                while chunk := admin.recv(65536):
+                    self.wfile.write(chunk)
+        except OSError as exc:
+            self.wfile.write(f"admin gate: cannot relay to HAProxy: {exc}\n".encode())
+
+    def _connect(self) -> socket.socket:
+        for attempt in range(CONNECT_TRIES):
+            admin = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             admin.settimeout(TIMEOUT_S)
-            admin.connect(self.socket_path)
-            admin.sendall(command)
-            while chunk := admin.recv(65536):
-                self.wfile.write(chunk)
+            try:
+                admin.connect(self.socket_path)
+                return admin
+            except (ConnectionRefusedError, FileNotFoundError, BlockingIOError):
+                admin.close()
+                if attempt == CONNECT_TRIES - 1:
+                    raise
+                time.sleep(CONNECT_PAUSE_S)
+        raise AssertionError("unreachable")
 
 
 class Server(socketserver.ThreadingTCPServer):

@@ -1,4 +1,5 @@
-"""DockerEngine: the reconciler's one seam to Docker (the only module that imports `docker`).
+"""DockerEngine: the reconciler's seam to one Docker host (swarm_engine.py is the other
+implementation of ports.Engine).
 
 Every Docker SDK or connection error is wrapped here: an unreachable engine becomes
 `EngineUnavailable`, a refused operation `EngineError`. `prepare()` turns a config into one whose
@@ -9,14 +10,7 @@ way, so a remote engine works).
 `observe()` makes one list call per pass; the caches in `observe.Observer` keep idle passes free
 of HTTP calls.
 
-The ingress follows a change of servers alone (replicas started, drained, replaced) through
-HAProxy's runtime API (`runtime/ingress_servers.py`, over the admin port the ingress publishes
-on --publish-host), each change read back before the pass goes on, and the file is rewritten
-without a reload so a later reload agrees. A change of routes, applications or settings reloads:
-HAProxy 2.6 runs in master-worker mode (`-W`); SIGUSR2 makes the master re-exec and start new
-workers while old ones finish their in-flight requests. On Linux the new worker binds the
-listeners with SO_REUSEPORT next to the old one, so no connection is refused during a reload;
-measured by tests/runtime/test_runtime_ingress.py (requests in flight across reloads: no errors).
+The ingress container, its runtime API and its reloads are `host_ingress.HostIngress`.
 
 Drains: a drained replica is renamed with its deadline (STOPPING) once the ingress no longer
 routes to it, and told to stop (SIGTERM) by `stop` on a later pass, when the ingress reports
@@ -27,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import hashlib
 import logging
 import math
 import re
@@ -46,7 +39,6 @@ import docker.errors
 from reconciler import naming
 from reconciler.errors import EngineError, EngineUnavailable, ImageMissing
 from reconciler.model import (
-    INGRESS_VERSION_TOKEN,
     Capacity,
     CodeTree,
     DeploymentSpec,
@@ -58,18 +50,18 @@ from reconciler.model import (
     ReplicaState,
     ServeConfig,
 )
-from reconciler.runtime import containers, control, ingress_servers, labels, secret_env
+from reconciler.runtime import containers, control, labels, secret_env
 from reconciler.runtime.bundle import build_bundle
 from reconciler.runtime.exits import ExitWatcher
-from reconciler.runtime.haproxy_admin import AdminError, HaproxyAdmin
+from reconciler.runtime.haproxy_admin import HaproxyAdmin
 from reconciler.runtime.health import HealthMonitor
+from reconciler.runtime.host_ingress import HostIngress
 from reconciler.runtime.images import ImageBuilder, Progress
-from reconciler.runtime.ingress_reload import await_version, config_tar
 from reconciler.runtime.load_sampler import LoadSampler, LoadSink, read_loads
-from reconciler.runtime.observe import Observer, published_port
+from reconciler.runtime.observe import Observer
 from reconciler.runtime.prepare import Preparer, prepare_config
 from reconciler.runtime.remote_code import default_cache_dir
-from reconciler.runtime.seam import Conflict, Missing
+from reconciler.runtime.seam import Conflict, Missing, inspect_or_none, remove_quietly
 from reconciler.runtime.seam import seam as _seam
 from reconciler.runtime.wheels import PipSettings
 from reconciler.settings import HostLimits
@@ -104,17 +96,20 @@ class DockerEngine:
         self._capacity: tuple[float, Capacity] | None = None
         self._client = docker_client
         self._lock = threading.Lock()
-        self._ingress_lock = threading.Lock()
         self._network_lock = threading.Lock()
         self._network_ok = False
         self._bundles: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
-        self._ingress_applied: tuple[HttpOptions, IngressConfig] | None = None
-        self._ingress_leaving = 0  # drained servers the ingress still serves requests on
-        self._ingress_admin: HaproxyAdmin | None = None
-        self._said_no_admin = False
         self._stopped: set[str] = set()  # drained replicas told to stop (SIGTERM)
-        self.ingress_reloads = 0  # HAProxy reloads asked for (not counting a first start)
-        self.ingress_runtime_changes = 0  # changes of servers made through the runtime API
+        self.ingress = HostIngress(
+            self._api,
+            instance=instance,
+            name=self.ingress_name,
+            network=self.network_name,
+            image=default_image,
+            publish_host=publish_host,
+            ensure_network=self._ensure_network,
+            forget_network=self._forget_network,
+        )
         self._health_monitor = HealthMonitor(control.health_error)
         self._exit_watcher: ExitWatcher | None = None
         self._load_sampler: LoadSampler | None = None
@@ -151,7 +146,17 @@ class DockerEngine:
     def ingress_admin(self) -> HaproxyAdmin | None:
         """The running ingress's runtime API where this host reaches it (None: no ingress,
         or one made by an older reconciler, without a published admin port)."""
-        return self._ingress_admin
+        return self.ingress.admin
+
+    @property
+    def ingress_reloads(self) -> int:
+        """HAProxy reloads asked for (not counting a first start)."""
+        return self.ingress.reloads
+
+    @property
+    def ingress_runtime_changes(self) -> int:
+        """Changes of servers made through the runtime API."""
+        return self.ingress.runtime_changes
 
     def _api(self) -> Any:
         with self._lock:
@@ -179,11 +184,11 @@ class DockerEngine:
         no ingress)."""
         if self._load_sampler is not None:
             self._load_sampler.close()
-        engine = weakref.ref(self)  # the sampler's thread must not keep the engine alive
+        ingress = weakref.ref(self.ingress)  # the sampler's thread must not keep it alive
 
         def read() -> dict[str, float] | None:
-            alive = engine()
-            admin = alive._ingress_admin if alive is not None else None
+            alive = ingress()
+            admin = alive.admin if alive is not None else None
             return read_loads(admin) if admin is not None else None
 
         self._load_sampler = LoadSampler(read, sink, tick_s)
@@ -249,7 +254,7 @@ class DockerEngine:
         with _seam("list containers"):
             entries = self._api().containers(all=True, filters={"label": [owner]})
         replicas = [e for e in entries if (e.get("Labels") or {}).get(labels.ROLE) == "replica"]
-        self._check_ingress_alive(entries)
+        self.ingress.observe(entries)
         self._stopped &= {e["Id"] for e in replicas}
         return self._with_in_flight(self._observer.observe(replicas))
 
@@ -259,50 +264,12 @@ class DockerEngine:
     def settling(self) -> str | None:
         return None  # apply_ingress returns once the ingress serves
 
-    def _check_ingress_alive(self, entries: list[dict[str, Any]]) -> None:
-        """A missing or stopped ingress makes the next apply_ingress() redo its work."""
-        ingress = [e for e in entries if (e.get("Labels") or {}).get(labels.ROLE) == "ingress"]
-        running = [e for e in ingress if e.get("State") == "running"]
-        if not running:
-            with self._ingress_lock:
-                self._ingress_applied = None
-            self._ingress_admin = None
-            return
-        self._ingress_admin = self._admin_of(running[0].get("Ports") or [])
-        if self._ingress_admin is None and not self._said_no_admin:
-            self._said_no_admin = True
-            log.warning(
-                "the ingress %s publishes no runtime API (made by an older reconciler): every "
-                "replica change reloads it and autoscaling has no load to go by; remove it "
-                "(`docker rm -f %s`) to have it made again",
-                self.ingress_name,
-                self.ingress_name,
-            )
-
-    def _admin_of(self, ports: list[dict[str, Any]]) -> HaproxyAdmin | None:
-        port = published_port(self._local_host, ports, containers.ADMIN_PORT)
-        if port is None:
-            return None
-        known = self._ingress_admin
-        if known is not None and known.address == (self._local_host, port):
-            return known
-        return HaproxyAdmin((self._local_host, port))
-
-    @property
-    def _local_host(self) -> str:
-        return control.local_address(self._publish_host)
-
     def _with_in_flight(self, replicas: list[ObservedReplica]) -> list[ObservedReplica]:
         """STOPPING replicas still running, with what the ingress has left on them (one
         `show stat` when there are any) and whether they were told to stop."""
         if not any(_draining(r) for r in replicas):
             return replicas
-        admin, counts = self._ingress_admin, None
-        if admin is not None:
-            try:
-                counts = ingress_servers.in_flight_by_server(admin)
-            except AdminError as exc:
-                log.debug("cannot read the ingress's in-flight counts: %s", exc)
+        counts = self.ingress.in_flight()
         by_replica = (
             {naming.server_replica_id(name): n for name, n in counts.items()}
             if counts is not None
@@ -388,7 +355,7 @@ class DockerEngine:
             with _seam(f"start {name}"):
                 self._api().start(container_id)
         except EngineError as exc:
-            self._remove_quietly(container_id)
+            remove_quietly(self._api, container_id)
             self._forget_network(exc)
             raise
         self._observer.remember_hash(container_id, spec.user_config_hash)
@@ -418,7 +385,7 @@ class DockerEngine:
             return self._create(spec, index, name, image)
         except Conflict:
             pass  # an earlier pass created it
-        existing = self._inspect(name)
+        existing = inspect_or_none(self._api, name)
         if existing is None:
             return self._create(spec, index, name, image)
         found = existing["Config"].get("Labels") or {}
@@ -432,7 +399,7 @@ class DockerEngine:
             )
         if existing["State"]["Status"] != "created":
             return None
-        self._remove_quietly(existing["Id"])  # STALE: created by a pass that died before start
+        remove_quietly(self._api, existing["Id"])  # STALE: created by a pass that died before start
         return self._create(spec, index, name, image)
 
     def _create(self, spec: DeploymentSpec, index: int, name: str, image: str) -> str:
@@ -457,13 +424,6 @@ class DockerEngine:
                 healthcheck=containers.NO_IMAGE_HEALTHCHECK,
             )
         return str(created["Id"])
-
-    def _inspect(self, name: str) -> dict[str, Any] | None:
-        try:
-            with _seam(f"inspect {name}"):
-                return dict(self._api().inspect_container(name))
-        except Missing:
-            return None
 
     def reconfigure(self, replica: ObservedReplica, spec: DeploymentSpec) -> None:
         if replica.control_url is None:
@@ -496,12 +456,8 @@ class DockerEngine:
                 api.rename(replica.container_id, naming.drain_name(unique, deadline))
 
     def remove(self, replica: ObservedReplica) -> None:
-        self._remove_quietly(replica.container_id)
+        remove_quietly(self._api, replica.container_id)
         self._observer.forget(replica.container_id)
-
-    def _remove_quietly(self, container_id: str) -> None:
-        with contextlib.suppress(Missing, Conflict), _seam("remove container"):
-            self._api().remove_container(container_id, force=True)
 
     # --- network, ingress, teardown ----------------------------------------------------------
 
@@ -537,136 +493,7 @@ class DockerEngine:
                 self._network_ok = False
 
     def apply_ingress(self, http: HttpOptions | None, ingress: IngressConfig | None) -> None:
-        with self._ingress_lock:
-            if http is None or ingress is None:
-                self._remove_ingress()
-                self._ingress_applied = None
-                self._ingress_admin = None
-                return
-            applied = self._ingress_applied
-            if applied == (http, ingress) and not self._ingress_leaving:
-                return
-            self._ensure_network()
-            container_id, running = self._ingress_container(http)
-            followed = (
-                running
-                and applied is not None
-                and applied[0] == http
-                and self._follow_servers(container_id, applied[1], ingress)
-            )
-            if followed:
-                self._ingress_applied = (http, ingress)
-                return
-            self._reload_ingress(container_id, running, http, ingress)
-            self._ingress_leaving = 0  # a reloaded HAProxy starts with the routable servers only
-            self._ingress_applied = (http, ingress)
-
-    def _follow_servers(self, container_id: str, old: IngressConfig, new: IngressConfig) -> bool:
-        """Move the running HAProxy's servers through its runtime API; False when that cannot
-        be done (settings changed, no admin port, the API failed): the caller reloads."""
-        admin = self._ingress_admin
-        if admin is None or not ingress_servers.runtime_can_follow(old, new):
-            return False
-        try:
-            result = ingress_servers.sync(admin, new.servers, new.backends)
-        except AdminError as exc:
-            log.warning("the ingress's runtime API failed (%s); reloading it instead", exc)
-            return False
-        self._ingress_leaving = result.leaving
-        self.ingress_runtime_changes += int(result.changed)
-        if new.text != old.text:
-            self._write_ingress(container_id, new)  # so that a later reload agrees
-        return True
-
-    def _write_ingress(self, container_id: str, ingress: IngressConfig) -> str:
-        """Write the config (its version stamped in) and its files; return the version."""
-        version = hashlib.sha256(ingress.text.encode("utf-8")).hexdigest()[:16]
-        text = ingress.text.replace(INGRESS_VERSION_TOKEN, version)
-        with _seam("write the ingress config"):
-            self._api().put_archive(
-                container_id, containers.INGRESS_CFG_DIR, config_tar(text, ingress.files)
-            )
-        return version
-
-    def _reload_ingress(
-        self, container_id: str, running: bool, http: HttpOptions, ingress: IngressConfig
-    ) -> None:
-        version = self._write_ingress(container_id, ingress)
-        try:
-            with _seam("reload the ingress"):
-                if running:
-                    self._api().kill(container_id, signal="SIGUSR2")
-                    self.ingress_reloads += 1
-                else:
-                    self._api().start(container_id)
-        except EngineError as exc:
-            self._forget_network(exc)
-            raise
-        if not running:
-            self._learn_admin(container_id)
-        if INGRESS_VERSION_TOKEN in ingress.text:
-            resend = (lambda: self._resend_reload(container_id)) if running else None
-            await_version(http, version, resend, self.ingress_name)
-
-    def _learn_admin(self, container_id: str) -> None:
-        """The admin port Docker gave a freshly started ingress (observe() keeps it current)."""
-        info = self._inspect(container_id) or {}
-        bindings = ((info.get("NetworkSettings") or {}).get("Ports") or {}).get(
-            f"{containers.ADMIN_PORT}/tcp"
-        ) or []
-        ports = [
-            {
-                "PrivatePort": containers.ADMIN_PORT,
-                "PublicPort": b["HostPort"],
-                "IP": b.get("HostIp"),
-            }
-            for b in bindings
-            if b.get("HostPort")
-        ]
-        self._ingress_admin = self._admin_of(ports)
-
-    def _resend_reload(self, container_id: str) -> None:
-        with contextlib.suppress(EngineError), _seam("reload the ingress"):
-            self._api().kill(container_id, signal="SIGUSR2")
-
-    def _ingress_container(self, http: HttpOptions) -> tuple[str, bool]:
-        """(id, running) of an ingress bound to http.host:http.port, recreated if needed."""
-        existing = self._inspect(self.ingress_name)
-        if existing is not None:
-            if (existing["Config"].get("Labels") or {}).get(labels.OWNER) != self._instance:
-                raise EngineError(f"container {self.ingress_name} is not owned by this reconciler")
-            wanted = [{"HostIp": http.host, "HostPort": str(http.port)}]
-            bindings = (existing["HostConfig"].get("PortBindings") or {}).get("8000/tcp")
-            status = existing["State"]["Status"]
-            if bindings == wanted and status in ("running", "created"):
-                return existing["Id"], status == "running"
-            self._remove_quietly(existing["Id"])
-        api = self._api()
-        with _seam(f"create {self.ingress_name}"):
-            host_config = api.create_host_config(
-                **containers.ingress_host_config(
-                    self.network_name, http.host, http.port, self._publish_host
-                )
-            )
-            created = api.create_container(
-                self._default_image,
-                command=containers.INGRESS_COMMAND,
-                name=self.ingress_name,
-                user=containers.USER,
-                labels=containers.base_labels(self._instance, "ingress"),
-                ports=[containers.REPLICA_PORT, containers.ADMIN_PORT],
-                host_config=host_config,
-                stop_timeout=10,
-            )
-        return str(created["Id"]), False
-
-    def _remove_ingress(self) -> None:
-        existing = self._inspect(self.ingress_name)
-        if (
-            existing
-            and (existing["Config"].get("Labels") or {}).get(labels.OWNER) == self._instance
-        ):
-            self._remove_quietly(existing["Id"])
+        self.ingress.apply(http, ingress)
 
     def remove_all(self) -> None:
         owner = f"{labels.OWNER}={self._instance}"
@@ -674,17 +501,16 @@ class DockerEngine:
         with _seam("list containers"):
             entries = api.containers(all=True, filters={"label": [owner]})
         for entry in entries:
-            self._remove_quietly(entry["Id"])
+            remove_quietly(self._api, entry["Id"])
         with _seam("list networks"):
             networks = api.networks(filters={"label": [owner]})
         for network in networks:
             with contextlib.suppress(Missing, Conflict), _seam("remove network"):
                 api.remove_network(network["Id"])
         self._health_monitor.retain(())
-        with self._lock, self._ingress_lock:
+        with self._lock:
             self._network_ok = False
-            self._ingress_applied = None
-            self._ingress_admin = None
+        self.ingress.forget()
 
 
 def _draining(replica: ObservedReplica) -> bool:

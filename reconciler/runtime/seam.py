@@ -1,11 +1,13 @@
 """The one wrapper every Docker SDK call of the runtime goes through (both engines): an
 unreachable engine becomes `EngineUnavailable`, a refused operation `EngineError` (`Missing` for
-a 404, `Conflict` for a 409, `ImageMissing` for an unknown image), each saying what was tried."""
+a 404, `Conflict` for a 409, `ImageMissing` for an unknown image), each saying what was tried;
+and the two container calls that treat "not there" as an answer."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import docker.errors
 import requests.exceptions
@@ -37,3 +39,18 @@ def seam(action: str) -> Iterator[None]:
             f"{action}: the Docker engine is not reachable ({e}); is dockerd running, and does "
             "DOCKER_HOST name it? (`docker info` must work for this user)"
         ) from e
+
+
+def inspect_or_none(api: Callable[[], Any], name: str) -> dict[str, Any] | None:
+    """`docker inspect` of a container, None when there is none of that name or id."""
+    try:
+        with seam(f"inspect {name}"):
+            return dict(api().inspect_container(name))
+    except Missing:
+        return None
+
+
+def remove_quietly(api: Callable[[], Any], container_id: str) -> None:
+    """Remove a container, running or not; one already gone (or going) is no error."""
+    with contextlib.suppress(Missing, Conflict), seam("remove container"):
+        api().remove_container(container_id, force=True)

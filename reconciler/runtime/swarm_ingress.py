@@ -56,6 +56,9 @@ log = logging.getLogger(__name__)
 _TCP_ADMIN = f"    stats socket ipv4@0.0.0.0:{containers.ADMIN_PORT} level admin\n"
 
 
+GATE_ANSWER = "admin gate: "  # how the gate's own answers start (replica/admin_gate.py)
+
+
 class GatedAdmin(HaproxyAdmin):
     """HAProxy's runtime API behind the admin gate: the token is the first line sent."""
 
@@ -71,6 +74,14 @@ class GatedAdmin(HaproxyAdmin):
             sock.close()
             raise
         return sock
+
+    def command(self, line: str) -> str:
+        """HAProxy's answer; AdminError when the gate answered instead (a wrong token, or it
+        could not relay), since an empty answer must keep meaning HAProxy's success."""
+        answer = super().command(line)
+        if answer.startswith(GATE_ANSWER):
+            raise AdminError(f"the admin gate at {self._where()}: {answer.strip()}")
+        return answer
 
 
 def ingress_key(ingress: IngressConfig, http_port: int, image: str) -> str:

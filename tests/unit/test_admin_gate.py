@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.runtime.haproxy_admin import AdminError
 from reconciler.runtime.swarm_ingress import GatedAdmin
 from tests.support import free_port, wait_for
 
@@ -75,12 +76,25 @@ def test_the_token_lets_one_command_through_and_a_wrong_one_nothing(
     port, fake, _ = gate
     assert GatedAdmin(("127.0.0.1", port), "gate-token").show_info()["Name"] == "HAProxy"
     assert fake.commands == ["show info"]
-    assert GatedAdmin(("127.0.0.1", port), "gate-tokeN").command("show info") == ""
+    with pytest.raises(AdminError, match="admin gate: refused"):
+        GatedAdmin(("127.0.0.1", port), "gate-tokeN").command("show info")
     raw = socket.create_connection(("127.0.0.1", port), timeout=5)
     raw.sendall(b"show info\n")  # a command where the token should be
-    assert raw.recv(100) == b""
+    assert raw.recv(100) == b"admin gate: refused\n"
     raw.close()
     assert fake.commands == ["show info"]  # nothing else reached HAProxy
+
+
+def test_a_command_the_gate_cannot_relay_is_an_error_not_an_empty_success(
+    gate: tuple[int, FakeHaproxy, subprocess.Popen[bytes]],
+) -> None:
+    """HAProxy answers a `set server` that worked with nothing: an empty answer from a gate that
+    could not reach HAProxy read as success, and the server stayed out of rotation."""
+    port, fake, _ = gate
+    Path(fake.server.getsockname()).unlink()  # HAProxy's socket is gone (HAProxy restarting)
+    admin = GatedAdmin(("127.0.0.1", port), "gate-token", timeout_s=10)
+    with pytest.raises(AdminError, match="cannot relay to HAProxy"):
+        admin.enable_server("be_x", "srv")
 
 
 def test_sigterm_goes_to_haproxy_and_the_gate_ends_with_it(
