@@ -127,7 +127,11 @@ def pending_message(pending: Pending, target: int) -> str:
     return f"{head} {why}{hint}"
 
 
-def _progress_parts(view: DeploymentView) -> list[str]:
+# Serve's SERVE_SLOW_STARTUP_WARNING_S: a replica still starting after this long is said to be slow.
+SLOW_STARTUP_S = 30.0
+
+
+def _progress_parts(view: DeploymentView, now: float) -> list[str]:
     """What is happening, in words: one part per kind of work in flight."""
     target = view.target
     parts = []
@@ -148,6 +152,20 @@ def _progress_parts(view: DeploymentView) -> list[str]:
             parts.append(text.format(_replicas(n)))
     if view.waiting:
         parts.append(_waiting_part(view.waiting))
+    slow = [
+        r
+        for r in view.replicas
+        if r.state is ReplicaState.STARTING
+        and not r.waiting
+        and r.created_at
+        and now - r.created_at > SLOW_STARTUP_S
+    ]
+    if slow:
+        have = "has" if len(slow) == 1 else "have"
+        parts.append(
+            f"{_replicas(len(slow))} {have} taken more than {SLOW_STARTUP_S:g}s to initialize "
+            "(a slow __init__ or reconfigure?)"
+        )
     return parts
 
 
@@ -158,8 +176,8 @@ def _waiting_part(waiting: Sequence[ObservedReplica]) -> str:
     return f"{_replicas(len(waiting))} {verb} for a node ({'; '.join(reasons[:3])})"
 
 
-def _updating_message(view: DeploymentView, pending: Pending | None) -> str:
-    progress = "; ".join(_progress_parts(view)) or "updating"
+def _updating_message(view: DeploymentView, pending: Pending | None, now: float) -> str:
+    progress = "; ".join(_progress_parts(view, now)) or "updating"
     parts = [progress[0].upper() + progress[1:]]
     if view.failure is not None:
         parts.insert(0, _failure_note(view.failure, failure_threshold(view.target)))
@@ -220,8 +238,8 @@ def deployment_status(
         return info(DeploymentStatus.UNHEALTHY, _health_message(view.sick))
     if scaling is not None and _autoscaling_only(view, scaling):
         up = DeploymentStatus.UPSCALING if scaling.upscale else DeploymentStatus.DOWNSCALING
-        return info(up, _scaling_message(view, scaling, pending))
-    return info(DeploymentStatus.UPDATING, _updating_message(view, pending))
+        return info(up, _scaling_message(view, scaling, pending, now))
+    return info(DeploymentStatus.UPDATING, _updating_message(view, pending, now))
 
 
 def _rows(view: DeploymentView) -> tuple[ReplicaRow, ...]:
@@ -254,11 +272,11 @@ def _autoscaling_only(view: DeploymentView, scaling: AutoscalingStatus) -> bool:
 
 
 def _scaling_message(
-    view: DeploymentView, scaling: AutoscalingStatus, pending: Pending | None
+    view: DeploymentView, scaling: AutoscalingStatus, pending: Pending | None, now: float
 ) -> str:
     decision = scaling.decision[:1].upper() + scaling.decision[1:]
     parts = [_sentence(decision)]
-    progress = "; ".join(_progress_parts(view))
+    progress = "; ".join(_progress_parts(view, now))
     if progress:
         parts.append(_sentence(progress[0].upper() + progress[1:]))
     if pending is not None:

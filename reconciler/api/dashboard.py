@@ -19,6 +19,7 @@ from reconciler.model import (
     ApplicationStatusInfo,
     CommitStatus,
     DeploymentStatusInfo,
+    EngineNode,
     Snapshot,
 )
 from reconciler.records import Change, Event, ReplicaEvent, ReplicaRow, TimelineEntry
@@ -32,6 +33,8 @@ _TONE = {
     "recovered": "ok",
     "DEPLOYING": "busy",
     "UPDATING": "busy",
+    "UPSCALING": "busy",
+    "DOWNSCALING": "busy",
     "STARTING": "busy",
     "preparing": "busy",
     "draining": "busy",
@@ -50,6 +53,8 @@ _TONE = {
     "failed": "bad",
     "unhealthy": "bad",
     "refused": "bad",
+    "down": "bad",
+    "disconnected": "bad",
 }
 _VERB = {
     "create": "created",
@@ -191,6 +196,9 @@ def _deployment(d: DeploymentStatusInfo) -> str:
     counts = f"{running}/{d.target_replicas}"
     if d.pending_replicas:
         counts += f' <span class="bad-text">({d.pending_replicas} pending)</span>'
+    if d.autoscaling is not None:  # the bounds, not the load: the page changes on decisions
+        a = d.autoscaling
+        counts += f' <span class="dim-text">(autoscaling {a.min_replicas}-{a.max_replicas})</span>'
     head = (
         f'<tr class="deployment"><th scope="row" data-label="deployment">{_e(d.name)}</th>'
         f'<td data-label="status">{chip(str(d.status))}</td>'
@@ -309,6 +317,29 @@ def events(snapshot: Snapshot) -> str:
     return f'<section id="events"><h2>Recent events</h2>{table}</section>'
 
 
+def _node_row(n: EngineNode) -> str:
+    return (
+        f'<tr><td data-label="node">{_e(n.name)}</td>'
+        f'<td data-label="role">{_e(n.role or "-")}</td>'
+        f'<td data-label="state">{chip(n.state if not n.ready else "ready")}</td>'
+        f'<td data-label="replicas">{n.replicas}</td>'
+        f'<td data-label="address"><code>{_e(n.address)}</code></td>'
+        f'<td data-label="detail">{_e(n.message) or "-"}</td></tr>'
+    )
+
+
+def nodes(snapshot: Snapshot) -> str:
+    """A multi-node engine's nodes (none on a single host: no section)."""
+    if not snapshot.nodes:
+        return ""
+    rows = "".join(_node_row(n) for n in snapshot.nodes)
+    return (
+        '<section id="nodes"><h2>Nodes</h2><table class="nodes"><thead><tr><th>node</th>'
+        "<th>role</th><th>state</th><th>replicas</th><th>address</th><th>detail</th></tr>"
+        f"</thead><tbody>{rows}</tbody></table></section>"
+    )
+
+
 # --- the page ------------------------------------------------------------------------------
 
 
@@ -317,6 +348,7 @@ def live(snapshot: Snapshot, *, actions: bool) -> str:
     return (
         source_bar(snapshot, actions)
         + applications(snapshot)
+        + nodes(snapshot)
         + timeline(snapshot, actions)
         + events(snapshot)
     )

@@ -33,9 +33,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import docker
-import docker.errors
-
 from reconciler import naming
 from reconciler.errors import EngineError, EngineUnavailable, ImageMissing
 from reconciler.model import (
@@ -61,7 +58,7 @@ from reconciler.runtime.load_sampler import LoadSampler, LoadSink, read_loads
 from reconciler.runtime.observe import Observer
 from reconciler.runtime.prepare import Preparer, prepare_config
 from reconciler.runtime.remote_code import default_cache_dir
-from reconciler.runtime.seam import Conflict, Missing, inspect_or_none, remove_quietly
+from reconciler.runtime.seam import Conflict, LazyApi, Missing, inspect_or_none, remove_quietly
 from reconciler.runtime.seam import seam as _seam
 from reconciler.runtime.wheels import PipSettings
 from reconciler.settings import HostLimits
@@ -94,7 +91,7 @@ class DockerEngine:
         self._allowlist = tuple(image_allowlist)
         self._limits = limits or HostLimits()
         self._capacity: tuple[float, Capacity] | None = None
-        self._client = docker_client
+        self._api = LazyApi(docker_client)
         self._lock = threading.Lock()
         self._network_lock = threading.Lock()
         self._network_ok = False
@@ -157,13 +154,6 @@ class DockerEngine:
     def ingress_runtime_changes(self) -> int:
         """Changes of servers made through the runtime API."""
         return self.ingress.runtime_changes
-
-    def _api(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                with _seam("connect"):
-                    self._client = docker.from_env()
-            return self._client.api
 
     def ping(self) -> None:
         with _seam("ping"):

@@ -38,7 +38,7 @@ from reconciler.model import CodeTree, PackageSet
 from reconciler.ports import GraphDescription
 from reconciler.runtime import containers, labels, sandbox_output
 from reconciler.runtime.bundle import RUNTIME_DIR, build_bundle
-from reconciler.runtime.seam import seam
+from reconciler.runtime.seam import LazyApi, seam
 
 log = logging.getLogger(__name__)
 
@@ -85,18 +85,11 @@ class SandboxGraphBuilder:
         self._allowlist = tuple(image_allowlist)
         self.limits = limits
         self._runtime_dir = runtime_dir
-        self._client = docker_client
+        self._api = LazyApi(docker_client)
         self._lock = threading.Lock()
         self._cache: OrderedDict[Key, GraphDescription | CodeBuildError] = OrderedDict()
         self._swept = False
         self.runs = 0  # sandboxes started by this object (the cache keeps it low)
-
-    def _api(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                with seam("connect"):
-                    self._client = docker.from_env()
-            return self._client.api
 
     def ping(self) -> None:
         with seam("ping"):

@@ -1,14 +1,17 @@
 """The one wrapper every Docker SDK call of the runtime goes through (both engines): an
 unreachable engine becomes `EngineUnavailable`, a refused operation `EngineError` (`Missing` for
 a 404, `Conflict` for a 409, `ImageMissing` for an unknown image), each saying what was tried;
-and the two container calls that treat "not there" as an answer."""
+the two container calls that treat "not there" as an answer, and the client connected on
+first use."""
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import docker
 import docker.errors
 import requests.exceptions
 
@@ -54,3 +57,19 @@ def remove_quietly(api: Callable[[], Any], container_id: str) -> None:
     """Remove a container, running or not; one already gone (or going) is no error."""
     with contextlib.suppress(Missing, Conflict), seam("remove container"):
         api().remove_container(container_id, force=True)
+
+
+class LazyApi:
+    """The docker SDK's low-level API client: the one given, or one connected from the
+    environment (DOCKER_HOST and friends) on the first call, once, from any thread."""
+
+    def __init__(self, client: Any | None = None) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                with seam("connect"):
+                    self._client = docker.from_env()
+            return self._client.api

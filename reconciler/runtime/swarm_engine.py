@@ -54,7 +54,7 @@ from reconciler.runtime.images import ImageBuilder, Progress
 from reconciler.runtime.load_sampler import LoadSampler, LoadSink
 from reconciler.runtime.prepare import Preparer, prepare_config
 from reconciler.runtime.remote_code import default_cache_dir
-from reconciler.runtime.seam import Conflict, Missing, seam
+from reconciler.runtime.seam import Conflict, LazyApi, Missing, seam
 from reconciler.runtime.secret_env import SECRET_ENV_FILE
 from reconciler.runtime.swarm_images import RegistryImages
 from reconciler.runtime.swarm_ingress import SwarmIngress
@@ -106,8 +106,7 @@ class SwarmEngine:
         self._instance, self._default_image = instance, default_image
         self._allowlist = tuple(image_allowlist)
         self._limits = limits or HostLimits()
-        self._client = docker_client
-        self._lock = threading.Lock()
+        self._api = LazyApi(docker_client)
         self._network_lock = threading.Lock()
         self._token = load_token(token_file)
         self._token_id = token_id(self._token)
@@ -155,13 +154,6 @@ class SwarmEngine:
     def token(self) -> str:
         """The control token replicas answer to (tests call replicas with it)."""
         return self._token
-
-    def _api(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                with seam("connect"):
-                    self._client = docker.from_env()
-            return self._client.api
 
     def ping(self) -> None:
         with seam("ping"):

@@ -5,7 +5,13 @@ and `ray`, which the replica runtime provides. A module of the repository that i
 module level, a package none of these hold fails in every replica: an error at the import line,
 found without importing anything. Imports under `try: ... except ImportError` are optional, and
 so are those under `if TYPE_CHECKING:`. Another image (image_uri, or a daemon given another
---default-image) is not checked: its contents are not known here."""
+--default-image) is not checked: its contents are not known here.
+
+Of `ray`, the replica runtime provides Serve's API (`ray.serve` and the modules under the
+runtime's `ray/` directory), not a Ray cluster: an import of another `ray.` module fails in
+every replica too, and the deployment-graph modules Ray 2.10 removed (`ray.serve.drivers`,
+`ray.serve.deployment_graph`, `ray.serve.http_adapters`, `ray.dag`: DAGDriver, InputNode) are
+named as such, since they are the usual reason an older Serve file fails under Ray 2.60."""
 
 from __future__ import annotations
 
@@ -20,6 +26,14 @@ from reconciler.spec.codescan import CodeReader
 
 STOCK_IMAGE = DEFAULT_IMAGE  # the image scripts/build-image makes, whose contents are known
 MODULES_FILE = Path(__file__).resolve().parents[1] / "replica" / "default_image_modules.txt"
+RUNTIME_RAY = MODULES_FILE.parent / "ray"  # the runtime's `ray` package
+# Removed from Ray in 2.10 with deployment graphs (Ray 2.60 has none of them).
+GRAPH_MODULES = (
+    "ray.serve.drivers",
+    "ray.serve.deployment_graph",
+    "ray.serve.http_adapters",
+    "ray.dag",
+)
 # The replica runtime's own packages, on PYTHONPATH in every replica.
 RUNTIME_MODULES = frozenset({"ray", "serve_replica"})
 # Until the image's list is in the repository: what Debian's python3-fastapi, -starlette,
@@ -82,7 +96,13 @@ def missing_imports(
             local = [m for m in _candidates(site.module, site.names) if reader.find(m)]
             queue.extend(m for m in local if m not in seen)
             seen.update(local)
-            if local or site.guarded or _available(reader, site.top, known):
+            if local or site.guarded:
+                continue
+            ray_problem = _ray_problem(site.module) if site.top == "ray" else None
+            if ray_problem is not None:
+                issues.append(ConfigIssue(file, site.line, site.column, "", ray_problem))
+                continue
+            if _available(reader, site.top, known):
                 continue
             issues.append(
                 ConfigIssue(
@@ -108,3 +128,33 @@ def _candidates(module: str, names: tuple[str, ...]) -> list[str]:
 
 def _available(reader: CodeReader, top: str, known: frozenset[str]) -> bool:
     return top in known or reader.find(top) is not None or reader.is_package_dir(top)
+
+
+@functools.cache
+def runtime_ray_modules() -> frozenset[str]:
+    """The `ray` modules the replica runtime provides (ray, ray.serve, ray.serve.handle, ...)."""
+    found = set()
+    for path in RUNTIME_RAY.rglob("*.py"):
+        parts = path.relative_to(RUNTIME_RAY.parent).with_suffix("").parts
+        found.add(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return frozenset(found)
+
+
+def _ray_problem(module: str) -> str | None:
+    """Why importing `module` (a `ray` module) fails in a replica, or None when it works."""
+    provided = runtime_ray_modules()
+    if module in provided:
+        return None
+    removed = next((m for m in GRAPH_MODULES if module == m or module.startswith(m + ".")), None)
+    if removed is not None:
+        return (
+            f"'{module}' was removed in Ray 2.10 with deployment graphs (DAGDriver, InputNode, "
+            "http adapters) and is not in Ray 2.60 either: bind the deployments to each other "
+            "and call them through their handles, with the ingress deployment reading the "
+            "request (a starlette Request, or a FastAPI app with @serve.ingress)"
+        )
+    return (
+        f"'{module}' is not part of Ray that the replica runtime provides "
+        f"({', '.join(sorted(provided))}): replicas run Serve's API without a Ray cluster, so "
+        "importing this module fails in every replica"
+    )

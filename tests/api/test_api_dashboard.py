@@ -8,6 +8,8 @@ from dataclasses import replace
 
 from api_support import COMMIT_A, COMMIT_B, LiveApi, MakeApi, dashboard_snapshot
 
+from reconciler.model import AutoscalingStatus, DeploymentStatus, EngineNode
+
 
 def test_the_page_shows_the_snapshot(api: LiveApi) -> None:
     api.state.snapshot = dashboard_snapshot()
@@ -35,6 +37,33 @@ def test_the_applied_commits_warnings_are_shown(api: LiveApi) -> None:
     api.state.snapshot = replace(snap, commits=replace(snap.commits, warnings=(warning,)))
     html = api.client.get("/").text
     assert "<code>serve_config.yaml:7:5</code> warning: max_queued_requests" in html
+
+
+def test_a_swarms_nodes_and_an_autoscaled_deployment(api: LiveApi) -> None:
+    snap = dashboard_snapshot()
+    app = snap.applications[0]
+    scaled = replace(
+        app.deployments[0],
+        status=DeploymentStatus.UPSCALING,
+        autoscaling=AutoscalingStatus(0, 8, 3, in_flight=2.6, decision="scaling up 1 -> 3"),
+    )
+    lost = EngineNode("lab-node3", "10.199.0.13", "down", False, "heartbeat failure", "worker")
+    ok = EngineNode("lab-node1", "10.199.0.11", "ready", True, role="manager", replicas=4)
+    api.state.snapshot = replace(
+        snap,
+        applications=(replace(app, deployments=(scaled, *app.deployments[1:])),),
+        nodes=(ok, lost),
+    )
+    html = api.client.get("/").text
+    assert '<span class="chip busy">UPSCALING</span>' in html
+    assert "(autoscaling 0-8)" in html and "2.6" not in html  # bounds, not the moving load
+    assert '<section id="nodes">' in html and "heartbeat failure" in html
+    assert (
+        '<span class="chip bad">down</span>' in html
+        and '<span class="chip ok">ready</span>' in html
+    )
+    api.state.snapshot = snap  # a single host: no nodes section
+    assert 'id="nodes"' not in api.client.get("/").text
 
 
 def test_what_users_wrote_is_escaped(api: LiveApi) -> None:

@@ -30,6 +30,13 @@ pytestmark = pytest.mark.docker
 DOCKERD_LOG = Path("/tmp/dockerd.log")
 
 
+def _same_netns(pid: str) -> bool:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net") == os.readlink("/proc/self/ns/net")
+    except OSError:
+        return False
+
+
 @dataclass(frozen=True)
 class Dockerd:
     """How the running dockerd was started, read from /proc, so it can be started again."""
@@ -41,9 +48,12 @@ class Dockerd:
 
     @classmethod
     def find(cls) -> Dockerd:
-        pids = subprocess.run(["pidof", "dockerd"], capture_output=True, text=True).stdout.split()
+        found = subprocess.run(["pidof", "dockerd"], capture_output=True, text=True).stdout.split()
+        # The engine the tests use runs in this network namespace; a swarm lab's dockerds (the
+        # session's tests/swarm lab) each run in one of their own.
+        pids = [p for p in found if _same_netns(p)]
         if len(pids) != 1:
-            pytest.skip(f"need exactly one dockerd to restart, found pids {pids}")
+            pytest.skip(f"need exactly one dockerd here to restart, found pids {pids} of {found}")
         pid = int(pids[0])
         proc = Path(f"/proc/{pid}")
         try:

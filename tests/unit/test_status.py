@@ -61,6 +61,18 @@ def test_updating_messages_say_what_is_happening(observed: object, message: str)
     assert (info.status, info.message) == (UPDATING, message)
 
 
+def test_a_replica_starting_for_more_than_30s_is_said_to_be_slow_as_serve_says() -> None:
+    s = spec(n=2)
+    observed = [rep(s, 0, created_at=100.0), rep(s, 1, STARTING, created_at=100.0)]
+    assert status_of(s, observed, now=125.0).message == "Starting: 1 of 2 replicas healthy"
+    info = status_of(s, observed, now=131.0)
+    assert info.status is UPDATING  # a slow start changes the message, not the status
+    assert info.message == (
+        "Starting: 1 of 2 replicas healthy; 1 replica has taken more than 30s to initialize "
+        "(a slow __init__ or reconfigure?)"
+    )
+
+
 def test_rolling_update_message_and_replica_counts() -> None:
     old, new = spec(n=3, code="v1"), spec(n=3, code="v2")
     observed = [*running(old, 3), rep(new, 3), rep(new, 4, STARTING)]
