@@ -1,5 +1,5 @@
 """Every setting of the reconciler with its default, and every exit code, in one place: the
-command line's flags, the composition root (app.py) and the engine read them from here.
+command line's flags, the composition root (app/) and the engine read them from here.
 Value objects only."""
 
 from __future__ import annotations

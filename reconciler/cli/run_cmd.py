@@ -158,7 +158,7 @@ def _webhook_secret(path: str | None) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from reconciler.app import build_daemon
+    from reconciler.app.daemon import build_daemon
     from reconciler.errors import ReconcilerError
 
     setup_logging(args.log_level)

@@ -73,7 +73,7 @@ def register(sub: Any) -> None:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    from reconciler import app
+    from reconciler.app import up as app
     from reconciler.errors import ReconcilerError
 
     setup_logging(args.log_level)
@@ -125,7 +125,7 @@ def _foreground(up: Any, printer: StatusPrinter) -> int:
 
 
 def run_down(args: argparse.Namespace) -> int:
-    from reconciler import app
+    from reconciler.app import up as app
     from reconciler.errors import ReconcilerError
 
     setup_logging(args.log_level)

@@ -10,7 +10,7 @@ from typing import Any
 
 import requests
 
-from reconciler.app import make_engine, make_loader
+from reconciler.app.engine import make_engine, make_loader
 from reconciler.settings import EngineSettings, HostLimits
 from tests.conftest import BASE_IMAGE, new_instance_name
 from tests.e2e.conftest import Harness

@@ -1,7 +1,7 @@
 """Dependencies the Serve way, against the real engine: runtime_env.pip resolved on the host from
 a package index the test serves, an image built per version (offline), replicas started from it;
 a remote https:// working_dir; and the image GC. Wired as `reconciler up` wires it
-(`app.preparing_loader`, `app.ImageKeeper`)."""
+(`app.engine.make_loader`, `app.engine.ImageKeeper`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import requests
 
-from reconciler import app, spec
+from reconciler import spec
+from reconciler.app import engine as app
 from reconciler.errors import ConfigError
 from reconciler.model import ApplicationStatus, ObservedReplica, ReplicaState, ServeConfig
 from reconciler.plan import diff_configs

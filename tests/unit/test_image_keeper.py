@@ -7,7 +7,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any, cast
 
-from reconciler.app import ImageKeeper
+from reconciler.app.engine import ImageKeeper
 from reconciler.state import StateStore
 
 

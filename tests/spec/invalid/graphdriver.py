@@ -1,7 +1,7 @@
 # A Serve file from before Ray 2.10: a deployment graph behind DAGDriver.
 from ray import serve
-from ray.serve.drivers import DAGDriver
 from ray.serve.deployment_graph import InputNode
+from ray.serve.drivers import DAGDriver
 
 
 @serve.deployment
