@@ -5,6 +5,8 @@ them, and a request held while its deployment is at zero."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 import subprocess
@@ -23,7 +25,7 @@ from test_plan import config, rep, spec
 from reconciler import routing
 from reconciler.model import AutoscalingConfig, DeploymentSpec, HttpOptions, IngressServer
 from reconciler.runtime import ingress_servers
-from reconciler.runtime.haproxy_admin import AdminError, HaproxyAdmin
+from reconciler.runtime.haproxy_admin import SERVERS, AdminError, HaproxyAdmin
 from reconciler.runtime.load_sampler import read_loads
 from tests.support import free_port, wait_for
 
@@ -135,6 +137,19 @@ def test_servers_come_and_go_without_a_reload_and_a_drained_one_gets_nothing(sta
     names = {s.name for s in ing.admin.show_servers_state(ing.backend)}
     assert names == {s1.name}
     assert int(ing.admin.show_info()["Uptime_sec"]) >= 0  # the same process all along
+
+
+def test_a_server_added_at_runtime_keeps_its_connections_for_reuse(start: Any) -> None:
+    """HAProxy 2.6 gives a server made by `add server` no pool of idle connections unless its
+    keywords ask for one (pool-max-conn, pool-purge-delay): without them, every request to a
+    replica added at runtime opened a new connection to it (20 requests, 20 connects)."""
+    ing = start(spec("Api", app="shop", n=1, is_ingress=True, route_prefix="/shop"))
+    s0 = ing.servers[0]
+    ingress_servers.sync(ing.admin, [s0], [ing.backend])
+    assert set(_ports(requests.Session(), ing.url, 20)) == {s0.port}
+    body = ing.admin.command(f"show stat -1 {SERVERS} -1").removeprefix("# ")
+    (row,) = [r for r in csv.DictReader(io.StringIO(body)) if r["svname"] == s0.name]
+    assert int(row["connect"]) <= 2 and int(row["reuse"]) >= 18, row
 
 
 def test_a_busy_drained_server_stays_until_its_requests_end(start: Any) -> None:

@@ -132,7 +132,8 @@ def test_backends_hold_only_routable_replicas_with_an_address() -> None:
     backend = lines_of(text, f"backend {backend_name('fruit', 'Ingress')}")
     servers = [line for line in backend if line.startswith("server ")]
     name = f"fruit-Ingress-0_{replicas[0].container_id[:12]}"  # name and id: see naming.py
-    assert servers == [f"server {name} 10.0.0.5:8000 check inter 2s fall 2 rise 1 maxconn 7"]
+    options = "check inter 2s fall 2 rise 1 maxconn 7 pool-max-conn 7 pool-purge-delay 5s"
+    assert servers == [f"server {name} 10.0.0.5:8000 {options}"]
     assert "option httpchk GET /-/ready" in backend
     assert "bind :1" not in text
 

@@ -56,10 +56,9 @@ def test_servers_are_values_the_runtime_api_takes_as_they_are_written() -> None:
         8000,
         replica.container_id,
     )
-    assert server.options == ("check", "inter", "2s", "fall", "2", "rise", "1", "maxconn", "5")
-    assert routing.server_line(server) == (
-        f"    server {server.name} 10.1.2.3:8000 check inter 2s fall 2 rise 1 maxconn 5"
-    )
+    options = "check inter 2s fall 2 rise 1 maxconn 5 pool-max-conn 5 pool-purge-delay 5s"
+    assert server.options == tuple(options.split())
+    assert routing.server_line(server) == f"    server {server.name} 10.1.2.3:8000 {options}"
     # a drain renames the container; its server keeps its name
     drained = replace(replica, name=naming.drain_name(replica.name, 123.0))
     assert routing.server_name(drained) == server.name
