@@ -11,7 +11,7 @@ import json
 import math
 from typing import Any
 
-from reconciler import admission
+from reconciler import admission, naming
 from reconciler.model import Demand, DeploymentSpec, canonical_json
 from reconciler.runtime import labels
 from reconciler.runtime.secret_env import SECRET_ENV_FILE, split_env
@@ -174,3 +174,22 @@ def ingress_host_config(
         "network_mode": network,
         "port_bindings": {REPLICA_PORT: (host, port), ADMIN_PORT: (publish_host,)},
     }
+
+
+class InstanceNames:
+    """The names of what an engine makes for its instance (`_instance`, set by the engine): the
+    same on one host and on a swarm, so a replica finds the router either way."""
+
+    _instance: str
+
+    @property
+    def network_name(self) -> str:
+        return naming.network_name(self._instance)
+
+    @property
+    def ingress_name(self) -> str:
+        return naming.ingress_name(self._instance)
+
+    @property
+    def router_url(self) -> str:
+        return f"http://{self.ingress_name}:{ROUTER_PORT}"

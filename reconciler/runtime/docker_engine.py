@@ -20,7 +20,6 @@ nothing left on it (`observe` reads the in-flight counts of STOPPING replicas).
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import logging
 import math
 import re
@@ -56,7 +55,7 @@ from reconciler.runtime.host_ingress import HostIngress
 from reconciler.runtime.images import ImageBuilder, Progress
 from reconciler.runtime.load_sampler import LoadSampler, LoadSink, read_loads
 from reconciler.runtime.observe import Observer
-from reconciler.runtime.prepare import Preparer, prepare_config
+from reconciler.runtime.prepare import Preparer, check_allowed, prepare_config
 from reconciler.runtime.remote_code import default_cache_dir
 from reconciler.runtime.seam import Conflict, LazyApi, Missing, inspect_or_none, remove_quietly
 from reconciler.runtime.seam import seam as _seam
@@ -70,7 +69,7 @@ _RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?")
 log = logging.getLogger(__name__)
 
 
-class DockerEngine:
+class DockerEngine(containers.InstanceNames):
     """The replicas and ingress of one reconciler instance on one Docker engine."""
 
     def __init__(
@@ -126,18 +125,6 @@ class DockerEngine:
             health=self._health_output,
             monitor=self._health_monitor,
         )
-
-    @property
-    def network_name(self) -> str:
-        return naming.network_name(self._instance)
-
-    @property
-    def ingress_name(self) -> str:
-        return naming.ingress_name(self._instance)
-
-    @property
-    def router_url(self) -> str:
-        return f"http://{self.ingress_name}:{containers.ROUTER_PORT}"
 
     @property
     def ingress_admin(self) -> HaproxyAdmin | None:
@@ -351,8 +338,7 @@ class DockerEngine:
         self._observer.remember_hash(container_id, spec.user_config_hash)
 
     def _check_image(self, image: str) -> None:
-        if self._allowlist and not any(fnmatch.fnmatchcase(image, p) for p in self._allowlist):
-            raise EngineError(f"image {image} is not allowed by --allowed-images")
+        check_allowed(image, self._allowlist)
 
     def _bundle(self, code: CodeTree | None) -> bytes:
         key = (code.root, code.dirs, code.digest) if code else ()

@@ -11,14 +11,21 @@ get the code copied in at start, and a missing or refused base image fails that 
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from reconciler.errors import EngineError, ImageMissing
 from reconciler.model import DeploymentSpec, ServeConfig
 from reconciler.runtime.images import ImageBuilder
 
 log = logging.getLogger(__name__)
+
+
+def check_allowed(image: str, patterns: Sequence[str]) -> None:
+    """EngineError unless `image` matches one of --allowed-images' patterns (none: any)."""
+    if patterns and not any(fnmatch.fnmatchcase(image, p) for p in patterns):
+        raise EngineError(f"image {image} is not allowed by --allowed-images")
 
 
 class Preparer:

@@ -20,7 +20,6 @@ configs). Every SDK call goes through `seam`.
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import json
 import logging
 import math
@@ -52,7 +51,7 @@ from reconciler.runtime.exits import ExitWatcher
 from reconciler.runtime.health import HealthMonitor
 from reconciler.runtime.images import ImageBuilder, Progress
 from reconciler.runtime.load_sampler import LoadSampler, LoadSink
-from reconciler.runtime.prepare import Preparer, prepare_config
+from reconciler.runtime.prepare import Preparer, check_allowed, prepare_config
 from reconciler.runtime.remote_code import default_cache_dir
 from reconciler.runtime.seam import Conflict, LazyApi, Missing, seam
 from reconciler.runtime.secret_env import SECRET_ENV_FILE
@@ -87,7 +86,7 @@ def detect_kind(client: Any | None = None) -> str:
     return "swarm" if is_swarm_manager(info) else "docker"
 
 
-class SwarmEngine:
+class SwarmEngine(containers.InstanceNames):
     """The replicas and ingress of one reconciler instance on one swarm."""
 
     def __init__(
@@ -137,18 +136,6 @@ class SwarmEngine:
         self._services: dict[str, Json] = {}  # replica id (task) -> its service, last seen
         self._node_view: tuple[EngineNode, ...] = ()
         self.node_events = 0  # node events seen on the manager's stream (tests read it)
-
-    @property
-    def network_name(self) -> str:
-        return naming.network_name(self._instance)
-
-    @property
-    def ingress_name(self) -> str:
-        return naming.ingress_name(self._instance)
-
-    @property
-    def router_url(self) -> str:
-        return f"http://{self.ingress_name}:{containers.ROUTER_PORT}"
 
     @property
     def token(self) -> str:
@@ -336,8 +323,7 @@ class SwarmEngine:
         return replace(built, applications=tuple(apps))
 
     def _check_image(self, image: str) -> None:
-        if self._allowlist and not any(fnmatch.fnmatchcase(image, p) for p in self._allowlist):
-            raise EngineError(f"image {image} is not allowed by --allowed-images")
+        check_allowed(image, self._allowlist)
 
     def collect_images(self, keep: Collection[str]) -> list[str]:
         """Remove the images this instance built on the manager that `keep` (pinned references)
