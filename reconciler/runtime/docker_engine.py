@@ -53,7 +53,7 @@ from reconciler.runtime.haproxy_admin import HaproxyAdmin
 from reconciler.runtime.health import HealthMonitor
 from reconciler.runtime.host_ingress import HostIngress
 from reconciler.runtime.images import ImageBuilder, Progress
-from reconciler.runtime.load_sampler import LoadSampler, LoadSink, read_loads
+from reconciler.runtime.load_sampler import LoadSampler, LoadSink, sample
 from reconciler.runtime.observe import Observer
 from reconciler.runtime.prepare import Preparer, check_allowed, prepare_config
 from reconciler.runtime.remote_code import default_cache_dir
@@ -161,16 +161,7 @@ class DockerEngine(containers.InstanceNames):
         no ingress)."""
         if self._load_sampler is not None:
             self._load_sampler.close()
-        ingress = weakref.ref(self.ingress)  # the sampler's thread must not keep it alive
-
-        def read() -> dict[str, float] | None:
-            alive = ingress()
-            admin = alive.admin if alive is not None else None
-            return read_loads(admin) if admin is not None else None
-
-        self._load_sampler = LoadSampler(read, sink, tick_s)
-        weakref.finalize(self, self._load_sampler.close).atexit = False
-        self._load_sampler.start()
+        self._load_sampler = sample(self.ingress, sink, tick_s, self)
 
     def packages_image(self, base_image: str, packages: PackageSet, progress: Progress) -> str:
         """The base plus `packages` (what the sandbox imports the application's code in)."""

@@ -25,6 +25,7 @@ from reconciler.model import INGRESS_VERSION_TOKEN, HttpOptions, IngressConfig
 from reconciler.runtime import containers, control, ingress_servers, labels
 from reconciler.runtime.haproxy_admin import AdminError, HaproxyAdmin
 from reconciler.runtime.ingress_reload import await_version, config_tar
+from reconciler.runtime.load_sampler import read_loads
 from reconciler.runtime.observe import published_port
 from reconciler.runtime.seam import inspect_or_none, remove_quietly, seam
 
@@ -85,6 +86,11 @@ class HostIngress:
                 self.name,
                 self.name,
             )
+
+    def backend_loads(self) -> dict[str, float] | None:
+        """Requests in flight per backend: the autoscaler's input (None: no runtime API)."""
+        admin = self._admin
+        return read_loads(admin) if admin is not None else None
 
     def in_flight(self) -> dict[str, int] | None:
         """Requests running or queued per server name (None: no runtime API, or it failed)."""

@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from reconciler.runtime.haproxy_admin import BACKENDS, AdminError, HaproxyAdmin
 
@@ -82,3 +84,24 @@ class LoadSampler:
                 self.sample_once()
             except Exception:  # the sink is the autoscaler: never let a bug end the sampling
                 log.exception("autoscaling: handling a load sample failed")
+
+
+class LoadSource(Protocol):
+    """An ingress that can say its load: each backend's requests in flight (None: no ingress)."""
+
+    def backend_loads(self) -> dict[str, float] | None: ...
+
+
+def sample(source: LoadSource, sink: LoadSink, tick_s: float, owner: object) -> LoadSampler:
+    """A started sampler of `source`, held weakly (the sampler's thread must not keep the
+    ingress alive) and stopped with `owner` (the engine) when nothing else stops it first."""
+    ref = weakref.ref(source)
+
+    def read() -> dict[str, float] | None:
+        alive = ref()
+        return alive.backend_loads() if alive is not None else None
+
+    sampler = LoadSampler(read, sink, tick_s)
+    weakref.finalize(owner, sampler.close).atexit = False
+    sampler.start()
+    return sampler

@@ -50,7 +50,7 @@ from reconciler.runtime import containers, control, labels, swarm_specs
 from reconciler.runtime.exits import ExitWatcher
 from reconciler.runtime.health import HealthMonitor
 from reconciler.runtime.images import ImageBuilder, Progress
-from reconciler.runtime.load_sampler import LoadSampler, LoadSink
+from reconciler.runtime.load_sampler import LoadSampler, LoadSink, sample
 from reconciler.runtime.prepare import Preparer, check_allowed, prepare_config
 from reconciler.runtime.remote_code import default_cache_dir
 from reconciler.runtime.seam import Conflict, LazyApi, Missing, seam
@@ -166,15 +166,7 @@ class SwarmEngine(containers.InstanceNames):
         node's ingress added up (a request counts on the node whose HAProxy took it)."""
         if self._load_sampler is not None:
             self._load_sampler.close()
-        ingress = weakref.ref(self.ingress)  # the sampler's thread must not keep it alive
-
-        def read() -> dict[str, float] | None:
-            alive = ingress()
-            return alive.backend_loads() if alive is not None else None
-
-        self._load_sampler = LoadSampler(read, sink, tick_s)
-        weakref.finalize(self, self._load_sampler.close).atexit = False
-        self._load_sampler.start()
+        self._load_sampler = sample(self.ingress, sink, tick_s, self)
 
     def packages_image(self, base_image: str, packages: PackageSet, progress: Progress) -> str:
         """The base plus `packages`, on the manager (where the sandbox runs)."""
