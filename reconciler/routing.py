@@ -165,6 +165,9 @@ def _global(config: ServeConfig, lua: bool, threads: int | None) -> list[str]:
         "    option httplog",
         "    option dontlognull",
         "    option forwardfor",
+        # Send each piece as soon as it is there: a streamed response's chunks reach the client
+        # as the replica writes them, and small answers do not wait on TCP's coalescing.
+        "    option http-no-delay",
         f"    http-reuse {HTTP_REUSE}",
         # Only a connection that could not be made is retried (elsewhere: redispatch): a
         # request that reached a replica may have started there.
