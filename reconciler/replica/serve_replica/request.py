@@ -47,12 +47,11 @@ class Headers(Mapping[str, str]):
         return f"Headers({self._items!r})"
 
 
-class QueryParams(Mapping[str, str]):
-    """Query string parameters: the last value of a repeated key, or `getlist(key)`."""
+class _MultiDict(Mapping[str, str]):
+    """Pairs as a mapping (the last value of a repeated key), with `getlist(key)`."""
 
-    def __init__(self, query: str) -> None:
-        self._pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
-        self._items = dict(self._pairs)
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self._pairs, self._items = pairs, dict(pairs)
 
     def __getitem__(self, key: str) -> str:
         return self._items[key]
@@ -68,6 +67,13 @@ class QueryParams(Mapping[str, str]):
 
     def multi_items(self) -> list[tuple[str, str]]:
         return list(self._pairs)
+
+
+class QueryParams(_MultiDict):
+    """Query string parameters: the last value of a repeated key, or `getlist(key)`."""
+
+    def __init__(self, query: str) -> None:
+        super().__init__(urllib.parse.parse_qsl(query, keep_blank_values=True))
 
     def __repr__(self) -> str:
         return f"QueryParams({self._pairs!r})"
@@ -111,22 +117,7 @@ class URL:
         return hash(self._text)
 
 
-class FormData(Mapping[str, str]):
-    def __init__(self, pairs: list[tuple[str, str]]) -> None:
-        self._pairs, self._items = pairs, dict(pairs)
-
-    def __getitem__(self, key: str) -> str:
-        return self._items[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def getlist(self, key: str) -> list[str]:
-        return [v for k, v in self._pairs if k == key]
-
+class FormData(_MultiDict):
     async def close(self) -> None:
         return None
 
