@@ -66,8 +66,8 @@ def _published_port(entry: dict[str, Any]) -> int | None:
     return None
 
 
-def answers_ready(port: int, timeout: float = 1.0) -> bool:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+def answers_ready(port: int, timeout: float = 1.0, host: str = "127.0.0.1") -> bool:
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         conn.request("GET", "/-/ready")
         return conn.getresponse().status == 200

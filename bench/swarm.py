@@ -18,7 +18,6 @@ dockerd per network namespace, brought up for the section and taken down after i
 from __future__ import annotations
 
 import contextlib
-import http.client
 import os
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from typing import Any
 
 import docker
 
-from bench.core import Cleanup, Stopwatch, median, wait_until
+from bench.core import Cleanup, Stopwatch, answers_ready, median, wait_until
 from bench.workload import IMAGE, Workload, deployment_spec
 from reconciler.model import ReplicaState
 from reconciler.runtime import containers, labels
@@ -71,7 +70,7 @@ class TaskReadyWatch:
             port = _port(task)
             if node not in self._addrs:
                 self._addrs = {n["ID"]: n["Status"].get("Addr", "") for n in self._api.nodes()}
-            if port and _ready(self._addrs.get(node, ""), port):
+            if port and answers_ready(port, host=self._addrs.get(node, "")):
                 self._ready.add(task["ID"])
         return len(self._ready)
 
@@ -89,17 +88,6 @@ def _ports(task: dict[str, Any]) -> list[dict[str, Any]]:
 def _port(task: dict[str, Any]) -> int | None:
     return next((int(p["PublishedPort"]) for p in _ports(task) if p.get("TargetPort") == 8000
                  and p.get("PublishedPort")), None)  # fmt: skip
-
-
-def _ready(host: str, port: int) -> bool:
-    conn = http.client.HTTPConnection(host, port, timeout=1.0)
-    try:
-        conn.request("GET", "/-/ready")
-        return conn.getresponse().status == 200
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
 
 
 def _measure(cleanup: Cleanup, lab: Any, n: int, repeats: int) -> dict[str, Any]:
