@@ -17,11 +17,18 @@ from reconciler.runtime.docker_engine import DockerEngine
 
 
 class Driver:
-    def __init__(self, cleanup: Cleanup, root: Path, section: str) -> None:
+    def __init__(
+        self, cleanup: Cleanup, root: Path, section: str, ingress_network: str = "host"
+    ) -> None:
         self.root = root
         self.owner = cleanup.owner(section)
         client, self.api_calls = counted_client()
-        self.engine = DockerEngine(instance=self.owner, default_image=IMAGE, docker_client=client)
+        self.engine = DockerEngine(
+            instance=self.owner,
+            default_image=IMAGE,
+            docker_client=client,
+            ingress_network=ingress_network,
+        )
         self.reconciler = self._reconciler()
         self.passes = 0
 

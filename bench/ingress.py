@@ -4,7 +4,9 @@ their own published ports, the same wrk, alternating, in one run:
 - one replica, wrk -c8 on kept-alive connections, and again with a new connection per request
   (`Connection: close`: what HAProxy's `http-reuse` decides for the replica side);
 - eight replicas: eight wrk (-t1 -c8) at once through the ingress, against one wrk on each
-  replica's own port at once (the sum of 8 direct): the ingress must scale, not cap.
+  replica's own port at once (the sum of 8 direct): the ingress must scale, not cap;
+- one replica again behind an ingress on the instance's bridge network (`--ingress-network
+  bridge`: Docker publishes its port, so docker-proxy sits between wrk and HAProxy), kept alive.
 """
 
 from __future__ import annotations
@@ -40,8 +42,23 @@ def run(cleanup: Cleanup, repeats: int, duration_s: float = 5.0) -> dict[str, An
             out["reloads"] = getattr(d.engine, "ingress_reloads", None)  # None: an older engine
         finally:
             cleanup.remove_owner(d.owner)
+        out.update(_bridged(cleanup, Path(tmp) / "bridge", repeats, duration_s))
     out["runs"] = repeats
     return out
+
+
+def _bridged(cleanup: Cleanup, root: Path, repeats: int, duration_s: float) -> dict[str, Any]:
+    root.mkdir()
+    port = free_port()
+    d = Driver(cleanup, Workload(replicas=1, port=port).write(root), "ingb", "bridge")
+    try:
+        d.converge()
+        (replica,) = d.engine.observe()
+        assert replica.control_url is not None
+        via_url, direct_url = f"http://127.0.0.1:{port}/", replica.control_url + "/"
+        return _pair(via_url, direct_url, repeats, duration_s, (), "bridge_")
+    finally:
+        cleanup.remove_owner(d.owner)
 
 
 def _pair(

@@ -137,6 +137,13 @@ def _ingress(d: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
             f"x{d['eight_rps_ratio']:.2f}, errors {d['eight_errors']}, "
             f"reloads {d.get('reloads', '?')}",
         )
+    if "bridge_ingress_rps" in d:
+        yield (
+            "--ingress-network bridge: via ingress / direct",
+            f"{d['bridge_ingress_rps']:.0f} / {d['bridge_direct_rps']:.0f} req/s",
+            f"x{d['bridge_rps_ratio_ingress_vs_direct']:.2f} req/s, "
+            f"x{d['bridge_p99_ratio_ingress_vs_direct']:.2f} p99",
+        )
 
 
 def _autoscale(d: dict[str, Any]) -> Iterator[tuple[str, str, str]]:

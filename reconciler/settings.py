@@ -85,6 +85,7 @@ class ImageSettings:
 
 
 ENGINE_KINDS = ("docker", "swarm", "auto")
+INGRESS_NETWORKS = ("host", "bridge")  # runtime/ingress_network.py
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class EngineSettings:
     images: ImageSettings = field(default_factory=ImageSettings)
     kind: str = "docker"
     registry: str | None = None
+    ingress_network: str = "host"  # a single host's ingress: "host" or "bridge"
 
 
 @dataclass(frozen=True)

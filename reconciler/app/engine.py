@@ -70,6 +70,7 @@ def make_engine(
         limits=settings.limits,
         cache_dir=images.cache_dir or cache_dir,
         pip=pip,
+        ingress_network=settings.ingress_network,
     )
 
 

@@ -15,6 +15,7 @@ from reconciler.settings import (
     DEFAULT_IMAGE,
     DEFAULT_INSTANCE,
     ENGINE_KINDS,
+    INGRESS_NETWORKS,
     EngineSettings,
     Exit,
     HostLimits,
@@ -100,6 +101,16 @@ def add_engine_flags(parser: argparse.ArgumentParser, *, owner_only: bool = Fals
         metavar="ADDRESS",
         help="address on which each replica's control port is published for the reconciler "
         "[RECONCILER_PUBLISH_HOST, default: %(default)s]",
+    )
+    group.add_argument(
+        "--ingress-network",
+        choices=INGRESS_NETWORKS,
+        default=env_default("INGRESS_NETWORK", "host"),
+        help="with --engine docker: where the ingress listens. host: HAProxy binds "
+        "http_options' host:port in the host's network itself (no docker-proxy hop); "
+        "bridge: a container of the instance's network with published ports, for a remote "
+        "engine or a firewall that keeps containers from the host's addresses "
+        "[RECONCILER_INGRESS_NETWORK, default: %(default)s]",
     )
     group.add_argument(
         "--registry",
@@ -301,6 +312,7 @@ def engine_settings(args: argparse.Namespace) -> EngineSettings:
         images=images,
         kind=getattr(args, "engine", "docker"),
         registry=getattr(args, "registry", None) or None,
+        ingress_network=getattr(args, "ingress_network", "host"),
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from reconciler import admission, naming
 from reconciler.model import Demand, DeploymentSpec, canonical_json
 from reconciler.runtime import labels
-from reconciler.runtime.secret_env import SECRET_ENV_FILE, split_env
+from reconciler.runtime.secret_env import CALL_TOKEN_FILE, SECRET_ENV_FILE, split_env
 
 REPLICA_PORT = 8000
 DEPS_DIR = "/opt/serve-deps"  # where an image's runtime_env.pip packages are installed
@@ -89,9 +89,12 @@ def health_settings(container_labels: dict[str, str]) -> tuple[float, float]:
     return (period, timeout) if ok else (10.0, 30.0)
 
 
-def replica_env(spec: DeploymentSpec, index: int, router_url: str) -> dict[str, str]:
+def replica_env(
+    spec: DeploymentSpec, index: int, router_url: str, call_token: bool = False
+) -> dict[str, str]:
     """The user's plain env vars, then ours (ours win: the runtime depends on them). Secret
-    values are not here: they go in a file (`replica_secrets`)."""
+    values are not here: they go in a file (`replica_secrets`), as does the call token (with
+    `call_token`: the engine copies one in)."""
     user = split_env(spec)[0]
     # The runtime first (its `ray` shim), then the packages of runtime_env.pip (absent in an
     # image built without any: harmless), then the user's own entries.
@@ -114,6 +117,7 @@ def replica_env(spec: DeploymentSpec, index: int, router_url: str) -> dict[str, 
         "SERVE_GRACEFUL_SHUTDOWN_TIMEOUT_S": str(spec.graceful_shutdown_timeout_s),
         "SERVE_HEALTH_CHECK_TIMEOUT_S": str(spec.health_check_timeout_s),
         "SERVE_ROUTER_URL": router_url,
+        **({"SERVE_CALL_TOKEN_FILE": CALL_TOKEN_FILE} if call_token else {}),
         "SERVE_HTTP_PORT": str(REPLICA_PORT),
         # always ours, empty without secrets: a user's own value must not name a file to load
         "SERVE_SECRET_ENV_FILE": SECRET_ENV_FILE if replica_secrets(spec) else "",
@@ -164,16 +168,13 @@ def replica_host_config(
     }
 
 
-def ingress_host_config(
-    network: str, host: str, port: int, publish_host: str = "127.0.0.1"
-) -> dict[str, Any]:
-    """The ingress publishes the config's host:port, and its runtime API where the replicas'
-    control ports are (not authenticated either: --publish-host must be private)."""
-    return {
-        **HARDENING,
-        "network_mode": network,
-        "port_bindings": {REPLICA_PORT: (host, port), ADMIN_PORT: (publish_host,)},
-    }
+def gateway_of(network: dict[str, Any]) -> str:
+    """A network's IPv4 gateway, from `docker network inspect` ("" if it has none)."""
+    for pool in (network.get("IPAM") or {}).get("Config") or []:
+        gateway = str(pool.get("Gateway") or "")
+        if gateway and ":" not in gateway:
+            return gateway.split("/")[0]
+    return ""
 
 
 class InstanceNames:

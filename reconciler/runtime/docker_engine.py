@@ -48,11 +48,13 @@ from reconciler.model import (
 )
 from reconciler.runtime import containers, control, labels, secret_env
 from reconciler.runtime.bundle import build_bundle
+from reconciler.runtime.call_token import CallToken, call_token_path
 from reconciler.runtime.exits import ExitWatcher
 from reconciler.runtime.haproxy_admin import HaproxyAdmin
 from reconciler.runtime.health import HealthMonitor
 from reconciler.runtime.host_ingress import HostIngress
 from reconciler.runtime.images import ImageBuilder, Progress
+from reconciler.runtime.ingress_network import network_of
 from reconciler.runtime.load_sampler import LoadSampler, LoadSink, sample
 from reconciler.runtime.observe import Observer
 from reconciler.runtime.prepare import Preparer, check_allowed, prepare_config
@@ -83,7 +85,10 @@ class DockerEngine(containers.InstanceNames):
         docker_client: Any | None = None,
         cache_dir: Path | None = None,
         pip: PipSettings | None = None,
+        ingress_network: str = "host",
     ) -> None:
+        """`ingress_network`: where the ingress listens, "host" or "bridge"
+        (runtime/ingress_network.py)."""
         self._instance = instance
         self._default_image = default_image
         self._publish_host = publish_host
@@ -94,6 +99,14 @@ class DockerEngine(containers.InstanceNames):
         self._lock = threading.Lock()
         self._network_lock = threading.Lock()
         self._network_ok = False
+        self._gateway = ""  # the instance network's IPv4 gateway, once it is known to exist
+        self._listen_on = network_of(ingress_network)
+        self._call_token = CallToken(
+            self._api,
+            instance=instance,
+            path=call_token_path(instance, cache_dir),
+            needed=self._listen_on.kind == "host",
+        )
         self._bundles: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
         self._stopped: set[str] = set()  # drained replicas told to stop (SIGTERM)
         self.ingress = HostIngress(
@@ -103,6 +116,7 @@ class DockerEngine(containers.InstanceNames):
             network=self.network_name,
             image=default_image,
             publish_host=publish_host,
+            listen_on=self._listen_on,
             ensure_network=self._ensure_network,
             forget_network=self._forget_network,
         )
@@ -124,6 +138,7 @@ class DockerEngine(containers.InstanceNames):
             logs=self._log_tail,
             health=self._health_output,
             monitor=self._health_monitor,
+            router=self._listen_on.kind,
         )
 
     @property
@@ -316,10 +331,11 @@ class DockerEngine(containers.InstanceNames):
             if bundle is not None:
                 with _seam(f"copy code into {name}"):
                     self._api().put_archive(container_id, "/", bundle)
-            secret = containers.replica_secrets(spec)
-            if secret:
-                with _seam(f"copy secret env into {name}"):
-                    self._api().put_archive(container_id, "/", secret_env.secret_env_tar(secret))
+            secret, token = containers.replica_secrets(spec), self._call_token.value()
+            if secret or token:
+                tar = secret_env.secret_env_tar(secret, token)
+                with _seam(f"copy secrets into {name}"):
+                    self._api().put_archive(container_id, "/", tar)
             with _seam(f"start {name}"):
                 self._api().start(container_id)
         except EngineError as exc:
@@ -375,7 +391,8 @@ class DockerEngine(containers.InstanceNames):
             host_config = api.create_host_config(
                 **containers.replica_host_config(
                     spec, self.network_name, self._publish_host, self._limits.hard_limits
-                )
+                ),
+                extra_hosts=self._listen_on.replica_hosts(self.ingress_name, self._gateway),
             )
             created = api.create_container(
                 image,
@@ -383,8 +400,13 @@ class DockerEngine(containers.InstanceNames):
                 name=name,
                 user=containers.USER,
                 working_dir="/app/work",
-                environment=containers.replica_env(spec, index, self.router_url),
-                labels=containers.replica_labels(self._instance, spec, index),
+                environment=containers.replica_env(
+                    spec, index, self.router_url, call_token=bool(self._call_token.value())
+                ),
+                labels={
+                    **containers.replica_labels(self._instance, spec, index),
+                    labels.ROUTER: self._listen_on.kind,
+                },
                 ports=[containers.REPLICA_PORT],
                 host_config=host_config,
                 stop_timeout=max(1, math.ceil(spec.graceful_shutdown_timeout_s)),
@@ -428,12 +450,14 @@ class DockerEngine(containers.InstanceNames):
 
     # --- network, ingress, teardown ----------------------------------------------------------
 
-    def _ensure_network(self) -> None:
+    def _ensure_network(self) -> str:
+        """Make the instance's network if it is not there; return its IPv4 gateway ("" if it
+        has none)."""
         # Held for the whole check-and-create: Docker allows two networks with one name, and
         # parallel starts would otherwise each create one ("network ... is ambiguous").
         with self._network_lock:
             if self._network_ok:
-                return
+                return self._gateway
             api, name = self._api(), self.network_name
             with _seam(f"inspect network {name}"):
                 found = [n for n in api.networks(names=[name]) if n.get("Name") == name]
@@ -450,7 +474,10 @@ class DockerEngine(containers.InstanceNames):
                         check_duplicate=True,
                         labels=containers.base_labels(self._instance, "network"),
                     )
+            with _seam(f"inspect network {name}"):
+                self._gateway = containers.gateway_of(api.inspect_network(name))
             self._network_ok = True
+            return self._gateway
 
     def _forget_network(self, exc: EngineError) -> None:
         """A start refused with 404 means the network we made is gone (pruned, engine reset):
@@ -478,6 +505,7 @@ class DockerEngine(containers.InstanceNames):
         with self._lock:
             self._network_ok = False
         self.ingress.forget()
+        self._call_token.remove()  # no replica holds it any more
 
 
 def _draining(replica: ObservedReplica) -> bool:

@@ -1,6 +1,7 @@
-"""The ingress of one instance on one Docker host: an HAProxy container publishing
-`http_options.host:port`, its runtime API on an admin port published on --publish-host (what
-swarm_ingress.py is for a swarm).
+"""The ingress of one instance on one Docker host: an HAProxy container listening on
+`http_options.host:port`, its runtime API on --publish-host (what swarm_ingress.py is for a
+swarm). Where it listens, in the host's network or on the instance's bridge, is an
+`ingress_network.IngressNetwork`.
 
 A change of servers alone (replicas started, drained, replaced) is followed through HAProxy's
 runtime API (`ingress_servers.sync`), each change read back before the pass goes on, and the file
@@ -22,11 +23,11 @@ from typing import Any
 
 from reconciler.errors import EngineError
 from reconciler.model import INGRESS_VERSION_TOKEN, HttpOptions, IngressConfig
-from reconciler.runtime import containers, control, ingress_servers, labels
+from reconciler.runtime import containers, ingress_servers, labels
 from reconciler.runtime.haproxy_admin import AdminError, HaproxyAdmin
-from reconciler.runtime.ingress_reload import await_version, config_tar
+from reconciler.runtime.ingress_network import IngressNetwork
+from reconciler.runtime.ingress_reload import await_listening, await_version, config_tar
 from reconciler.runtime.load_sampler import read_loads
-from reconciler.runtime.observe import published_port
 from reconciler.runtime.seam import inspect_or_none, remove_quietly, seam
 
 log = logging.getLogger(__name__)
@@ -46,12 +47,16 @@ class HostIngress:
         network: str,
         image: str,
         publish_host: str,
-        ensure_network: Callable[[], None],
+        listen_on: IngressNetwork,
+        ensure_network: Callable[[], str],
         forget_network: Callable[[EngineError], None],
     ) -> None:
+        """`ensure_network` makes the instance's network if need be and returns its gateway."""
         self._api, self._instance, self.name = api, instance, name
         self._network, self._image, self._publish_host = network, image, publish_host
+        self._listen_on = listen_on
         self._ensure_network, self._forget_network = ensure_network, forget_network
+        self._labels: dict[str, str] = {}  # the running ingress container's
         self._lock = threading.Lock()
         self._applied: tuple[HttpOptions, IngressConfig] | None = None
         self._leaving = 0  # drained servers the ingress still serves requests on
@@ -76,7 +81,8 @@ class HostIngress:
         if not running:
             self.forget()
             return
-        self._admin = self._admin_of(running[0].get("Ports") or [])
+        self._labels = dict(running[0].get("Labels") or {})
+        self._admin = self._admin_of(running[0])
         if self._admin is None and not self._said_no_admin:
             self._said_no_admin = True
             log.warning(
@@ -122,8 +128,8 @@ class HostIngress:
             applied = self._applied
             if applied == (http, ingress) and not self._leaving:
                 return
-            self._ensure_network()
-            container_id, running = self._container(http)
+            gateway = self._ensure_network()
+            container_id, running = self._container(http, gateway)
             followed = (
                 running
                 and applied is not None
@@ -155,7 +161,9 @@ class HostIngress:
     def _write(self, container_id: str, ingress: IngressConfig) -> str:
         """Write the config (its version stamped in) and its files; return the version."""
         version = hashlib.sha256(ingress.text.encode("utf-8")).hexdigest()[:16]
-        text = ingress.text.replace(INGRESS_VERSION_TOKEN, version)
+        text = self._listen_on.config_text(
+            ingress.text.replace(INGRESS_VERSION_TOKEN, version), self._labels, self._publish_host
+        )
         with seam("write the ingress config"):
             self._api().put_archive(
                 container_id, containers.INGRESS_CFG_DIR, config_tar(text, ingress.files)
@@ -178,12 +186,13 @@ class HostIngress:
             raise
         if not running:
             self._learn_admin(container_id)
+            await_listening(self._admin, lambda: self._exited(container_id), self.name)
         if INGRESS_VERSION_TOKEN in ingress.text:
             resend = (lambda: self._resend_reload(container_id)) if running else None
             await_version(http, version, resend, self.name)
 
     def _learn_admin(self, container_id: str) -> None:
-        """The admin port Docker gave a freshly started ingress (observe() keeps it current)."""
+        """The runtime API of a freshly started ingress (observe() keeps it current)."""
         info = inspect_or_none(self._api, container_id) or {}
         bindings = ((info.get("NetworkSettings") or {}).get("Ports") or {}).get(
             f"{containers.ADMIN_PORT}/tcp"
@@ -197,49 +206,54 @@ class HostIngress:
             for b in bindings
             if b.get("HostPort")
         ]
-        self._admin = self._admin_of(ports)
+        self._admin = self._admin_of({"Labels": self._labels, "Ports": ports})
 
-    def _admin_of(self, ports: list[dict[str, Any]]) -> HaproxyAdmin | None:
-        host = control.local_address(self._publish_host)
-        port = published_port(host, ports, containers.ADMIN_PORT)
-        if port is None:
+    def _exited(self, container_id: str) -> str | None:
+        """What a stopped ingress said last (None: it runs)."""
+        info = inspect_or_none(self._api, container_id)
+        if info is not None and (info.get("State") or {}).get("Running"):
+            return None
+        with contextlib.suppress(EngineError), seam("read the ingress's log"):
+            return str(self._api().logs(container_id, tail=5).decode("utf-8", "replace")).strip()
+        return ""
+
+    def _admin_of(self, entry: dict[str, Any]) -> HaproxyAdmin | None:
+        address = self._listen_on.admin_address(self._publish_host, entry)
+        if address is None:
             return None
         known = self._admin
-        if known is not None and known.address == (host, port):
+        if known is not None and known.address == address:
             return known
-        return HaproxyAdmin((host, port))
+        return HaproxyAdmin(address)
 
     def _resend_reload(self, container_id: str) -> None:
         with contextlib.suppress(EngineError), seam("reload the ingress"):
             self._api().kill(container_id, signal="SIGUSR2")
 
-    def _container(self, http: HttpOptions) -> tuple[str, bool]:
-        """(id, running) of an ingress bound to http.host:http.port, recreated if needed."""
+    def _container(self, http: HttpOptions, gateway: str) -> tuple[str, bool]:
+        """(id, running) of an ingress listening on http.host:http.port, recreated if needed."""
         existing = inspect_or_none(self._api, self.name)
         if existing is not None:
-            if (existing["Config"].get("Labels") or {}).get(labels.OWNER) != self._instance:
+            found = existing["Config"].get("Labels") or {}
+            if found.get(labels.OWNER) != self._instance:
                 raise EngineError(f"container {self.name} is not owned by this reconciler")
-            wanted = [{"HostIp": http.host, "HostPort": str(http.port)}]
-            bindings = (existing["HostConfig"].get("PortBindings") or {}).get("8000/tcp")
             status = existing["State"]["Status"]
-            if bindings == wanted and status in ("running", "created"):
+            if self._listen_on.serves(existing, http, gateway) and status in ("running", "created"):
+                self._labels = dict(found)
                 return existing["Id"], status == "running"
             remove_quietly(self._api, existing["Id"])
         api = self._api()
+        args = self._listen_on.create_args(self._network, http, self._publish_host, gateway)
+        self._labels = {**containers.base_labels(self._instance, "ingress"), **args["labels"]}
         with seam(f"create {self.name}"):
-            host_config = api.create_host_config(
-                **containers.ingress_host_config(
-                    self._network, http.host, http.port, self._publish_host
-                )
-            )
             created = api.create_container(
                 self._image,
                 command=containers.INGRESS_COMMAND,
                 name=self.name,
-                user=containers.USER,
-                labels=containers.base_labels(self._instance, "ingress"),
-                ports=[containers.REPLICA_PORT, containers.ADMIN_PORT],
-                host_config=host_config,
+                user=args["user"],
+                labels=self._labels,
+                ports=args["ports"],
+                host_config=api.create_host_config(**args["host_config"]),
                 stop_timeout=10,
             )
         return str(created["Id"]), False

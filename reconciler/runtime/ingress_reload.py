@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from reconciler.errors import EngineError
 from reconciler.model import INGRESS_VERSION_PATH, HttpOptions
 from reconciler.runtime.control import ingress_version, local_address
+from reconciler.runtime.haproxy_admin import HaproxyAdmin
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,32 @@ def await_version(
             f"{version}; see `docker logs {ingress_name}`"
         )
     log.warning("the ingress did not confirm config %s within %.0fs", version, RELOAD_WAIT_S)
+
+
+def await_listening(
+    admin: HaproxyAdmin | None, exited: Callable[[], str | None], ingress_name: str
+) -> None:
+    """Return once a freshly started ingress answers on its runtime API (HAProxy has bound every
+    listener by then). EngineError with HAProxy's own words when it stopped instead: a port
+    taken or refused (an ingress in the host's network binds its ports itself). Without an
+    answer either way within RELOAD_WAIT_S, return: await_version says what it can."""
+    if admin is None:
+        return  # a config without a runtime API: await_version is all there is
+    deadline = time.monotonic() + RELOAD_WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            if admin.show_info():
+                return
+        except EngineError:
+            pass  # not listening yet
+        said = exited()
+        if said is not None:
+            alerts = [line.strip() for line in said.splitlines() if "ALERT" in line]
+            raise EngineError(
+                f"the ingress {ingress_name} stopped as it started: "
+                f"{'; '.join(alerts) or said or 'no log'}"
+            )
+        time.sleep(0.05)
 
 
 def config_tar(cfg: str, files: Sequence[tuple[str, str]] = ()) -> bytes:

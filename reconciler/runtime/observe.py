@@ -41,8 +41,10 @@ class Observer:
         logs: LogReader,
         health: HealthReader,
         monitor: HealthMonitor,
+        router: str = "bridge",
     ):
-        self._network = network
+        """`router`: how replicas reach the ingress's router now (labels.ROUTER)."""
+        self._network, self._router = network, router
         self._host = control.local_address(publish_host)
         self._logs, self._health, self._monitor = logs, health, monitor
         self._lock = threading.Lock()
@@ -90,7 +92,7 @@ class Observer:
             app=lab.get(labels.APP, ""),
             deployment=lab.get(labels.DEPLOYMENT, ""),
             index=int(lab.get(labels.REPLICA, "0") or 0),
-            version=lab.get(labels.VERSION, ""),
+            version=self._version(lab),
             state=state,
             user_config_hash=self._config_hash(cid, state, url, lab),
             control_url=url,
@@ -100,6 +102,14 @@ class Observer:
             drain_deadline=deadline,
             error=error,
         )
+
+    def _version(self, lab: dict[str, str]) -> str:
+        """The replica's version; one that reaches the router another way than replicas now do
+        (made before `--ingress-network` changed, or by an older reconciler) reads as another
+        version, so a rolling update replaces it before its handle calls could fail."""
+        version = lab.get(labels.VERSION, "")
+        router = lab.get(labels.ROUTER) or "bridge"
+        return version if router == self._router else f"{version}~router:{router}"
 
     def _classify(
         self, entry: dict[str, Any], name: str, url: str | None

@@ -1,0 +1,229 @@
+"""Where the single-host ingress listens: on the host's own network (the default), or as one more
+container of the instance's bridge network with Docker publishing its ports.
+
+`HostNetwork`: HAProxy binds `http_options.host:port` itself, so a client's connection reaches it
+without docker-proxy, the userland proxy Docker puts behind every port published on the
+loopback, which cost as much CPU a request as HAProxy itself (bench/RESULTS.md, issue 16). It
+reaches the replicas at their bridge addresses as before; the replicas reach its router on the
+bridge's gateway (each replica's /etc/hosts names the ingress there, so the router URL stays
+`http://<ingress>:8001`); its runtime API listens on --publish-host at a port picked when the
+container is made and kept in a label. A port below 1024 needs CAP_NET_BIND_SERVICE, which only
+root can use in a container (Docker grants no ambient capabilities): then, and only then, HAProxy
+runs as root with that one capability.
+
+`BridgeNetwork` (`--ingress-network bridge`): no process that parses the internet's requests in
+the host's network namespace, for a host whose firewall keeps containers from the host's own
+addresses (a handle call goes to the gateway), or an engine this reconciler reaches remotely.
+
+Both render the same configuration (routing.py binds container ports); `config_text` moves the
+binds where this placement listens. Pure but for `pick_port`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+import socket
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from reconciler.model import HttpOptions
+from reconciler.runtime import containers, labels
+from reconciler.runtime.control import local_address
+from reconciler.runtime.observe import published_port
+from reconciler.settings import INGRESS_NETWORKS
+
+KINDS = INGRESS_NETWORKS
+_PRIVILEGED_BELOW = 1024
+
+# The binds routing.py renders (inside the ingress's own network namespace; the ports are
+# routing's INGRESS_PORT, ROUTER_PORT and ADMIN_PORT, which containers.py repeats).
+_INGRESS_BIND = f"    bind :{containers.REPLICA_PORT}\n"
+_ROUTER_BIND = f"    bind :{containers.ROUTER_PORT}\n"
+_ADMIN_BIND = f"    stats socket ipv4@0.0.0.0:{containers.ADMIN_PORT} level admin\n"
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Where an ingress container was made to listen (what its labels say)."""
+
+    http_host: str
+    http_port: int
+    gateway: str = ""  # host network: the bridge's gateway, where the router listens
+    admin_port: int | None = None  # host network: the runtime API's port on --publish-host
+
+
+class IngressNetwork(Protocol):
+    kind: str
+
+    def create_args(
+        self, network: str, http: HttpOptions, publish_host: str, gateway: str
+    ) -> dict[str, Any]:
+        """Keyword arguments for `create_container` beyond image, command, name and labels:
+        `host_config` (for `create_host_config`), `user`, `ports`, `labels` (added)."""
+
+    def serves(self, info: dict[str, Any], http: HttpOptions, gateway: str) -> bool:
+        """Whether an existing ingress container (`docker inspect`) listens as asked."""
+
+    def config_text(self, text: str, entry_labels: dict[str, str], publish_host: str) -> str:
+        """The rendered configuration with its binds where this container listens."""
+
+    def admin_address(self, publish_host: str, entry: dict[str, Any]) -> tuple[str, int] | None:
+        """Where this host reaches the runtime API, from a container list entry (or inspect
+        data shaped like one: `Labels`, `Ports`)."""
+
+    def replica_hosts(self, ingress_name: str, gateway: str) -> dict[str, str]:
+        """`extra_hosts` for a replica, so the router URL reaches the ingress."""
+
+
+class BridgeNetwork:
+    """The ingress on the instance's bridge network, its ports published by Docker."""
+
+    kind = "bridge"
+
+    def create_args(
+        self, network: str, http: HttpOptions, publish_host: str, gateway: str
+    ) -> dict[str, Any]:
+        return {
+            "host_config": {
+                **containers.HARDENING,
+                "network_mode": network,
+                "port_bindings": {
+                    containers.REPLICA_PORT: (http.host, http.port),
+                    containers.ADMIN_PORT: (publish_host,),
+                },
+            },
+            "user": containers.USER,
+            "ports": [containers.REPLICA_PORT, containers.ADMIN_PORT],
+            "labels": {},
+        }
+
+    def serves(self, info: dict[str, Any], http: HttpOptions, gateway: str) -> bool:
+        host = info.get("HostConfig") or {}
+        bindings = (host.get("PortBindings") or {}).get(f"{containers.REPLICA_PORT}/tcp")
+        wanted = [{"HostIp": http.host, "HostPort": str(http.port)}]
+        return host.get("NetworkMode") != "host" and bindings == wanted
+
+    def config_text(self, text: str, entry_labels: dict[str, str], publish_host: str) -> str:
+        return text
+
+    def admin_address(self, publish_host: str, entry: dict[str, Any]) -> tuple[str, int] | None:
+        host = local_address(publish_host)
+        port = published_port(host, entry.get("Ports") or [], containers.ADMIN_PORT)
+        return None if port is None else (host, port)
+
+    def replica_hosts(self, ingress_name: str, gateway: str) -> dict[str, str]:
+        return {}  # Docker's DNS on the network names the ingress
+
+
+class HostNetwork:
+    """The ingress in the host's network namespace, binding its ports itself."""
+
+    kind = "host"
+
+    def create_args(
+        self, network: str, http: HttpOptions, publish_host: str, gateway: str
+    ) -> dict[str, Any]:
+        if not gateway:
+            raise ValueError(f"network {network} has no IPv4 gateway for the ingress's router")
+        listen = Listen(http.host, http.port, gateway, pick_port(publish_host))
+        privileged = http.port < _PRIVILEGED_BELOW
+        return {
+            "host_config": {
+                **containers.HARDENING,
+                "network_mode": "host",
+                **({"cap_add": ["NET_BIND_SERVICE"]} if privileged else {}),
+            },
+            "user": "0:0" if privileged else containers.USER,
+            "ports": [],
+            "labels": {labels.INGRESS_LISTEN: listen_label(listen)},
+        }
+
+    def serves(self, info: dict[str, Any], http: HttpOptions, gateway: str) -> bool:
+        host = info.get("HostConfig") or {}
+        listen = read_listen((info.get("Config") or {}).get("Labels") or {})
+        return (
+            host.get("NetworkMode") == "host"
+            and listen is not None
+            and (listen.http_host, listen.http_port, listen.gateway)
+            == (http.host, http.port, gateway)
+        )
+
+    def config_text(self, text: str, entry_labels: dict[str, str], publish_host: str) -> str:
+        listen = read_listen(entry_labels)
+        if listen is None or listen.admin_port is None:
+            raise ValueError("the ingress container has no listen label")
+        return host_binds(text, listen, publish_host)
+
+    def admin_address(self, publish_host: str, entry: dict[str, Any]) -> tuple[str, int] | None:
+        listen = read_listen(entry.get("Labels") or {})
+        if listen is None or listen.admin_port is None:
+            return None
+        return local_address(publish_host), listen.admin_port
+
+    def replica_hosts(self, ingress_name: str, gateway: str) -> dict[str, str]:
+        return {ingress_name: gateway} if gateway else {}
+
+
+def network_of(kind: str) -> IngressNetwork:
+    if kind == "host":
+        return HostNetwork()
+    if kind == "bridge":
+        return BridgeNetwork()
+    raise ValueError(f"unknown ingress network {kind!r} (one of: {', '.join(KINDS)})")
+
+
+def listen_label(listen: Listen) -> str:
+    port = "" if listen.admin_port is None else str(listen.admin_port)
+    return f"{listen.http_host}|{listen.http_port}|{listen.gateway}|{port}"
+
+
+def read_listen(entry_labels: dict[str, str]) -> Listen | None:
+    parts = (entry_labels.get(labels.INGRESS_LISTEN) or "").split("|")
+    if len(parts) != 4:
+        return None
+    host, port, gateway, admin = parts
+    try:
+        return Listen(host, int(port), gateway, int(admin) if admin else None)
+    except ValueError:
+        return None
+
+
+def _address(host: str, port: int) -> str:
+    """HAProxy's `address:port` (an IPv6 address takes the last colon as the port's)."""
+    return f"{host}:{port}"
+
+
+def _family(host: str) -> str:
+    try:
+        return "ipv6@" if ipaddress.ip_address(host).version == 6 else "ipv4@"
+    except ValueError:
+        return ""  # a host name: HAProxy resolves it
+
+
+def host_binds(text: str, listen: Listen, publish_host: str) -> str:
+    """`text` with the ingress bound to http host:port, the router to the gateway and the
+    runtime API to publish_host:admin_port, each where the text has it (ValueError if twice)."""
+    admin = f"{_family(publish_host)}{_address(publish_host, listen.admin_port or 0)}"
+    moves = (
+        (_INGRESS_BIND, f"    bind {_address(listen.http_host, listen.http_port)}\n"),
+        (_ROUTER_BIND, f"    bind {_address(listen.gateway, containers.ROUTER_PORT)}\n"),
+        (_ADMIN_BIND, f"    stats socket {admin} level admin\n"),
+    )
+    for old, new in moves:
+        if text.count(old) > 1:
+            raise ValueError(f"the ingress config has {old.strip()!r} twice")
+        text = text.replace(old, new)
+    return text
+
+
+def pick_port(host: str) -> int:
+    """A TCP port free on `host` now (the kernel's choice), or, where this machine has no such
+    address (a remote engine), one from the ephemeral range at random."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((host, 0))
+            return int(probe.getsockname()[1])
+    except OSError:
+        return random.randint(32768, 60999)

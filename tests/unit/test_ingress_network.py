@@ -1,0 +1,118 @@
+"""Where a single host's ingress listens (runtime/ingress_network.py): the binds moved into the
+host's network, what an ingress container is made with on either network, and when an existing
+one is kept. `haproxy -c` checks each moved text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_routing import app_config, haproxy_check, lines_of, serving
+
+from reconciler import routing
+from reconciler.model import HttpOptions
+from reconciler.runtime import labels
+from reconciler.runtime.ingress_network import (
+    BridgeNetwork,
+    HostNetwork,
+    Listen,
+    host_binds,
+    listen_label,
+    network_of,
+    pick_port,
+    read_listen,
+)
+
+
+def _text() -> str:
+    cfg = app_config(("fruit", "/fruit", 2))
+    replicas = serving(cfg)
+    return routing.render_ingress(cfg, replicas, frozenset(r.container_id for r in replicas)).text
+
+
+def test_host_binds_moves_each_listener_where_the_host_has_it(tmp_path: Path) -> None:
+    text = _text()
+    moved = host_binds(text, Listen("127.0.0.1", 18080, "127.0.0.1", 18404), "127.0.0.1")
+    assert "bind 127.0.0.1:18080" in lines_of(moved, "frontend ingress")
+    assert "bind 127.0.0.1:8001" in lines_of(moved, "frontend router")
+    assert "    stats socket ipv4@127.0.0.1:18404 level admin\n" in moved
+    assert f":{routing.ADMIN_PORT}" not in moved and "bind :" not in moved
+    # Nothing else changes: the servers, the backends and the unix socket stay as rendered.
+    changed = [a for a, b in zip(text.splitlines(), moved.splitlines(), strict=True) if a != b]
+    assert len(changed) == 3, changed
+    haproxy_check(moved.replace(routing.INGRESS_DIR, str(tmp_path)), tmp_path)
+
+
+def test_host_binds_an_ipv6_wildcard_and_refuses_a_doubled_bind(tmp_path: Path) -> None:
+    moved = host_binds(_text(), Listen("::", 18080, "10.9.0.1", 18404), "::1")
+    assert "bind :::18080" in lines_of(moved, "frontend ingress")
+    assert "    stats socket ipv6@::1:18404 level admin\n" in moved
+    with pytest.raises(ValueError, match="twice"):
+        host_binds(_text() + "frontend again\n    bind :8000\n", Listen("", 1, "g", 2), "h")
+
+
+def test_the_listen_label_round_trips_and_a_bad_one_reads_as_none() -> None:
+    listen = Listen("0.0.0.0", 8000, "172.18.0.1", 40123)
+    assert read_listen({labels.INGRESS_LISTEN: listen_label(listen)}) == listen
+    assert read_listen({}) is None
+    assert read_listen({labels.INGRESS_LISTEN: "0.0.0.0|x|g|1"}) is None
+    assert read_listen({labels.INGRESS_LISTEN: "a|b"}) is None
+
+
+def test_a_host_network_ingress_runs_as_nobody_unless_its_port_is_privileged() -> None:
+    net = HostNetwork()
+    args = net.create_args("net", HttpOptions(host="0.0.0.0", port=8000), "127.0.0.1", "10.0.0.1")
+    host = args["host_config"]
+    assert host["network_mode"] == "host" and host["cap_drop"] == ["ALL"]
+    assert "cap_add" not in host and "port_bindings" not in host
+    assert args["user"] == "65534:65534" and args["ports"] == []
+    listen = read_listen(args["labels"])
+    assert listen is not None and (listen.http_host, listen.http_port) == ("0.0.0.0", 8000)
+    assert listen.gateway == "10.0.0.1" and listen.admin_port
+
+    low = net.create_args("net", HttpOptions(host="0.0.0.0", port=80), "127.0.0.1", "10.0.0.1")
+    assert low["user"] == "0:0" and low["host_config"]["cap_add"] == ["NET_BIND_SERVICE"]
+    with pytest.raises(ValueError, match="gateway"):
+        net.create_args("net", HttpOptions(), "127.0.0.1", "")
+
+
+def test_an_existing_ingress_is_kept_only_where_it_listens_as_asked() -> None:
+    http = HttpOptions(host="0.0.0.0", port=8000)
+    made = HostNetwork().create_args("net", http, "127.0.0.1", "10.0.0.1")
+    info = {"HostConfig": {"NetworkMode": "host"}, "Config": {"Labels": made["labels"]}}
+    net = HostNetwork()
+    assert net.serves(info, http, "10.0.0.1")
+    assert not net.serves(info, HttpOptions(host="0.0.0.0", port=8001), "10.0.0.1")
+    assert not net.serves(info, http, "10.0.0.9")  # the network was made again elsewhere
+    bridged = {
+        "HostConfig": {
+            "NetworkMode": "net",
+            "PortBindings": {"8000/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8000"}]},
+        },
+        "Config": {"Labels": {}},
+    }
+    assert not net.serves(bridged, http, "10.0.0.1")  # made on the bridge: made again
+    assert BridgeNetwork().serves(bridged, http, "10.0.0.1")
+    assert not BridgeNetwork().serves(info, http, "10.0.0.1")
+
+
+def test_where_each_network_finds_the_runtime_api_and_names_the_ingress() -> None:
+    listen = Listen("0.0.0.0", 8000, "10.0.0.1", 40123)
+    entry = {"Labels": {labels.INGRESS_LISTEN: listen_label(listen)}, "Ports": []}
+    assert HostNetwork().admin_address("0.0.0.0", entry) == ("127.0.0.1", 40123)
+    assert HostNetwork().admin_address("127.0.0.1", {"Labels": {}}) is None
+    bridged = {"Ports": [{"PrivatePort": 8404, "PublicPort": 32001, "IP": "127.0.0.1"}]}
+    assert BridgeNetwork().admin_address("127.0.0.1", bridged) == ("127.0.0.1", 32001)
+    assert HostNetwork().replica_hosts("serve-x-ingress", "10.0.0.1") == {
+        "serve-x-ingress": "10.0.0.1"
+    }
+    assert BridgeNetwork().replica_hosts("serve-x-ingress", "10.0.0.1") == {}
+    assert BridgeNetwork().config_text("text", {}, "127.0.0.1") == "text"
+
+
+def test_network_of_names_the_kinds_and_pick_port_finds_one() -> None:
+    assert network_of("host").kind == "host" and network_of("bridge").kind == "bridge"
+    with pytest.raises(ValueError, match="host, bridge"):
+        network_of("overlay")
+    assert 0 < pick_port("127.0.0.1") < 65536
+    assert 32768 <= pick_port("203.0.113.7") <= 60999  # not an address of this machine
