@@ -49,6 +49,7 @@ READY_PATH = "/-/ready"
 HEALTHZ_PATH = "/-/healthz"  # the ingress itself is alive (for a container health check)
 ROUTES_PATH = "/-/routes"  # Serve's proxy endpoint: {route_prefix: application}
 CALL_PREFIX = "/-/call"
+CONTROL_PREFIX = "/-/"  # Serve's reserved paths: the proxy's own, and here the replicas' control
 MODEL_ID_HEADER = "serve_multiplexed_model_id"  # Serve's header naming a multiplexed model
 ROUTE_PREFIX_HEADER = "x-serve-route-prefix"  # the replica serves its ASGI app under it
 ADMIN_PORT = 8404  # HAProxy's runtime API over TCP, published on the engine's --publish-host
@@ -199,6 +200,9 @@ def _ingress_frontend(routes: Sequence[_Route]) -> list[str]:
         f"string {hq(_routes_body(routes))} if {{ path {ROUTES_PATH} }}",
         f"    http-request return status 200 content-type text/plain "
         f"string {INGRESS_VERSION_TOKEN} if {{ path {INGRESS_VERSION_PATH} }}",
+        # A replica's control endpoints (/-/call, /-/reconfigure, /-/state...) share its port
+        # with the application: an application at "/" would hand them to any client.
+        f"    use_backend {NO_ROUTE_BACKEND} if {{ path_beg {CONTROL_PREFIX} }}",
     ]
     for route in routes:
         if not route.prefix:

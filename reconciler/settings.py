@@ -85,7 +85,7 @@ class ImageSettings:
 
 
 ENGINE_KINDS = ("docker", "swarm", "auto")
-INGRESS_NETWORKS = ("host", "bridge")  # runtime/ingress_network.py
+INGRESS_NETWORKS = ("auto", "host", "bridge")  # runtime/ingress_network.py
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ class EngineSettings:
     images: ImageSettings = field(default_factory=ImageSettings)
     kind: str = "docker"
     registry: str | None = None
-    ingress_network: str = "host"  # a single host's ingress: "host" or "bridge"
+    ingress_network: str = "auto"  # a single host's ingress: "auto", "host" or "bridge"
 
 
 @dataclass(frozen=True)

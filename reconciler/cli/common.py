@@ -105,11 +105,12 @@ def add_engine_flags(parser: argparse.ArgumentParser, *, owner_only: bool = Fals
     group.add_argument(
         "--ingress-network",
         choices=INGRESS_NETWORKS,
-        default=env_default("INGRESS_NETWORK", "host"),
+        default=env_default("INGRESS_NETWORK", "auto"),
         help="with --engine docker: where the ingress listens. host: HAProxy binds "
         "http_options' host:port in the host's network itself (no docker-proxy hop); "
         "bridge: a container of the instance's network with published ports, for a remote "
-        "engine or a firewall that keeps containers from the host's addresses "
+        "engine or a firewall that keeps containers from the host's addresses; auto: host, "
+        "unless the engine is remote or the instance's ingress already runs on the bridge "
         "[RECONCILER_INGRESS_NETWORK, default: %(default)s]",
     )
     group.add_argument(
@@ -312,7 +313,7 @@ def engine_settings(args: argparse.Namespace) -> EngineSettings:
         images=images,
         kind=getattr(args, "engine", "docker"),
         registry=getattr(args, "registry", None) or None,
-        ingress_network=getattr(args, "ingress_network", "host"),
+        ingress_network=getattr(args, "ingress_network", "auto"),
     )
 
 

@@ -34,14 +34,14 @@ def call_token_path(instance: str, cache_dir: Path | None = None) -> Path:
 class CallToken:
     """Made or adopted on first use (an engine that only lists or removes makes no file)."""
 
-    def __init__(self, api: Api, *, instance: str, path: Path, needed: bool) -> None:
+    def __init__(self, api: Api, *, instance: str, path: Path, needed: Callable[[], bool]) -> None:
         self._api, self._instance, self.path, self._needed = api, instance, path, needed
         self._lock = threading.Lock()
         self._token = ""
 
     def value(self) -> str:
         """The token replicas get ("" where none is needed: the router is inside the network)."""
-        if not self._needed:
+        if not self._needed():
             return ""
         with self._lock:
             if not self._token:
@@ -57,8 +57,9 @@ class CallToken:
     def _held_by_replicas(self) -> str:
         """The token running replicas of this instance hold ("" if none does)."""
         owner, role = f"{labels.OWNER}={self._instance}", f"{labels.ROLE}=replica"
+        made_for_it = f"{labels.ROUTER}=host"  # replicas for a bridge's router hold none
         with seam("list replicas"):
-            entries = self._api().containers(filters={"label": [owner, role]})
+            entries = self._api().containers(filters={"label": [owner, role, made_for_it]})
         for entry in entries[:3]:
             with contextlib.suppress(EngineError), seam("read a replica's call token"):
                 stream, _ = self._api().get_archive(entry["Id"], secret_env.CALL_TOKEN_FILE)

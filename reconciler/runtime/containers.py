@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from reconciler import admission, naming
@@ -168,13 +169,21 @@ def replica_host_config(
     }
 
 
-def gateway_of(network: dict[str, Any]) -> str:
-    """A network's IPv4 gateway, from `docker network inspect` ("" if it has none)."""
+@dataclass(frozen=True)
+class Bridge:
+    """The instance network's IPv4 gateway (the host's address on it) and subnet."""
+
+    gateway: str = ""
+    subnet: str = ""
+
+
+def bridge_of(network: dict[str, Any]) -> Bridge:
+    """From `docker network inspect` (empty fields: it has no IPv4 pool)."""
     for pool in (network.get("IPAM") or {}).get("Config") or []:
-        gateway = str(pool.get("Gateway") or "")
-        if gateway and ":" not in gateway:
-            return gateway.split("/")[0]
-    return ""
+        subnet = str(pool.get("Subnet") or "")
+        if subnet and ":" not in subnet:
+            return Bridge(str(pool.get("Gateway") or "").split("/")[0], subnet)
+    return Bridge()
 
 
 class InstanceNames:

@@ -54,7 +54,7 @@ from reconciler.runtime.haproxy_admin import HaproxyAdmin
 from reconciler.runtime.health import HealthMonitor
 from reconciler.runtime.host_ingress import HostIngress
 from reconciler.runtime.images import ImageBuilder, Progress
-from reconciler.runtime.ingress_network import network_of
+from reconciler.runtime.ingress_network import IngressNetwork, choose, network_of
 from reconciler.runtime.load_sampler import LoadSampler, LoadSink, sample
 from reconciler.runtime.observe import Observer
 from reconciler.runtime.prepare import Preparer, check_allowed, prepare_config
@@ -85,10 +85,10 @@ class DockerEngine(containers.InstanceNames):
         docker_client: Any | None = None,
         cache_dir: Path | None = None,
         pip: PipSettings | None = None,
-        ingress_network: str = "host",
+        ingress_network: str = "auto",
     ) -> None:
-        """`ingress_network`: where the ingress listens, "host" or "bridge"
-        (runtime/ingress_network.py)."""
+        """`ingress_network`: where the ingress listens, "host", "bridge" or "auto"
+        (runtime/ingress_network.py: `choose`)."""
         self._instance = instance
         self._default_image = default_image
         self._publish_host = publish_host
@@ -99,13 +99,16 @@ class DockerEngine(containers.InstanceNames):
         self._lock = threading.Lock()
         self._network_lock = threading.Lock()
         self._network_ok = False
-        self._gateway = ""  # the instance network's IPv4 gateway, once it is known to exist
-        self._listen_on = network_of(ingress_network)
+        self._bridge = containers.Bridge()  # the instance network's, once it is known to exist
+        self._asked_network = ingress_network
+        network_of(ingress_network if ingress_network != "auto" else "host")  # a bad name fails
+        self._listen: IngressNetwork | None = None  # chosen on first use (`listen_on`)
+        self._listen_lock = threading.Lock()
         self._call_token = CallToken(
             self._api,
             instance=instance,
             path=call_token_path(instance, cache_dir),
-            needed=self._listen_on.kind == "host",
+            needed=lambda: self.listen_on().kind == "host",
         )
         self._bundles: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
         self._stopped: set[str] = set()  # drained replicas told to stop (SIGTERM)
@@ -116,7 +119,7 @@ class DockerEngine(containers.InstanceNames):
             network=self.network_name,
             image=default_image,
             publish_host=publish_host,
-            listen_on=self._listen_on,
+            listen_on=self.listen_on,
             ensure_network=self._ensure_network,
             forget_network=self._forget_network,
         )
@@ -138,7 +141,7 @@ class DockerEngine(containers.InstanceNames):
             logs=self._log_tail,
             health=self._health_output,
             monitor=self._health_monitor,
-            router=self._listen_on.kind,
+            router=lambda: self.listen_on().kind,
         )
 
     @property
@@ -392,7 +395,7 @@ class DockerEngine(containers.InstanceNames):
                 **containers.replica_host_config(
                     spec, self.network_name, self._publish_host, self._limits.hard_limits
                 ),
-                extra_hosts=self._listen_on.replica_hosts(self.ingress_name, self._gateway),
+                extra_hosts=self.listen_on().replica_hosts(self.ingress_name, self._bridge.gateway),
             )
             created = api.create_container(
                 image,
@@ -405,7 +408,7 @@ class DockerEngine(containers.InstanceNames):
                 ),
                 labels={
                     **containers.replica_labels(self._instance, spec, index),
-                    labels.ROUTER: self._listen_on.kind,
+                    labels.ROUTER: self.listen_on().kind,
                 },
                 ports=[containers.REPLICA_PORT],
                 host_config=host_config,
@@ -450,14 +453,14 @@ class DockerEngine(containers.InstanceNames):
 
     # --- network, ingress, teardown ----------------------------------------------------------
 
-    def _ensure_network(self) -> str:
-        """Make the instance's network if it is not there; return its IPv4 gateway ("" if it
-        has none)."""
+    def _ensure_network(self) -> containers.Bridge:
+        """Make the instance's network if it is not there; return its IPv4 gateway and subnet
+        (empty if it has none)."""
         # Held for the whole check-and-create: Docker allows two networks with one name, and
         # parallel starts would otherwise each create one ("network ... is ambiguous").
         with self._network_lock:
             if self._network_ok:
-                return self._gateway
+                return self._bridge
             api, name = self._api(), self.network_name
             with _seam(f"inspect network {name}"):
                 found = [n for n in api.networks(names=[name]) if n.get("Name") == name]
@@ -475,9 +478,30 @@ class DockerEngine(containers.InstanceNames):
                         labels=containers.base_labels(self._instance, "network"),
                     )
             with _seam(f"inspect network {name}"):
-                self._gateway = containers.gateway_of(api.inspect_network(name))
+                self._bridge = containers.bridge_of(api.inspect_network(name))
             self._network_ok = True
-            return self._gateway
+            return self._bridge
+
+    def listen_on(self) -> IngressNetwork:
+        """Where the ingress listens (runtime/ingress_network.py), chosen once: for "auto", by
+        whether the engine is this machine's and where the instance's ingress runs now."""
+        with self._listen_lock:
+            if self._listen is None:
+                asked = self._asked_network
+                existing = local = None
+                if asked == "auto":
+                    existing = inspect_or_none(self._api, self.ingress_name)
+                    base_url = str(getattr(self._api(), "base_url", ""))
+                    local = base_url.startswith("http+docker://localhost")
+                kind = choose(asked, bool(local), existing)
+                if asked == "auto" and kind == "bridge":
+                    log.info(
+                        "the ingress stays on the instance's bridge network (%s); "
+                        "--ingress-network host moves it into the host's network",
+                        "a remote engine" if not local else "where it runs now",
+                    )
+                self._listen = network_of(kind)
+            return self._listen
 
     def _forget_network(self, exc: EngineError) -> None:
         """A start refused with 404 means the network we made is gone (pruned, engine reset):

@@ -24,6 +24,7 @@ from typing import Any
 from reconciler.errors import EngineError
 from reconciler.model import INGRESS_VERSION_TOKEN, HttpOptions, IngressConfig
 from reconciler.runtime import containers, ingress_servers, labels
+from reconciler.runtime.containers import Bridge
 from reconciler.runtime.haproxy_admin import AdminError, HaproxyAdmin
 from reconciler.runtime.ingress_network import IngressNetwork
 from reconciler.runtime.ingress_reload import await_listening, await_version, config_tar
@@ -47,18 +48,19 @@ class HostIngress:
         network: str,
         image: str,
         publish_host: str,
-        listen_on: IngressNetwork,
-        ensure_network: Callable[[], str],
+        listen_on: Callable[[], IngressNetwork],
+        ensure_network: Callable[[], Bridge],
         forget_network: Callable[[EngineError], None],
     ) -> None:
-        """`ensure_network` makes the instance's network if need be and returns its gateway."""
+        """`listen_on` says where the ingress listens; `ensure_network` makes the instance's
+        network if need be and returns its addresses."""
         self._api, self._instance, self.name = api, instance, name
         self._network, self._image, self._publish_host = network, image, publish_host
         self._listen_on = listen_on
         self._ensure_network, self._forget_network = ensure_network, forget_network
         self._labels: dict[str, str] = {}  # the running ingress container's
         self._lock = threading.Lock()
-        self._applied: tuple[HttpOptions, IngressConfig] | None = None
+        self._applied: tuple[HttpOptions, IngressConfig, Bridge] | None = None
         self._leaving = 0  # drained servers the ingress still serves requests on
         self._admin: HaproxyAdmin | None = None
         self._said_no_admin = False
@@ -125,11 +127,11 @@ class HostIngress:
                 self._applied = None
                 self._admin = None
                 return
+            bridge = self._ensure_network()  # made again elsewhere: the router moves with it
             applied = self._applied
-            if applied == (http, ingress) and not self._leaving:
+            if applied == (http, ingress, bridge) and not self._leaving:
                 return
-            gateway = self._ensure_network()
-            container_id, running = self._container(http, gateway)
+            container_id, running = self._container(http, bridge)
             followed = (
                 running
                 and applied is not None
@@ -139,7 +141,7 @@ class HostIngress:
             if not followed:
                 self._reload(container_id, running, http, ingress)
                 self._leaving = 0  # a reloaded HAProxy starts with the routable servers only
-            self._applied = (http, ingress)
+            self._applied = (http, ingress, bridge)
 
     def _follow_servers(self, container_id: str, old: IngressConfig, new: IngressConfig) -> bool:
         """Move the running HAProxy's servers through its runtime API; False when that cannot
@@ -161,7 +163,7 @@ class HostIngress:
     def _write(self, container_id: str, ingress: IngressConfig) -> str:
         """Write the config (its version stamped in) and its files; return the version."""
         version = hashlib.sha256(ingress.text.encode("utf-8")).hexdigest()[:16]
-        text = self._listen_on.config_text(
+        text = self._listen_on().config_text(
             ingress.text.replace(INGRESS_VERSION_TOKEN, version), self._labels, self._publish_host
         )
         with seam("write the ingress config"):
@@ -218,7 +220,7 @@ class HostIngress:
         return ""
 
     def _admin_of(self, entry: dict[str, Any]) -> HaproxyAdmin | None:
-        address = self._listen_on.admin_address(self._publish_host, entry)
+        address = self._listen_on().admin_address(self._publish_host, entry)
         if address is None:
             return None
         known = self._admin
@@ -230,7 +232,7 @@ class HostIngress:
         with contextlib.suppress(EngineError), seam("reload the ingress"):
             self._api().kill(container_id, signal="SIGUSR2")
 
-    def _container(self, http: HttpOptions, gateway: str) -> tuple[str, bool]:
+    def _container(self, http: HttpOptions, bridge: Bridge) -> tuple[str, bool]:
         """(id, running) of an ingress listening on http.host:http.port, recreated if needed."""
         existing = inspect_or_none(self._api, self.name)
         if existing is not None:
@@ -238,12 +240,13 @@ class HostIngress:
             if found.get(labels.OWNER) != self._instance:
                 raise EngineError(f"container {self.name} is not owned by this reconciler")
             status = existing["State"]["Status"]
-            if self._listen_on.serves(existing, http, gateway) and status in ("running", "created"):
+            kept = status in ("running", "created")
+            if kept and self._listen_on().serves(existing, http, bridge):
                 self._labels = dict(found)
                 return existing["Id"], status == "running"
             remove_quietly(self._api, existing["Id"])
         api = self._api()
-        args = self._listen_on.create_args(self._network, http, self._publish_host, gateway)
+        args = self._listen_on().create_args(self._network, http, self._publish_host, bridge)
         self._labels = {**containers.base_labels(self._instance, "ingress"), **args["labels"]}
         with seam(f"create {self.name}"):
             created = api.create_container(

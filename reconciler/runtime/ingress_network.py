@@ -11,9 +11,17 @@ container is made and kept in a label. A port below 1024 needs CAP_NET_BIND_SERV
 root can use in a container (Docker grants no ambient capabilities): then, and only then, HAProxy
 runs as root with that one capability.
 
+The router on the gateway is a host address, which containers of other networks (and the host
+itself) can reach too: it takes connections from the instance's subnet only, never from the
+gateway (the host), as the ingress container's router on the bridge was reached by the
+replicas alone.
+
 `BridgeNetwork` (`--ingress-network bridge`): no process that parses the internet's requests in
 the host's network namespace, for a host whose firewall keeps containers from the host's own
 addresses (a handle call goes to the gateway), or an engine this reconciler reaches remotely.
+`choose` picks for `auto` (the default): bridge for a remote engine or where the instance's
+ingress already runs on the bridge (made before: moving it is a restart of the ingress and a
+rolling update, so it is asked for by name), host otherwise.
 
 Both render the same configuration (routing.py binds container ports); `config_text` moves the
 binds where this placement listens. Pure but for `pick_port`.
@@ -27,13 +35,15 @@ import socket
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from reconciler.errors import EngineError
 from reconciler.model import HttpOptions
 from reconciler.runtime import containers, labels
+from reconciler.runtime.containers import Bridge
 from reconciler.runtime.control import local_address
 from reconciler.runtime.observe import published_port
 from reconciler.settings import INGRESS_NETWORKS
 
-KINDS = INGRESS_NETWORKS
+KINDS = tuple(k for k in INGRESS_NETWORKS if k != "auto")  # "auto" is `choose`'s
 _PRIVILEGED_BELOW = 1024
 
 # The binds routing.py renders (inside the ingress's own network namespace; the ports are
@@ -41,6 +51,7 @@ _PRIVILEGED_BELOW = 1024
 _INGRESS_BIND = f"    bind :{containers.REPLICA_PORT}\n"
 _ROUTER_BIND = f"    bind :{containers.ROUTER_PORT}\n"
 _ADMIN_BIND = f"    stats socket ipv4@0.0.0.0:{containers.ADMIN_PORT} level admin\n"
+_MASTER_WORKER = "    master-worker\n"
 
 
 @dataclass(frozen=True)
@@ -51,19 +62,21 @@ class Listen:
     http_port: int
     gateway: str = ""  # host network: the bridge's gateway, where the router listens
     admin_port: int | None = None  # host network: the runtime API's port on --publish-host
+    subnet: str = ""  # host network: the bridge's subnet, the router's only callers
 
 
 class IngressNetwork(Protocol):
     kind: str
 
     def create_args(
-        self, network: str, http: HttpOptions, publish_host: str, gateway: str
+        self, network: str, http: HttpOptions, publish_host: str, bridge: Bridge
     ) -> dict[str, Any]:
         """Keyword arguments for `create_container` beyond image, command, name and labels:
         `host_config` (for `create_host_config`), `user`, `ports`, `labels` (added)."""
 
-    def serves(self, info: dict[str, Any], http: HttpOptions, gateway: str) -> bool:
-        """Whether an existing ingress container (`docker inspect`) listens as asked."""
+    def serves(self, info: dict[str, Any], http: HttpOptions, bridge: Bridge) -> bool:
+        """Whether an existing ingress container (`docker inspect`) listens as asked, for
+        replicas on `bridge`."""
 
     def config_text(self, text: str, entry_labels: dict[str, str], publish_host: str) -> str:
         """The rendered configuration with its binds where this container listens."""
@@ -82,7 +95,7 @@ class BridgeNetwork:
     kind = "bridge"
 
     def create_args(
-        self, network: str, http: HttpOptions, publish_host: str, gateway: str
+        self, network: str, http: HttpOptions, publish_host: str, bridge: Bridge
     ) -> dict[str, Any]:
         return {
             "host_config": {
@@ -98,7 +111,7 @@ class BridgeNetwork:
             "labels": {},
         }
 
-    def serves(self, info: dict[str, Any], http: HttpOptions, gateway: str) -> bool:
+    def serves(self, info: dict[str, Any], http: HttpOptions, bridge: Bridge) -> bool:
         host = info.get("HostConfig") or {}
         bindings = (host.get("PortBindings") or {}).get(f"{containers.REPLICA_PORT}/tcp")
         wanted = [{"HostIp": http.host, "HostPort": str(http.port)}]
@@ -122,11 +135,15 @@ class HostNetwork:
     kind = "host"
 
     def create_args(
-        self, network: str, http: HttpOptions, publish_host: str, gateway: str
+        self, network: str, http: HttpOptions, publish_host: str, bridge: Bridge
     ) -> dict[str, Any]:
-        if not gateway:
-            raise ValueError(f"network {network} has no IPv4 gateway for the ingress's router")
-        listen = Listen(http.host, http.port, gateway, pick_port(publish_host))
+        if not bridge.gateway or not bridge.subnet:
+            raise EngineError(
+                f"network {network} has no IPv4 gateway and subnet for the ingress's router; "
+                "run with --ingress-network bridge"
+            )
+        admin_port = pick_port(publish_host)
+        listen = Listen(http.host, http.port, bridge.gateway, admin_port, bridge.subnet)
         privileged = http.port < _PRIVILEGED_BELOW
         return {
             "host_config": {
@@ -139,20 +156,20 @@ class HostNetwork:
             "labels": {labels.INGRESS_LISTEN: listen_label(listen)},
         }
 
-    def serves(self, info: dict[str, Any], http: HttpOptions, gateway: str) -> bool:
+    def serves(self, info: dict[str, Any], http: HttpOptions, bridge: Bridge) -> bool:
         host = info.get("HostConfig") or {}
         listen = read_listen((info.get("Config") or {}).get("Labels") or {})
         return (
             host.get("NetworkMode") == "host"
             and listen is not None
-            and (listen.http_host, listen.http_port, listen.gateway)
-            == (http.host, http.port, gateway)
+            and (listen.http_host, listen.http_port, listen.gateway, listen.subnet)
+            == (http.host, http.port, bridge.gateway, bridge.subnet)
         )
 
     def config_text(self, text: str, entry_labels: dict[str, str], publish_host: str) -> str:
         listen = read_listen(entry_labels)
         if listen is None or listen.admin_port is None:
-            raise ValueError("the ingress container has no listen label")
+            raise EngineError(f"the ingress container has no valid {labels.INGRESS_LISTEN} label")
         return host_binds(text, listen, publish_host)
 
     def admin_address(self, publish_host: str, entry: dict[str, Any]) -> tuple[str, int] | None:
@@ -173,18 +190,30 @@ def network_of(kind: str) -> IngressNetwork:
     raise ValueError(f"unknown ingress network {kind!r} (one of: {', '.join(KINDS)})")
 
 
+def choose(asked: str, local_engine: bool, existing: dict[str, Any] | None) -> str:
+    """The network for `asked` ("host", "bridge" or "auto"), given whether the engine is this
+    machine's (a unix socket) and the instance's ingress container as inspected (None: none)."""
+    if asked != "auto":
+        return asked
+    if not local_engine:
+        return "bridge"
+    if existing is not None and (existing.get("HostConfig") or {}).get("NetworkMode") != "host":
+        return "bridge"
+    return "host"
+
+
 def listen_label(listen: Listen) -> str:
     port = "" if listen.admin_port is None else str(listen.admin_port)
-    return f"{listen.http_host}|{listen.http_port}|{listen.gateway}|{port}"
+    return f"{listen.http_host}|{listen.http_port}|{listen.gateway}|{port}|{listen.subnet}"
 
 
 def read_listen(entry_labels: dict[str, str]) -> Listen | None:
     parts = (entry_labels.get(labels.INGRESS_LISTEN) or "").split("|")
-    if len(parts) != 4:
+    if len(parts) != 5:
         return None
-    host, port, gateway, admin = parts
+    host, port, gateway, admin, subnet = parts
     try:
-        return Listen(host, int(port), gateway, int(admin) if admin else None)
+        return Listen(host, int(port), gateway, int(admin) if admin else None, subnet)
     except ValueError:
         return None
 
@@ -202,17 +231,28 @@ def _family(host: str) -> str:
 
 
 def host_binds(text: str, listen: Listen, publish_host: str) -> str:
-    """`text` with the ingress bound to http host:port, the router to the gateway and the
-    runtime API to publish_host:admin_port, each where the text has it (ValueError if twice)."""
+    """`text` with the ingress bound to http host:port, the router to the gateway (for the
+    subnet's callers alone) and the runtime API to publish_host:admin_port, each where the text
+    has it (EngineError if twice)."""
     admin = f"{_family(publish_host)}{_address(publish_host, listen.admin_port or 0)}"
+    router = f"    bind {_address(listen.gateway, containers.ROUTER_PORT)}\n"
+    if listen.subnet:
+        router += (
+            f"    tcp-request connection reject if !{{ src {listen.subnet} }} "
+            f"|| {{ src {listen.gateway} }}\n"
+        )
     moves = (
+        # No SO_REUSEPORT: in the host's network any process of HAProxy's user could bind the
+        # same ports beside it and take a share of the connections. A reload still binds
+        # nothing twice: the master hands the listeners over (`expose-fd listeners`).
+        (_MASTER_WORKER, f"{_MASTER_WORKER}    noreuseport\n"),
         (_INGRESS_BIND, f"    bind {_address(listen.http_host, listen.http_port)}\n"),
-        (_ROUTER_BIND, f"    bind {_address(listen.gateway, containers.ROUTER_PORT)}\n"),
+        (_ROUTER_BIND, router),
         (_ADMIN_BIND, f"    stats socket {admin} level admin\n"),
     )
     for old, new in moves:
         if text.count(old) > 1:
-            raise ValueError(f"the ingress config has {old.strip()!r} twice")
+            raise EngineError(f"the ingress config has {old.strip()!r} twice")
         text = text.replace(old, new)
     return text
 

@@ -41,7 +41,7 @@ class Observer:
         logs: LogReader,
         health: HealthReader,
         monitor: HealthMonitor,
-        router: str = "bridge",
+        router: Callable[[], str] = lambda: "bridge",
     ):
         """`router`: how replicas reach the ingress's router now (labels.ROUTER)."""
         self._network, self._router = network, router
@@ -109,7 +109,7 @@ class Observer:
         version, so a rolling update replaces it before its handle calls could fail."""
         version = lab.get(labels.VERSION, "")
         router = lab.get(labels.ROUTER) or "bridge"
-        return version if router == self._router else f"{version}~router:{router}"
+        return version if router == self._router() else f"{version}~router:{router}"
 
     def _classify(
         self, entry: dict[str, Any], name: str, url: str | None

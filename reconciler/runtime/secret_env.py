@@ -64,7 +64,13 @@ def load_token(path: Path, adopt: Callable[[], str] | None = None) -> str:
         return token
     token = (adopt() if adopt is not None else "") or secrets.token_urlsafe(32)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process wrote one first: that one holds
+        written = path.read_text(encoding="utf-8").strip()
+        if written:
+            return written
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)  # left empty by a writer that died
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(token + "\n")
     return token

@@ -91,6 +91,10 @@ def test_scale_reconfigure_and_roll_without_a_reload_or_a_failed_request(
     h.converge()
     url = f"http://127.0.0.1:{_port(greeter_tree)}/"
     assert h.engine.ingress_admin is not None, "the ingress publishes its runtime API"
+    # The application is at "/", yet the replicas' control endpoints are not the public's.
+    for path, body in (("-/reconfigure", b"{}"), ("-/call/default/Greeter/__call__", b"{}")):
+        answer = requests.post(url + path, data=body, timeout=10)
+        assert answer.status_code == 404 and "no application" in answer.text, answer.text
     reloads, logged = h.engine.ingress_reloads, _reload_lines(h)
     steps = [
         ("num_replicas: 2", "num_replicas: 8", "serve_config.yaml"),

@@ -24,9 +24,15 @@ from reconciler.runtime.docker_engine import DockerEngine
 
 pytestmark = pytest.mark.docker
 
+# The global section as routing.py renders it: master-worker, the listeners handed to each new
+# worker on a reload (`expose-fd listeners`), the runtime API on TCP (the engine moves it, and
+# the other binds, where its ingress listens: in the host's network, no SO_REUSEPORT either).
 CFG = """
 global
+    master-worker
     maxconn 2000
+    stats socket /tmp/haproxy.sock mode 600 level admin expose-fd listeners
+    stats socket ipv4@0.0.0.0:8404 level admin
 defaults
     mode http
     timeout connect 2s
@@ -127,6 +133,8 @@ def test_ingress_routes_users_and_handle_calls(
     assert logs.count("Reloading HAProxy") >= 8, logs  # the reloads did happen
     assert engine.ingress_reloads == 8
     assert set(results) == {200}, f"{len(results)} requests, failures: {results.count(-1)}"
+    written = docker_client.api.exec_create(engine.ingress_name, ["cat", "/etc/haproxy/serve.cfg"])
+    assert "    noreuseport\n" in docker_client.api.exec_start(written).decode()
 
     # Recreated on a new port; None removes it.
     other = free_port()

@@ -66,6 +66,12 @@ def test_on_the_host_network_handle_calls_need_the_call_token_from_the_host(
     url = f"http://127.0.0.1:{port}/"
     wait_until(lambda: try_http(url, b'["MANGO", 2]') == (200, b"6"), 30, "a handle call")
 
+    # The router listens on the gateway, a host address: the host itself (and any other
+    # network's container) is turned away, the instance's replicas alone may call it.
+    gateway = docker_client.api.inspect_network(host_engine.network_name)["IPAM"]["Config"][0]
+    router = f"http://{gateway['Gateway']}:8001/-/call/default/Stand/check_price"
+    assert try_http(router, b'{"args": [1]}') == (-1, b"")
+
     # A pickled call straight from the host comes from the gateway too: refused without the
     # token the replicas were given, taken with it.
     stand = replicas["Stand"].control_url + "/-/call/default/Stand/check_price"

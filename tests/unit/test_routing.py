@@ -82,6 +82,8 @@ def test_longest_prefix_first_root_last_and_none_unrouted() -> None:
     ingress = lines_of(render(cfg), "frontend ingress")
     uses = [line for line in ingress if line.startswith("use_backend")]
     assert uses == [
+        # the replicas' control endpoints are never routed, even to an application at "/"
+        "use_backend no_route if { path_beg /-/ }",
         f"use_backend {backend_name('deep', 'Ingress')} if "
         "{ path /fruit/x } || { path_beg /fruit/x/ }",
         f"use_backend {backend_name('fruit', 'Ingress')} if "
@@ -95,6 +97,7 @@ def test_root_path_is_mounted_before_every_route() -> None:
     cfg = app_config(("root", "/", 1), ("fruit", "/fruit", 1), root_path="/api/")
     uses = [x for x in lines_of(render(cfg), "frontend ingress") if x.startswith("use_backend")]
     assert [u.split(" if ", 1)[1] for u in uses] == [
+        "{ path_beg /-/ }",
         "{ path /api/fruit } || { path_beg /api/fruit/ }",
         "{ path /api } || { path_beg /api/ }",
     ]
