@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 import docker
 
 from reconciler.runtime import labels
-from reconciler.runtime.call_token import call_token_path
 from tests.support import wait_for as wait_until  # the one poll-with-deadline helper
 
 T = TypeVar("T")
@@ -140,7 +139,6 @@ class Cleanup:
             for net_id in nets:
                 _quietly(functools.partial(api.remove_network, net_id))
             if not ids and not nets:
-                call_token_path(owner).unlink(missing_ok=True)
                 return
             if time.monotonic() > deadline:
                 print(

@@ -5,6 +5,8 @@ their own published ports, the same wrk, alternating, in one run:
   (`Connection: close`: what HAProxy's `http-reuse` decides for the replica side);
 - eight replicas: eight wrk (-t1 -c8) at once through the ingress, against one wrk on each
   replica's own port at once (the sum of 8 direct): the ingress must scale, not cap;
+- the same one replica at its address on the instance's network, from the host (no
+  docker-proxy in that path either): what HAProxy itself costs;
 - one replica again behind an ingress on the instance's bridge network (`--ingress-network
   bridge`: Docker publishes its port, so docker-proxy sits between wrk and HAProxy), kept alive.
 """
@@ -35,6 +37,10 @@ def run(cleanup: Cleanup, repeats: int, duration_s: float = 5.0) -> dict[str, An
             assert replica.control_url is not None
             via_url, direct_url = f"http://127.0.0.1:{port}/", replica.control_url + "/"
             out.update(_pair(via_url, direct_url, repeats, duration_s, ()))
+            # The replica at its address on the instance's network (no docker-proxy either):
+            # what HAProxy itself costs, now that neither path has the userland proxy.
+            inside_url = f"http://{replica.network_ip}:8000/"
+            out.update(_pair(via_url, inside_url, repeats, duration_s, (), "inside_"))
             out.update(_pair(via_url, direct_url, repeats, duration_s, CLOSE, "close_"))
             d.edit("serve_config.yaml", "num_replicas: 1", "num_replicas: 8")
             d.converge()

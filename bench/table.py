@@ -123,6 +123,13 @@ def _ingress(d: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
            f"p50 {d['direct_p50_ms']:.2f}ms p99 {d['direct_p99_ms']:.2f}ms")  # fmt: skip
     yield ("ingress / direct", f"x{d['rps_ratio_ingress_vs_direct']:.2f} req/s",
            f"x{d['p99_ratio_ingress_vs_direct']:.2f} p99")  # fmt: skip
+    if "inside_ingress_rps" in d:
+        yield (
+            "ingress / the replica at its network address",
+            f"{d['inside_ingress_rps']:.0f} / {d['inside_direct_rps']:.0f} req/s",
+            f"x{d['inside_rps_ratio_ingress_vs_direct']:.2f} req/s, "
+            f"x{d['inside_p99_ratio_ingress_vs_direct']:.2f} p99 (no docker-proxy either way)",
+        )
     if "close_ingress_rps" in d:
         yield (
             "new connection per request: ingress / direct",
@@ -168,6 +175,13 @@ def _autoscale(d: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
             f"{rise['serving_before']} -> {rise['target']} replicas in "
             + ("-" if reached is None else f"{reached:.2f}s")
             + " (upscale_delay_s 1, look-back 3 s)",
+        )
+    if "inside_ingress_rps" in d:
+        yield (
+            "ingress / the replica at its network address",
+            f"{d['inside_ingress_rps']:.0f} / {d['inside_direct_rps']:.0f} req/s",
+            f"x{d['inside_rps_ratio_ingress_vs_direct']:.2f} req/s, "
+            f"x{d['inside_p99_ratio_ingress_vs_direct']:.2f} p99 (no docker-proxy either way)",
         )
     if "close_ingress_rps" in d:
         yield ("new connection per request: ingress / direct",

@@ -91,9 +91,6 @@ def remove_owned(client, owner: str) -> None:  # type: ignore[no-untyped-def]
         with contextlib.suppress(Exception):
             n.remove()
     remove_owned_images(client, owner)
-    from reconciler.runtime.call_token import call_token_path
-
-    call_token_path(owner).unlink(missing_ok=True)
 
 
 def remove_owned_images(client, owner: str) -> None:  # type: ignore[no-untyped-def]

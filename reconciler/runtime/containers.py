@@ -15,7 +15,7 @@ from typing import Any
 from reconciler import admission, naming
 from reconciler.model import Demand, DeploymentSpec, canonical_json
 from reconciler.runtime import labels
-from reconciler.runtime.secret_env import CALL_TOKEN_FILE, SECRET_ENV_FILE, split_env
+from reconciler.runtime.secret_env import SECRET_ENV_FILE, split_env
 
 REPLICA_PORT = 8000
 DEPS_DIR = "/opt/serve-deps"  # where an image's runtime_env.pip packages are installed
@@ -90,12 +90,9 @@ def health_settings(container_labels: dict[str, str]) -> tuple[float, float]:
     return (period, timeout) if ok else (10.0, 30.0)
 
 
-def replica_env(
-    spec: DeploymentSpec, index: int, router_url: str, call_token: bool = False
-) -> dict[str, str]:
+def replica_env(spec: DeploymentSpec, index: int, router_url: str) -> dict[str, str]:
     """The user's plain env vars, then ours (ours win: the runtime depends on them). Secret
-    values are not here: they go in a file (`replica_secrets`), as does the call token (with
-    `call_token`: the engine copies one in)."""
+    values are not here: they go in a file (`replica_secrets`)."""
     user = split_env(spec)[0]
     # The runtime first (its `ray` shim), then the packages of runtime_env.pip (absent in an
     # image built without any: harmless), then the user's own entries.
@@ -118,7 +115,6 @@ def replica_env(
         "SERVE_GRACEFUL_SHUTDOWN_TIMEOUT_S": str(spec.graceful_shutdown_timeout_s),
         "SERVE_HEALTH_CHECK_TIMEOUT_S": str(spec.health_check_timeout_s),
         "SERVE_ROUTER_URL": router_url,
-        **({"SERVE_CALL_TOKEN_FILE": CALL_TOKEN_FILE} if call_token else {}),
         "SERVE_HTTP_PORT": str(REPLICA_PORT),
         # always ours, empty without secrets: a user's own value must not name a file to load
         "SERVE_SECRET_ENV_FILE": SECRET_ENV_FILE if replica_secrets(spec) else "",

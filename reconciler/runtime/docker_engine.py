@@ -48,7 +48,6 @@ from reconciler.model import (
 )
 from reconciler.runtime import containers, control, labels, secret_env
 from reconciler.runtime.bundle import build_bundle
-from reconciler.runtime.call_token import CallToken, call_token_path
 from reconciler.runtime.exits import ExitWatcher
 from reconciler.runtime.haproxy_admin import HaproxyAdmin
 from reconciler.runtime.health import HealthMonitor
@@ -104,12 +103,6 @@ class DockerEngine(containers.InstanceNames):
         network_of(ingress_network if ingress_network != "auto" else "host")  # a bad name fails
         self._listen: IngressNetwork | None = None  # chosen on first use (`listen_on`)
         self._listen_lock = threading.Lock()
-        self._call_token = CallToken(
-            self._api,
-            instance=instance,
-            path=call_token_path(instance, cache_dir),
-            needed=lambda: self.listen_on().kind == "host",
-        )
         self._bundles: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
         self._stopped: set[str] = set()  # drained replicas told to stop (SIGTERM)
         self.ingress = HostIngress(
@@ -334,11 +327,10 @@ class DockerEngine(containers.InstanceNames):
             if bundle is not None:
                 with _seam(f"copy code into {name}"):
                     self._api().put_archive(container_id, "/", bundle)
-            secret, token = containers.replica_secrets(spec), self._call_token.value()
-            if secret or token:
-                tar = secret_env.secret_env_tar(secret, token)
-                with _seam(f"copy secrets into {name}"):
-                    self._api().put_archive(container_id, "/", tar)
+            secret = containers.replica_secrets(spec)
+            if secret:
+                with _seam(f"copy secret env into {name}"):
+                    self._api().put_archive(container_id, "/", secret_env.secret_env_tar(secret))
             with _seam(f"start {name}"):
                 self._api().start(container_id)
         except EngineError as exc:
@@ -403,9 +395,7 @@ class DockerEngine(containers.InstanceNames):
                 name=name,
                 user=containers.USER,
                 working_dir="/app/work",
-                environment=containers.replica_env(
-                    spec, index, self.router_url, call_token=bool(self._call_token.value())
-                ),
+                environment=containers.replica_env(spec, index, self.router_url),
                 labels={
                     **containers.replica_labels(self._instance, spec, index),
                     labels.ROUTER: self.listen_on().kind,
@@ -529,7 +519,6 @@ class DockerEngine(containers.InstanceNames):
         with self._lock:
             self._network_ok = False
         self.ingress.forget()
-        self._call_token.remove()  # no replica holds it any more
 
 
 def _draining(replica: ObservedReplica) -> bool:

@@ -14,7 +14,9 @@ runs as root with that one capability.
 The router on the gateway is a host address, which containers of other networks (and the host
 itself) can reach too: it takes connections from the instance's subnet only, never from the
 gateway (the host), as the ingress container's router on the bridge was reached by the
-replicas alone.
+replicas alone. Its calls reach the replicas from the gateway, where a replica takes no pickle
+from the host; so it stamps each with a secret it tells the subnet alone, and a replica takes
+a pickle from the gateway with that stamp (serve_replica/router_secret.py).
 
 `BridgeNetwork` (`--ingress-network bridge`): no process that parses the internet's requests in
 the host's network namespace, for a host whose firewall keeps containers from the host's own
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
+import secrets
 import socket
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -52,6 +55,10 @@ _INGRESS_BIND = f"    bind :{containers.REPLICA_PORT}\n"
 _ROUTER_BIND = f"    bind :{containers.ROUTER_PORT}\n"
 _ADMIN_BIND = f"    stats socket ipv4@0.0.0.0:{containers.ADMIN_PORT} level admin\n"
 _MASTER_WORKER = "    master-worker\n"
+# The router's stamp on the calls it carries, and where the subnet may read it (the replica
+# runtime's serve_replica/router_secret.py, which imports nothing of ours, says the same).
+SECRET_HEADER = "X-Serve-Router"
+SECRET_PATH = "/-/router-secret"
 
 
 @dataclass(frozen=True)
@@ -134,6 +141,10 @@ class HostNetwork:
 
     kind = "host"
 
+    def __init__(self) -> None:
+        # New with each reconciler process (a restart rewrites the config; replicas ask again).
+        self.secret = secrets.token_urlsafe(24)
+
     def create_args(
         self, network: str, http: HttpOptions, publish_host: str, bridge: Bridge
     ) -> dict[str, Any]:
@@ -170,7 +181,7 @@ class HostNetwork:
         listen = read_listen(entry_labels)
         if listen is None or listen.admin_port is None:
             raise EngineError(f"the ingress container has no valid {labels.INGRESS_LISTEN} label")
-        return host_binds(text, listen, publish_host)
+        return host_binds(text, listen, publish_host, self.secret)
 
     def admin_address(self, publish_host: str, entry: dict[str, Any]) -> tuple[str, int] | None:
         listen = read_listen(entry.get("Labels") or {})
@@ -230,16 +241,22 @@ def _family(host: str) -> str:
         return ""  # a host name: HAProxy resolves it
 
 
-def host_binds(text: str, listen: Listen, publish_host: str) -> str:
+def host_binds(text: str, listen: Listen, publish_host: str, secret: str = "") -> str:
     """`text` with the ingress bound to http host:port, the router to the gateway (for the
-    subnet's callers alone) and the runtime API to publish_host:admin_port, each where the text
-    has it (EngineError if twice)."""
+    subnet's callers alone, stamping what it carries with `secret`) and the runtime API to
+    publish_host:admin_port, each where the text has it (EngineError if twice)."""
     admin = f"{_family(publish_host)}{_address(publish_host, listen.admin_port or 0)}"
     router = f"    bind {_address(listen.gateway, containers.ROUTER_PORT)}\n"
     if listen.subnet:
         router += (
             f"    tcp-request connection reject if !{{ src {listen.subnet} }} "
             f"|| {{ src {listen.gateway} }}\n"
+        )
+    if secret:  # the stamp a replica trusts a pickle from the gateway by (router_secret.py)
+        router += (
+            f"    http-request return status 200 content-type text/plain string {secret} "
+            f"if {{ path {SECRET_PATH} }}\n"
+            f"    http-request set-header {SECRET_HEADER} {secret}\n"
         )
     moves = (
         # No SO_REUSEPORT: in the host's network any process of HAProxy's user could bind the

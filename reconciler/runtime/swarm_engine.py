@@ -54,10 +54,10 @@ from reconciler.runtime.load_sampler import LoadSampler, LoadSink, sample
 from reconciler.runtime.prepare import Preparer, check_allowed, prepare_config
 from reconciler.runtime.remote_code import default_cache_dir
 from reconciler.runtime.seam import Conflict, LazyApi, Missing, seam
-from reconciler.runtime.secret_env import SECRET_ENV_FILE, load_token
+from reconciler.runtime.secret_env import SECRET_ENV_FILE
 from reconciler.runtime.swarm_images import RegistryImages
 from reconciler.runtime.swarm_ingress import SwarmIngress
-from reconciler.runtime.swarm_objects import SwarmObjects, referenced, token_id
+from reconciler.runtime.swarm_objects import SwarmObjects, load_token, referenced, token_id
 from reconciler.runtime.swarm_observe import Json, Reading, SwarmObserver, engine_nodes
 from reconciler.runtime.swarm_placement import capacity_of
 from reconciler.runtime.wheels import PipSettings

@@ -17,9 +17,12 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import os
+import secrets
 import threading
 from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 from reconciler.errors import EngineError
@@ -31,6 +34,22 @@ Api = Callable[[], Any]
 Seam = Callable[[str], AbstractContextManager[None]]
 DIGEST = 12
 log = logging.getLogger(__name__)
+
+
+def load_token(path: Path) -> str:
+    """The instance's control token from `path`, made (and written, 0600) when absent."""
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        token = ""
+    if token:
+        return token
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(token + "\n")
+    return token
 
 
 def token_id(token: str) -> str:

@@ -1,7 +1,8 @@
 """The single-host ingress on either network (runtime/ingress_network.py), on the real engine:
-in the host's network it binds the config's port itself, says so when that port is taken, and
-its router's handle calls reach replicas from the gateway with the instance's call token, which
-a caller on the host without it lacks; on the bridge it is a published container as before."""
+in the host's network it binds the config's port itself, says so when that port is taken, takes
+router calls from the instance's replicas alone, and stamps them with the secret that lets a
+pickle from the gateway in, which a caller on the host lacks; on the bridge it is a published
+container as before."""
 
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ from test_runtime_ingress import CFG, _deploy, _hand_written
 
 from reconciler.errors import EngineError
 from reconciler.model import CodeTree, HttpOptions, ReplicaState
-from reconciler.runtime.call_token import call_token_path
 from reconciler.runtime.docker_engine import DockerEngine
 
 pytestmark = pytest.mark.docker
@@ -54,8 +54,8 @@ def _serve(engine: DockerEngine, code: CodeTree, port: int) -> dict[str, Any]:
     return replicas
 
 
-def test_on_the_host_network_handle_calls_need_the_call_token_from_the_host(
-    host_engine: DockerEngine, code_tree: CodeTree, docker_client: Any, instance_name: str
+def test_on_the_host_network_only_the_routers_stamp_lets_a_pickle_in_from_the_host(
+    host_engine: DockerEngine, code_tree: CodeTree, docker_client: Any
 ) -> None:
     port = free_port()
     replicas = _serve(host_engine, code_tree, port)
@@ -69,30 +69,21 @@ def test_on_the_host_network_handle_calls_need_the_call_token_from_the_host(
     # The router listens on the gateway, a host address: the host itself (and any other
     # network's container) is turned away, the instance's replicas alone may call it.
     gateway = docker_client.api.inspect_network(host_engine.network_name)["IPAM"]["Config"][0]
-    router = f"http://{gateway['Gateway']}:8001/-/call/default/Stand/check_price"
-    assert try_http(router, b'{"args": [1]}') == (-1, b"")
+    router = f"http://{gateway['Gateway']}:8001"
+    assert try_http(router + "/-/call/default/Stand/check_price", b'{"args": [1]}') == (-1, b"")
+    assert try_http(router + "/-/router-secret") == (-1, b"")
 
-    # A pickled call straight from the host comes from the gateway too: refused without the
-    # token the replicas were given, taken with it.
+    # A pickled call straight from the host comes from the gateway too, as the router's do:
+    # refused without the router's stamp (or with a wrong one), taken with it.
     stand = replicas["Stand"].control_url + "/-/call/default/Stand/check_price"
     body = pickle.dumps(((4,), {}))
     status, answer, _ = http(stand, body, {"Content-Type": PICKLE})
     assert status == 403 and b"only taken from inside the network" in answer
-    token = call_token_path(instance_name).read_text().strip()
-    status, answer, _ = http(stand, body, {"Content-Type": PICKLE, "X-Serve-Token": token})
-    assert status == 200 and pickle.loads(answer) == ("ok", 12)
-    status, _, _ = http(stand, body, {"Content-Type": PICKLE, "X-Serve-Token": token[:-1] + "?"})
+    secret = host_engine.listen_on().secret  # type: ignore[attr-defined]
+    status, _, _ = http(stand, body, {"Content-Type": PICKLE, "X-Serve-Router": secret + "x"})
     assert status == 403
-
-    # A cache directory made anew while the replicas run: the next engine takes their token,
-    # so replicas it starts keep calling (and being called by) the running ones.
-    call_token_path(instance_name).unlink()
-    again = _engine(instance_name, docker_client, "host")
-    assert again._call_token.value() == token
-    assert call_token_path(instance_name).read_text().strip() == token
-
-    host_engine.remove_all()
-    assert not call_token_path(instance_name).exists()
+    status, answer, _ = http(stand, body, {"Content-Type": PICKLE, "X-Serve-Router": secret})
+    assert status == 200 and pickle.loads(answer) == ("ok", 12)
 
 
 def test_a_taken_port_is_said_at_once_and_the_replicas_keep_running(
@@ -121,7 +112,6 @@ def test_on_the_bridge_the_ingress_is_a_published_container(
         assert bound == [{"HostIp": "127.0.0.1", "HostPort": str(port)}]
         url = f"http://127.0.0.1:{port}/"
         wait_until(lambda: try_http(url, b'["PEAR", 5]') == (200, b"15"), 30, "a handle call")
-        assert not call_token_path(instance_name).exists()  # the router is inside the network
     finally:
         engine.remove_all()
 

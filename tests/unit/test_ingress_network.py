@@ -49,6 +49,14 @@ def test_host_binds_moves_each_listener_where_the_host_has_it(tmp_path: Path) ->
     assert "    stats socket ipv4@127.0.0.1:18404 level admin\n" in moved
     assert moved.startswith("global\n    master-worker\n    noreuseport\n")
     assert f":{routing.ADMIN_PORT}" not in moved and "bind :" not in moved
+    # With the router's secret: told on its path, stamped on every call it carries.
+    stamped = lines_of(host_binds(text, listen, "127.0.0.1", "s3cr3t"), "frontend router")
+    assert stamped[2:4] == [
+        "http-request return status 200 content-type text/plain string s3cr3t "
+        "if { path /-/router-secret }",
+        "http-request set-header X-Serve-Router s3cr3t",
+    ]
+    assert HostNetwork().secret != HostNetwork().secret and len(HostNetwork().secret) >= 32
     # Nothing else changes: the servers, the backends and the unix socket stay as rendered.
     added = {"noreuseport", router[1]}
     kept = [line for line in moved.splitlines() if line.strip() not in added]

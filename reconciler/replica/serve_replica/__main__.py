@@ -31,8 +31,7 @@ def _exit(code: int) -> None:
 async def run(settings: Settings, signals: list[Callable[[], None]]) -> None:
     loop = asyncio.get_running_loop()
     runtime_loop.install(loop, workers=max(8, settings.max_ongoing_requests + 4))
-    token = settings.control_token or settings.call_token
-    handle.set_router(transport.Router(settings.router_url, token))
+    handle.set_router(transport.Router(settings.router_url, settings.control_token))
     replica = Replica(settings, new_unique_id())
     logs.setup_replica(settings.app, settings.deployment, replica.replica_id)
     # listening before __init__ runs, so /-/healthz can say it is still starting

@@ -3,15 +3,13 @@
 Pickle (what handles send) is accepted only from inside the Docker network: a connection from
 the network's gateway is the host reaching the published control port, and gets the JSON form
 only, so a local user of the host cannot make a replica unpickle what they send. The one caller
-on the host that may is the router of an ingress in the host's network: there every replica
-has the instance's call token and sends it on its handle calls, and a call carrying it is
-taken from anywhere.
+on the host that may is the router of an ingress in the host's network, whose calls carry its
+secret stamp (router_secret.py).
 """
 
 from __future__ import annotations
 
 import functools
-import hmac
 import inspect
 import json
 import pickle
@@ -22,8 +20,9 @@ from typing import Any
 from . import responses, wire
 from .protocol import HttpConnection, HttpRequest
 from .request import error_body
+from .router_secret import HEADER as ROUTER_HEADER
+from .router_secret import RouterSecret
 
-CALL_TOKEN_HEADER = b"x-serve-token"  # the header transport.Router sends its token in
 JSON = [(b"content-type", b"application/json")]
 PICKLED = [(b"content-type", wire.PICKLE.encode())]
 
@@ -42,20 +41,18 @@ def host_gateway() -> str | None:
     return None
 
 
-def pickle_allowed(conn: HttpConnection, request: HttpRequest, call_token: str = "") -> bool:
-    if call_token:
-        given = request.header(CALL_TOKEN_HEADER) or b""
-        if hmac.compare_digest(given, call_token.encode("latin-1")):
-            return True
+async def pickle_allowed(conn: HttpConnection, request: HttpRequest, router: RouterSecret) -> bool:
     gateway = host_gateway()
-    return conn.peer is None or gateway is None or conn.peer[0] != gateway
+    if conn.peer is None or gateway is None or conn.peer[0] != gateway:
+        return True
+    return await router.matches(request.header(ROUTER_HEADER))
 
 
 async def answer(replica: Any, method: str, request: HttpRequest, conn: HttpConnection) -> None:
     ctype = (request.header(b"content-type") or b"").split(b";")[0].strip().decode("latin-1")
     if ctype != wire.PICKLE:
         return await _answer_json(replica, method, request, conn)
-    if not pickle_allowed(conn, request, replica.settings.call_token):
+    if not await pickle_allowed(conn, request, replica.router_secret):
         body = json.dumps(
             {"error": "pickled calls are only taken from inside the network", "type": "Forbidden"}
         ).encode()

@@ -28,6 +28,7 @@ from .context import (
 )
 from .graph import find_node, name_nodes, resolve_args
 from .handle import DeploymentHandle, DeploymentResponse
+from .router_secret import RouterSecret
 from .settings import Settings
 from .startup import build_application
 from .sync import ReadWriteLock
@@ -86,6 +87,7 @@ class Replica:
         self._rw = ReadWriteLock()
         self._slots = asyncio.Semaphore(settings.max_ongoing_requests)
         self.ongoing = 0
+        self.router_secret = RouterSecret(settings.router_url)  # calls.py, from the gateway
 
     # --- startup ---------------------------------------------------------------------------
 

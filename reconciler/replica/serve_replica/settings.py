@@ -26,9 +26,6 @@ class Settings:
     port: int
     state_dir: str
     control_token: str = ""  # "" : the control endpoints answer anyone who reaches them
-    # Admits a pickled handle call from the network's gateway: the router of an ingress in the
-    # host's network connects from there (calls.py). Sent on this replica's own handle calls.
-    call_token: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -48,7 +45,6 @@ class Settings:
             port=int(env.get("SERVE_HTTP_PORT", "8000")),
             state_dir=env.get("SERVE_STATE_DIR", "/tmp/serve-state"),
             control_token=read_token(env.get("SERVE_CONTROL_TOKEN_FILE", "")),
-            call_token=read_token(env.get("SERVE_CALL_TOKEN_FILE", "")),
         )
 
 
