@@ -176,23 +176,6 @@ def _autoscale(d: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
             + ("-" if reached is None else f"{reached:.2f}s")
             + " (upscale_delay_s 1, look-back 3 s)",
         )
-    if "inside_ingress_rps" in d:
-        yield (
-            "ingress / the replica at its network address",
-            f"{d['inside_ingress_rps']:.0f} / {d['inside_direct_rps']:.0f} req/s",
-            f"x{d['inside_rps_ratio_ingress_vs_direct']:.2f} req/s, "
-            f"x{d['inside_p99_ratio_ingress_vs_direct']:.2f} p99 (no docker-proxy either way)",
-        )
-    if "close_ingress_rps" in d:
-        yield ("new connection per request: ingress / direct",
-               f"{d['close_ingress_rps']:.0f} / {d['close_direct_rps']:.0f} req/s",
-               f"x{d['close_rps_ratio_ingress_vs_direct']:.2f} req/s, "
-               f"x{d['close_p99_ratio_ingress_vs_direct']:.2f} p99")  # fmt: skip
-    if "eight_ingress_rps" in d:
-        yield ("8 replicas: via ingress / sum of 8 direct (8 wrk -c8)",
-               f"{d['eight_ingress_rps']:.0f} / {d['eight_direct_sum_rps']:.0f} req/s",
-               f"x{d['eight_rps_ratio']:.2f}, errors {d['eight_errors']}, "
-               f"reloads {d.get('reloads', '?')}")  # fmt: skip
 
 
 def _admission(d: dict[str, Any]) -> Iterator[tuple[str, str, str]]:

@@ -84,6 +84,12 @@ def _reloads(docker_client: Any, engine: DockerEngine) -> int:
     return int(docker_client.api.logs(engine.ingress_name).decode().count("Former worker"))
 
 
+def _logs(docker_client: Any, replicas: Any) -> str:
+    """The replicas' last log lines, for a failure's message (what a 500 was)."""
+    tails = [docker_client.api.logs(r.container_id, tail=30).decode() for r in replicas]
+    return "\n".join(tails)
+
+
 def test_ingress_routes_users_and_handle_calls(
     engine: DockerEngine, code_tree: CodeTree, docker_client: Any
 ) -> None:
@@ -132,7 +138,10 @@ def test_ingress_routes_users_and_handle_calls(
     logs = docker_client.api.logs(engine.ingress_name).decode()
     assert logs.count("Reloading HAProxy") >= 8, logs  # the reloads did happen
     assert engine.ingress_reloads == 8
-    assert set(results) == {200}, f"{len(results)} requests, failures: {results.count(-1)}"
+    assert set(results) == {200}, (
+        f"{len(results)} requests, failures: {results.count(-1)}, answers: {set(results)}\n"
+        + _logs(docker_client, replicas.values())
+    )
     written = docker_client.api.exec_create(engine.ingress_name, ["cat", "/etc/haproxy/serve.cfg"])
     assert "    noreuseport\n" in docker_client.api.exec_start(written).decode()
 
