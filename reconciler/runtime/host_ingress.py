@@ -27,7 +27,12 @@ from reconciler.runtime import containers, ingress_servers, labels
 from reconciler.runtime.containers import Bridge
 from reconciler.runtime.haproxy_admin import AdminError, HaproxyAdmin
 from reconciler.runtime.ingress_network import IngressNetwork
-from reconciler.runtime.ingress_reload import await_listening, await_version, config_tar
+from reconciler.runtime.ingress_reload import (
+    await_listening,
+    await_version,
+    config_tar,
+    read_config_tar,
+)
 from reconciler.runtime.load_sampler import read_loads
 from reconciler.runtime.seam import inspect_or_none, remove_quietly, seam
 
@@ -210,6 +215,15 @@ class HostIngress:
         ]
         self._admin = self._admin_of({"Labels": self._labels, "Ports": ports})
 
+    def _written(self, container_id: str) -> str:
+        """The config the running ingress was last given ("" if it cannot be read)."""
+        try:
+            with seam("read the ingress config"):
+                stream, _ = self._api().get_archive(container_id, containers.INGRESS_CFG)
+                return read_config_tar(b"".join(stream))
+        except EngineError:
+            return ""
+
     def _exited(self, container_id: str) -> str | None:
         """What a stopped ingress said last (None: it runs)."""
         info = inspect_or_none(self._api, container_id)
@@ -243,6 +257,8 @@ class HostIngress:
             kept = status in ("running", "created")
             if kept and self._listen_on().serves(existing, http, bridge):
                 self._labels = dict(found)
+                if status == "running":
+                    self._listen_on().adopt(self._written(existing["Id"]))
                 return existing["Id"], status == "running"
             remove_quietly(self._api, existing["Id"])
         api = self._api()

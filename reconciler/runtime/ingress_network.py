@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
+import re
 import secrets
 import socket
 from dataclasses import dataclass
@@ -95,6 +96,10 @@ class IngressNetwork(Protocol):
     def replica_hosts(self, ingress_name: str, gateway: str) -> dict[str, str]:
         """`extra_hosts` for a replica, so the router URL reaches the ingress."""
 
+    def adopt(self, written: str) -> None:
+        """Keep what the running ingress's config (`written`, as the engine wrote it) holds
+        that this process would otherwise make anew."""
+
 
 class BridgeNetwork:
     """The ingress on the instance's bridge network, its ports published by Docker."""
@@ -134,6 +139,9 @@ class BridgeNetwork:
 
     def replica_hosts(self, ingress_name: str, gateway: str) -> dict[str, str]:
         return {}  # Docker's DNS on the network names the ingress
+
+    def adopt(self, written: str) -> None:
+        pass  # nothing of its own
 
 
 class HostNetwork:
@@ -191,6 +199,13 @@ class HostNetwork:
 
     def replica_hosts(self, ingress_name: str, gateway: str) -> dict[str, str]:
         return {ingress_name: gateway} if gateway else {}
+
+    def adopt(self, written: str) -> None:
+        """The router's secret of a running ingress (a restarted reconciler): kept, so the
+        replicas need not learn another while old workers still stamp the old one."""
+        found = re.search(rf"set-header {SECRET_HEADER} ([A-Za-z0-9_-]{{16,}})\n", written)
+        if found:
+            self.secret = found.group(1)
 
 
 def network_of(kind: str) -> IngressNetwork:

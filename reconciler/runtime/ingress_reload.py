@@ -91,3 +91,13 @@ def config_tar(cfg: str, files: Sequence[tuple[str, str]] = ()) -> bytes:
             info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
             tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
+
+
+def read_config_tar(data: bytes) -> str:
+    """The text of the first file in a tar (`get_archive` of the ingress's config)."""
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        for member in tar:
+            extracted = tar.extractfile(member) if member.isfile() else None
+            if extracted is not None:
+                return extracted.read().decode("utf-8", "replace")
+    return ""

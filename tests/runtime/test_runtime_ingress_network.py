@@ -85,6 +85,15 @@ def test_on_the_host_network_only_the_routers_stamp_lets_a_pickle_in_from_the_ho
     status, answer, _ = http(stand, body, {"Content-Type": PICKLE, "X-Serve-Router": secret})
     assert status == 200 and pickle.loads(answer) == ("ok", 12)
 
+    # A restarted reconciler (a new engine) keeps the running ingress's secret.
+    again = _engine(host_engine._instance, docker_client, "host")
+    text = CFG.format(
+        market=replicas["Market"].network_ip, stand=replicas["Stand"].network_ip, generation=1
+    )
+    again.apply_ingress(HttpOptions(host="127.0.0.1", port=port), _hand_written(text))
+    assert again.listen_on().secret == secret  # type: ignore[attr-defined]
+    assert try_http(url, b'["MANGO", 2]') == (200, b"6")
+
 
 def test_a_taken_port_is_said_at_once_and_the_replicas_keep_running(
     host_engine: DockerEngine, code_tree: CodeTree

@@ -57,6 +57,13 @@ def test_host_binds_moves_each_listener_where_the_host_has_it(tmp_path: Path) ->
         "http-request set-header X-Serve-Router s3cr3t",
     ]
     assert HostNetwork().secret != HostNetwork().secret and len(HostNetwork().secret) >= 32
+    # A restarted reconciler keeps the running ingress's secret.
+    restarted = HostNetwork()
+    restarted.adopt(host_binds(text, listen, "127.0.0.1", "kept-secret-0123456789"))
+    assert restarted.secret == "kept-secret-0123456789"
+    before = restarted.secret
+    restarted.adopt(text)  # nothing to keep: unchanged
+    assert restarted.secret == before
     # Nothing else changes: the servers, the backends and the unix socket stay as rendered.
     added = {"noreuseport", router[1]}
     kept = [line for line in moved.splitlines() if line.strip() not in added]

@@ -27,25 +27,65 @@ JSON = [(b"content-type", b"application/json")]
 PICKLED = [(b"content-type", wire.PICKLE.encode())]
 
 
+Routes = tuple[tuple[tuple[int, int], ...], str | None]
+
+
+def parse_routes(text: str) -> Routes:
+    """The own subnets (network, mask) and the default gateway in /proc/net/route's text."""
+    subnets, gateway = [], None
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        dest, via, mask = (int(fields[i], 16) for i in (1, 2, 7))
+        if dest == 0 and via:
+            gateway = socket.inet_ntoa(struct.pack("<L", via))
+        elif dest and not via:
+            subnets.append((dest, mask))
+    return tuple(subnets), gateway
+
+
 @functools.cache
-def host_gateway() -> str | None:
-    """The default gateway of this network namespace (the Docker host, from a container)."""
+def _routes() -> Routes:
+    """This network namespace's (empty and None where they cannot be read)."""
     try:
         with open("/proc/net/route", encoding="ascii") as f:
-            for line in f.readlines()[1:]:
-                fields = line.split()
-                if len(fields) > 2 and fields[1] == "00000000":
-                    return socket.inet_ntoa(struct.pack("<L", int(fields[2], 16)))
+            return parse_routes(f.read())
     except (OSError, ValueError):
+        return (), None
+
+
+def host_gateway() -> str | None:
+    """The default gateway of this network namespace (the Docker host, from a container)."""
+    return _routes()[1]
+
+
+def inside(peer: str, routes: Routes) -> bool | None:
+    """Whether `peer` is on one of this container's networks, or its loopback (None: cannot
+    tell, an IPv6 peer or no routes)."""
+    try:
+        packed = socket.inet_aton(peer)
+    except OSError:
         return None
-    return None
+    if packed[0] == 127:
+        return True
+    subnets = routes[0]
+    if not subnets:
+        return None
+    address = struct.unpack("<L", packed)[0]
+    return any(address & mask == dest for dest, mask in subnets)
 
 
 async def pickle_allowed(conn: HttpConnection, request: HttpRequest, router: RouterSecret) -> bool:
-    gateway = host_gateway()
-    if conn.peer is None or gateway is None or conn.peer[0] != gateway:
+    """From inside the network (not its gateway); or from the gateway with the router's stamp.
+    A peer from elsewhere (a port published on another address reaches the replica with the
+    caller's own address) is refused."""
+    if conn.peer is None:
         return True
-    return await router.matches(request.header(ROUTER_HEADER))
+    peer, gateway = str(conn.peer[0]), host_gateway()
+    if gateway is not None and peer == gateway:
+        return await router.matches(request.header(ROUTER_HEADER))
+    return inside(peer, _routes()) is not False
 
 
 async def answer(replica: Any, method: str, request: HttpRequest, conn: HttpConnection) -> None:
