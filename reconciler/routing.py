@@ -49,7 +49,6 @@ READY_PATH = "/-/ready"
 HEALTHZ_PATH = "/-/healthz"  # the ingress itself is alive (for a container health check)
 ROUTES_PATH = "/-/routes"  # Serve's proxy endpoint: {route_prefix: application}
 CALL_PREFIX = "/-/call"
-ROUTER_STAMP_HEADER = "X-Serve-Router"  # ingress_network.SECRET_HEADER
 CONTROL_PREFIX = "/-/"  # Serve's reserved paths: the proxy's own, and here the replicas' control
 MODEL_ID_HEADER = "serve_multiplexed_model_id"  # Serve's header naming a multiplexed model
 ROUTE_PREFIX_HEADER = "x-serve-route-prefix"  # the replica serves its ASGI app under it
@@ -204,8 +203,6 @@ def _ingress_frontend(routes: Sequence[_Route]) -> list[str]:
         # A replica's control endpoints (/-/call, /-/reconfigure, /-/state...) share its port
         # with the application: an application at "/" would hand them to any client.
         f"    use_backend {NO_ROUTE_BACKEND} if {{ path_beg {CONTROL_PREFIX} }}",
-        # The stamp of the router's calls is the router's alone (runtime/ingress_network.py).
-        f"    http-request del-header {ROUTER_STAMP_HEADER}",
     ]
     for route in routes:
         if not route.prefix:

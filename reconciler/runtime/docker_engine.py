@@ -61,7 +61,7 @@ from reconciler.runtime.remote_code import default_cache_dir
 from reconciler.runtime.seam import Conflict, LazyApi, Missing, inspect_or_none, remove_quietly
 from reconciler.runtime.seam import seam as _seam
 from reconciler.runtime.wheels import PipSettings
-from reconciler.settings import HostLimits
+from reconciler.settings import INGRESS_NETWORKS, HostLimits
 
 _BUNDLE_CACHE_SIZE = 16
 _CAPACITY_TTL_S = 60.0  # `docker info` once a minute: cores and memory rarely change
@@ -99,8 +99,9 @@ class DockerEngine(containers.InstanceNames):
         self._network_lock = threading.Lock()
         self._network_ok = False
         self._bridge = containers.Bridge()  # the instance network's, once it is known to exist
+        if ingress_network not in INGRESS_NETWORKS:
+            raise ValueError(f"unknown ingress network {ingress_network!r}")
         self._asked_network = ingress_network
-        network_of(ingress_network if ingress_network != "auto" else "host")  # a bad name fails
         self._listen: IngressNetwork | None = None  # chosen on first use (`listen_on`)
         self._listen_lock = threading.Lock()
         self._bundles: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()

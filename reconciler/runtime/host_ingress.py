@@ -257,8 +257,8 @@ class HostIngress:
             kept = status in ("running", "created")
             if kept and self._listen_on().serves(existing, http, bridge):
                 self._labels = dict(found)
-                if status == "running":
-                    self._listen_on().adopt(self._written(existing["Id"]))
+                if status == "running" and self._applied is None:  # first met by this process
+                    self._listen_on().adopt(lambda: self._written(existing["Id"]))
                 return existing["Id"], status == "running"
             remove_quietly(self._api, existing["Id"])
         api = self._api()

@@ -36,6 +36,7 @@ import random
 import re
 import secrets
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -96,8 +97,8 @@ class IngressNetwork(Protocol):
     def replica_hosts(self, ingress_name: str, gateway: str) -> dict[str, str]:
         """`extra_hosts` for a replica, so the router URL reaches the ingress."""
 
-    def adopt(self, written: str) -> None:
-        """Keep what the running ingress's config (`written`, as the engine wrote it) holds
+    def adopt(self, written: Callable[[], str]) -> None:
+        """Keep what the running ingress's config (`written()`, as the engine wrote it) holds
         that this process would otherwise make anew."""
 
 
@@ -140,8 +141,8 @@ class BridgeNetwork:
     def replica_hosts(self, ingress_name: str, gateway: str) -> dict[str, str]:
         return {}  # Docker's DNS on the network names the ingress
 
-    def adopt(self, written: str) -> None:
-        pass  # nothing of its own
+    def adopt(self, written: Callable[[], str]) -> None:
+        pass  # nothing of its own: the config is not even read
 
 
 class HostNetwork:
@@ -150,7 +151,7 @@ class HostNetwork:
     kind = "host"
 
     def __init__(self) -> None:
-        # New with each reconciler process (a restart rewrites the config; replicas ask again).
+        # New with each reconciler process, unless a running ingress has one (`adopt`).
         self.secret = secrets.token_urlsafe(24)
 
     def create_args(
@@ -200,10 +201,10 @@ class HostNetwork:
     def replica_hosts(self, ingress_name: str, gateway: str) -> dict[str, str]:
         return {ingress_name: gateway} if gateway else {}
 
-    def adopt(self, written: str) -> None:
+    def adopt(self, written: Callable[[], str]) -> None:
         """The router's secret of a running ingress (a restarted reconciler): kept, so the
         replicas need not learn another while old workers still stamp the old one."""
-        found = re.search(rf"set-header {SECRET_HEADER} ([A-Za-z0-9_-]{{16,}})\n", written)
+        found = re.search(rf"set-header {SECRET_HEADER} ([A-Za-z0-9_-]{{16,}})\n", written())
         if found:
             self.secret = found.group(1)
 
@@ -273,12 +274,15 @@ def host_binds(text: str, listen: Listen, publish_host: str, secret: str = "") -
             f"if {{ path {SECRET_PATH} }}\n"
             f"    http-request set-header {SECRET_HEADER} {secret}\n"
         )
+    ingress = f"    bind {_address(listen.http_host, listen.http_port)}\n"
+    if secret:  # the stamp is the router's alone: a client's is dropped
+        ingress += f"    http-request del-header {SECRET_HEADER}\n"
     moves = (
         # No SO_REUSEPORT: in the host's network any process of HAProxy's user could bind the
         # same ports beside it and take a share of the connections. A reload still binds
         # nothing twice: the master hands the listeners over (`expose-fd listeners`).
         (_MASTER_WORKER, f"{_MASTER_WORKER}    noreuseport\n"),
-        (_INGRESS_BIND, f"    bind {_address(listen.http_host, listen.http_port)}\n"),
+        (_INGRESS_BIND, ingress),
         (_ROUTER_BIND, router),
         (_ADMIN_BIND, f"    stats socket {admin} level admin\n"),
     )

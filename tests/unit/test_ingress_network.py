@@ -59,10 +59,10 @@ def test_host_binds_moves_each_listener_where_the_host_has_it(tmp_path: Path) ->
     assert HostNetwork().secret != HostNetwork().secret and len(HostNetwork().secret) >= 32
     # A restarted reconciler keeps the running ingress's secret.
     restarted = HostNetwork()
-    restarted.adopt(host_binds(text, listen, "127.0.0.1", "kept-secret-0123456789"))
+    restarted.adopt(lambda: host_binds(text, listen, "127.0.0.1", "kept-secret-0123456789"))
     assert restarted.secret == "kept-secret-0123456789"
     before = restarted.secret
-    restarted.adopt(text)  # nothing to keep: unchanged
+    restarted.adopt(lambda: text)  # nothing to keep: unchanged
     assert restarted.secret == before
     # Nothing else changes: the servers, the backends and the unix socket stay as rendered.
     added = {"noreuseport", router[1]}

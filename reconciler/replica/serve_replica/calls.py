@@ -1,10 +1,11 @@
 """The callee side of a handle call (`POST /-/call/<app>/<deployment>/<method>`).
 
-Pickle (what handles send) is accepted only from inside the Docker network: a connection from
-the network's gateway is the host reaching the published control port, and gets the JSON form
-only, so a local user of the host cannot make a replica unpickle what they send. The one caller
-on the host that may is the router of an ingress in the host's network, whose calls carry its
-secret stamp (router_secret.py).
+Pickle (what handles send) is accepted only from the replica's own Docker networks (and its
+loopback): a connection from the network's gateway is the host reaching the published control
+port, and one from any other address came through a port published beyond the loopback; both
+get the JSON form only, so nobody outside can make a replica unpickle what they send. The one
+caller at the gateway that may is the router of an ingress in the host's network, whose calls
+carry its secret stamp (router_secret.py).
 """
 
 from __future__ import annotations
@@ -55,11 +56,6 @@ def _routes() -> Routes:
         return (), None
 
 
-def host_gateway() -> str | None:
-    """The default gateway of this network namespace (the Docker host, from a container)."""
-    return _routes()[1]
-
-
 def inside(peer: str, routes: Routes) -> bool | None:
     """Whether `peer` is on one of this container's networks, or its loopback (None: cannot
     tell, an IPv6 peer or no routes)."""
@@ -82,10 +78,10 @@ async def pickle_allowed(conn: HttpConnection, request: HttpRequest, router: Rou
     caller's own address) is refused."""
     if conn.peer is None:
         return True
-    peer, gateway = str(conn.peer[0]), host_gateway()
-    if gateway is not None and peer == gateway:
+    routes, peer = _routes(), str(conn.peer[0])
+    if routes[1] is not None and peer == routes[1]:  # the default gateway: the Docker host
         return await router.matches(request.header(ROUTER_HEADER))
-    return inside(peer, _routes()) is not False
+    return inside(peer, routes) is not False
 
 
 async def answer(replica: Any, method: str, request: HttpRequest, conn: HttpConnection) -> None:
